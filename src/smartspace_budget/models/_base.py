@@ -1,0 +1,144 @@
+"""Shared pieces of the wire format: exact money fields and exact JSON in and out.
+
+pydantic's own JSON parser reads numbers through float (``100.00`` becomes ``100`` and long
+amounts lose digits), so documents are parsed with :func:`json.loads` using ``Decimal`` for
+every non-integer number, and written with simplejson, which prints a Decimal exactly as a
+JSON number. ``SpecModel.from_json`` / ``SpecModel.to_json`` are the only doors.
+
+Serialization rule: every key the spec shows is always written (``null`` where a limit is
+unlimited); our extension keys are written only when they hold a value, so a spec document
+read and written back keeps its exact shape.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated, Any, ClassVar, Self
+from uuid import UUID
+
+import simplejson
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_serializer
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core.core_schema import SerializerFunctionWrapHandler
+
+from smartspace_budget.errors import InvalidAmountError, InvalidInputError
+from smartspace_budget.money import parse_amount
+
+__all__ = [
+    "Money",
+    "NonNegativeMoney",
+    "SpecModel",
+    "dumps",
+    "loads",
+]
+
+
+def _money(value: object) -> Decimal:
+    try:
+        return parse_amount(value)
+    except InvalidAmountError as exc:
+        raise ValueError(exc.detail) from None
+
+
+def _non_negative_money(value: object) -> Decimal:
+    amount = _money(value)
+    if amount < 0:
+        raise ValueError(f"must not be negative, got {amount}")
+    return amount
+
+
+Money = Annotated[Decimal, BeforeValidator(_money)]
+"""A finite Decimal amount; floats, NaN and infinities are refused."""
+
+NonNegativeMoney = Annotated[Decimal, BeforeValidator(_non_negative_money)]
+"""A finite, non-negative Decimal amount (limits, prices, balances' thresholds)."""
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON keeping every non-integer number as an exact Decimal; NaN is refused."""
+
+    def _reject_constant(name: str) -> Any:
+        raise InvalidAmountError(f"{name} is not a valid amount")
+
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"not valid JSON: {exc}") from None
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None and value.utcoffset() == UTC.utcoffset(None):
+            return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def dumps(data: Any, *, indent: int | None = None) -> str:
+    """Write JSON with Decimals as exact JSON numbers (never through float)."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="python")
+    return str(
+        simplejson.dumps(
+            data,
+            use_decimal=True,
+            default=_json_default,
+            indent=indent,
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    )
+
+
+class SpecModel(BaseModel):
+    """Base of the spec's models: strict about unknown keys and exact about amounts.
+
+    Subclasses list their extension fields (not in the spec's JSON) in ``_optional_keys``;
+    those are dropped from output while they are ``None``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+
+    _optional_keys: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_extensions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in self._optional_keys:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Self:
+        """Parse a JSON document exactly; raises :class:`InvalidInputError` with the reasons."""
+        return cls.from_data(loads(text))
+
+    @classmethod
+    def from_data(cls, data: Any) -> Self:
+        """Validate already-parsed data; raises :class:`InvalidInputError` with the reasons."""
+        try:
+            return cls.model_validate(data)
+        except PydanticValidationError as exc:
+            raise InvalidInputError(f"invalid {cls.__name__}: {_describe(exc)}") from None
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """Write the model as JSON, amounts as exact numbers."""
+        return dumps(self.model_dump(mode="python"), indent=indent)
+
+
+def _describe(exc: PydanticValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "document"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
