@@ -40,6 +40,7 @@ NANO_PER_UNIT = 10**NANO_DIGITS
 _NANO_QUANTUM = Decimal(1).scaleb(-NANO_DIGITS)
 # Signed 64-bit column range: the most a BIGINT can hold (~9.2 billion USDC in nano-units).
 MAX_NANO = 2**63 - 1
+_OUT_OF_REACH = Decimal(10**10)
 
 # Enough digits for any product or quotient of in-range amounts and rates to be exact
 # before the single rounding step.
@@ -84,8 +85,18 @@ def parse_amount(value: object, *, name: str = "amount", allow_negative: bool = 
 
 
 def quantize(amount: Decimal, digits: int = NANO_DIGITS) -> Decimal:
-    """Round ``amount`` half-even to ``digits`` decimal places: the package's one rounding rule."""
-    return amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN, context=_CONTEXT)
+    """Round ``amount`` half-even to ``digits`` decimal places: the package's one rounding rule.
+
+    Raises :class:`InvalidAmountError` if the result would need more than 60 digits.
+    """
+    try:
+        return amount.quantize(
+            Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN, context=_CONTEXT
+        )
+    except decimal.InvalidOperation:
+        raise InvalidAmountError(
+            f"{amount} is too large to round to {digits} decimal places"
+        ) from None
 
 
 def to_nano(amount: Amount, *, name: str = "amount", allow_negative: bool = True) -> int:
@@ -95,7 +106,9 @@ def to_nano(amount: Amount, *, name: str = "amount", allow_negative: bool = True
     allowed) and amounts beyond the signed 64-bit range of the ledger's columns.
     """
     value = parse_amount(amount, name=name, allow_negative=allow_negative)
-    nano = int(quantize(value).scaleb(NANO_DIGITS, context=_CONTEXT))
+    # Far out of range (|value| >= 10^10 USDC) may be too long to round; it is rejected anyway.
+    in_reach = value.copy_abs() < _OUT_OF_REACH
+    nano = int(quantize(value).scaleb(NANO_DIGITS, context=_CONTEXT)) if in_reach else MAX_NANO + 1
     if abs(nano) > MAX_NANO:
         raise InvalidAmountError(
             f"{name} {value} is beyond the ledger's range of ±{from_nano(MAX_NANO)}",
@@ -108,7 +121,11 @@ def from_nano(nano: int) -> Decimal:
     """Convert integer nano-USDC back to a Decimal with exactly nine decimal places."""
     if isinstance(nano, bool) or not isinstance(nano, int):
         raise InvalidAmountError(f"nano amount must be an int, not {type(nano).__name__}")
-    return Decimal(nano).scaleb(-NANO_DIGITS, context=_CONTEXT).quantize(_NANO_QUANTUM)
+    return (
+        Decimal(nano)
+        .scaleb(-NANO_DIGITS, context=_CONTEXT)
+        .quantize(_NANO_QUANTUM, context=_CONTEXT)
+    )
 
 
 def ratio_split(total: int, ratios: Sequence[int | Decimal]) -> list[int]:
