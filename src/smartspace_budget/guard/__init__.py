@@ -1,0 +1,34 @@
+"""Guarded LLM calls: estimate, reserve, call, settle at the real cost, flag the difference.
+
+::
+
+    guard = Guard(backend, PricingEngine(backend), user_id="user_001", project_id="proj_001")
+    client = guard.wrap(openai.AsyncOpenAI())
+    reply = await client.chat.completions.create(model="gpt-4o", messages=[...], max_tokens=200)
+
+or around any provider call::
+
+    async with guard.request("openai", "gpt-4o", messages=messages, max_tokens=200) as call:
+        reply = await my_http_call(...)
+        call.record_usage(input_tokens=..., output_tokens=...)
+"""
+
+from smartspace_budget.guard.core import Guard, GuardedCall, deliver_alert
+from smartspace_budget.guard.costing import (
+    ProviderUsage,
+    call_cost,
+    usage_base_cost,
+    with_platform_fee,
+)
+from smartspace_budget.guard.portal import Portal
+
+__all__ = [
+    "Guard",
+    "GuardedCall",
+    "Portal",
+    "ProviderUsage",
+    "call_cost",
+    "deliver_alert",
+    "usage_base_cost",
+    "with_platform_fee",
+]

@@ -1,0 +1,494 @@
+"""The guarded call: estimate, reserve, call, settle at the real cost, flag the difference.
+
+Every call goes through the same five steps, whether it is made by a wrapped SDK client or
+inside ``async with guard.request(...)``:
+
+1. **estimate** the cost with the pricing engine: exact input tokens where a tokenizer
+   exists, ``max_tokens`` as the worst case for output (or the caller's expected output);
+2. **reserve** that amount in the ledger. The reservation *is* the policy check: the ledger
+   refuses it atomically with :class:`~smartspace_budget.errors.BudgetExceededError` or
+   :class:`~smartspace_budget.errors.PolicyViolationError`, before any network traffic, and
+   concurrent calls can never overspend the balance between a check and a charge;
+3. the caller makes the provider call;
+4. **settle** the reservation with the real usage priced at the version in force (plus the
+   platform fee). When the usage is unknown (cancelled, failed midway, not reported) the
+   reservation amount is charged, flagged ``cost_is_estimate``: never zero;
+5. **compare** estimate and actual with ``detect_cost_anomaly``; medium or worse is turned
+   into a :class:`~smartspace_budget.models.SpendingAlert` for the monitor's handlers.
+
+Every ledger write carries an idempotency key derived from the call's id, so a retried
+settlement can never charge twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from smartspace_budget.backend.base import Backend, LedgerClient
+from smartspace_budget.errors import BackendError, InvalidInputError
+from smartspace_budget.guard.costing import ProviderUsage, call_cost
+from smartspace_budget.guard.portal import Portal
+from smartspace_budget.models import (
+    AlertLevel,
+    AlertType,
+    AnomalySeverity,
+    BudgetReservation,
+    CostAnomaly,
+    CostEstimate,
+    LedgerEntry,
+    PricingData,
+    SpendingAlert,
+    UsageEvent,
+)
+
+__all__ = ["Guard", "GuardBackend", "GuardedCall", "PricingSource"]
+
+log = logging.getLogger("smartspace_budget.guard")
+
+_REPORTED = {
+    AnomalySeverity.MEDIUM: AlertLevel.WARNING,
+    AnomalySeverity.HIGH: AlertLevel.CRITICAL,
+    AnomalySeverity.CRITICAL: AlertLevel.EMERGENCY,
+}
+_SETTLE_ATTEMPTS = 3
+
+
+class GuardBackend(Backend, LedgerClient, Protocol):
+    """What the guard needs: the ledger writes (reserve/settle/release) and the reads."""
+
+
+class PricingSource(Protocol):
+    """The part of :class:`~smartspace_budget.pricing.PricingEngine` the guard uses."""
+
+    async def get_provider_pricing(self, provider: str, model: str) -> PricingData: ...
+
+    async def estimate_cost(
+        self,
+        provider: str,
+        model: str,
+        input_text: str | None = None,
+        *,
+        messages: Sequence[dict[str, Any]] | None = None,
+        input_tokens: int | None = None,
+        expected_output_tokens: int = ...,
+        currency: str = "USDC",
+    ) -> CostEstimate: ...
+
+    async def detect_cost_anomaly(
+        self,
+        request_id: str,
+        provider: str,
+        model: str,
+        estimated_cost: Decimal,
+        actual_cost: Decimal,
+    ) -> CostAnomaly: ...
+
+
+@dataclass
+class GuardedCall:
+    """One call in flight: its estimate, its hold and, once settled, what it cost.
+
+    Inside ``guard.request(...)`` call :meth:`record_usage` with what the provider reported;
+    if it is never called the reservation amount is charged as an estimate.
+    """
+
+    call_id: str
+    request_id: str
+    provider: str
+    model: str
+    estimate: CostEstimate
+    reservation: BudgetReservation
+    expected_cost: Decimal
+    usage: ProviderUsage | None = None
+    entry: LedgerEntry | None = None
+    actual_cost: Decimal | None = None
+    cost_is_estimate: bool = False
+    anomaly: CostAnomaly | None = None
+    released: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reserved_amount(self) -> Decimal:
+        """The amount held for this call (the worst-case estimate)."""
+        return self.reservation.amount
+
+    @property
+    def finished(self) -> bool:
+        """Settled or released: the hold is resolved."""
+        return self.entry is not None or self.released
+
+    def record_usage(
+        self,
+        usage: ProviderUsage | None = None,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+    ) -> None:
+        """Tell the guard what the provider reported (input includes cached and cache writes)."""
+        if usage is None:
+            if input_tokens is None or output_tokens is None:
+                raise InvalidInputError(
+                    "record_usage needs usage or input_tokens and output_tokens"
+                )
+            usage = ProviderUsage(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cached_input_tokens=cached_input_tokens,
+                cache_write_tokens=cache_write_tokens,
+                reasoning_tokens=reasoning_tokens,
+            )
+        self.usage = usage
+
+
+class Guard:
+    """Guards LLM calls of one user/project against its budget (see the module docstring).
+
+    ``backend`` provides reads and ledger writes (``LocalBackend``, ``HttpBackend``);
+    ``pricing_engine`` estimates and prices (``PricingEngine``); ``monitor`` (a
+    ``SpendingMonitor``), when given, receives cost anomalies of medium severity or worse
+    through its alert handlers; ``on_anomaly`` is called with every such anomaly.
+    Synchronous clients run the backend on ``portal`` (one is created when needed).
+    """
+
+    def __init__(
+        self,
+        backend: GuardBackend,
+        pricing_engine: PricingSource,
+        *,
+        user_id: str,
+        project_id: str,
+        monitor: Any | None = None,
+        reservation_ttl: int = 300,
+        on_anomaly: Callable[[CostAnomaly], None] | None = None,
+        portal: Portal | None = None,
+    ) -> None:
+        if not user_id or not project_id:
+            raise InvalidInputError("user_id and project_id must not be empty")
+        if isinstance(reservation_ttl, bool) or not 1 <= reservation_ttl <= 86_400:
+            raise InvalidInputError("reservation_ttl must be between 1 and 86400 seconds")
+        self.backend = backend
+        self.pricing_engine = pricing_engine
+        self.user_id = user_id
+        self.project_id = project_id
+        self.monitor = monitor
+        self.reservation_ttl = reservation_ttl
+        self.on_anomaly = on_anomaly
+        self._portal = portal
+        self._pending: set[concurrent.futures.Future[Any] | asyncio.Future[Any]] = set()
+
+    @property
+    def portal(self) -> Portal:
+        """The background loop synchronous clients use (created on first use)."""
+        if self._portal is None:
+            self._portal = Portal()
+        return self._portal
+
+    def wrap(self, client: Any) -> Any:
+        """Return a guarded proxy of an ``openai`` or ``anthropic`` client (sync or async)."""
+        from smartspace_budget.guard.wrappers import wrap_client
+
+        return wrap_client(self, client)
+
+    @asynccontextmanager
+    async def request(
+        self,
+        provider: str,
+        model: str,
+        *,
+        input_text: str | None = None,
+        messages: Sequence[dict[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        expected_output_tokens: int | None = None,
+        request_id: str | None = None,
+    ) -> AsyncIterator[GuardedCall]:
+        """Guard one provider call made inside the block; raises before the block if denied."""
+        call = await self.open_call(
+            provider,
+            model,
+            input_text=input_text,
+            messages=messages,
+            max_tokens=max_tokens,
+            expected_output_tokens=expected_output_tokens,
+            request_id=request_id,
+        )
+        try:
+            yield call
+        except BaseException:
+            await asyncio.shield(self.finish_call(call, call.usage))
+            raise
+        await self.finish_call(call, call.usage)
+
+    async def open_call(
+        self,
+        provider: str,
+        model: str,
+        *,
+        input_text: str | None = None,
+        messages: Sequence[dict[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        expected_output_tokens: int | None = None,
+        request_id: str | None = None,
+    ) -> GuardedCall:
+        """Steps 1-2: estimate and reserve. Raises the budget errors when the ledger refuses."""
+        for name, value in (
+            ("max_tokens", max_tokens),
+            ("expected_output", expected_output_tokens),
+        ):
+            if value is not None and (isinstance(value, bool) or value < 0):
+                raise InvalidInputError(f"{name} must be a non-negative int, got {value!r}")
+        call_id = uuid.uuid4().hex
+        request_id = request_id or f"req_{call_id}"
+        worst_output = max_tokens if max_tokens is not None else expected_output_tokens
+        estimate = await self._estimate(provider, model, input_text, messages, worst_output)
+        expected_cost = estimate.total_cost
+        if (
+            expected_output_tokens is not None
+            and max_tokens is not None
+            and expected_output_tokens != max_tokens
+        ):
+            expected_cost = (
+                await self._estimate(
+                    provider,
+                    model,
+                    None,
+                    None,
+                    expected_output_tokens,
+                    input_tokens=estimate.input_tokens,
+                )
+            ).total_cost
+        reservation = await self.backend.reserve(
+            self.user_id,
+            self.project_id,
+            estimate.total_cost,
+            ttl_seconds=self.reservation_ttl,
+            idempotency_key=f"guard:{call_id}:reserve",
+            request_id=request_id,
+        )
+        return GuardedCall(
+            call_id=call_id,
+            request_id=request_id,
+            provider=provider,
+            model=model,
+            estimate=estimate,
+            reservation=reservation,
+            expected_cost=expected_cost,
+        )
+
+    async def _estimate(
+        self,
+        provider: str,
+        model: str,
+        input_text: str | None,
+        messages: Sequence[dict[str, Any]] | None,
+        output_tokens: int | None,
+        *,
+        input_tokens: int | None = None,
+    ) -> CostEstimate:
+        kwargs: dict[str, Any] = {}
+        if output_tokens is not None:
+            kwargs["expected_output_tokens"] = output_tokens
+        if input_tokens is not None:
+            kwargs["input_tokens"] = input_tokens
+        elif messages is not None:
+            kwargs["messages"] = list(messages)
+        else:
+            kwargs["input_text"] = input_text or ""
+        return await self.pricing_engine.estimate_cost(provider, model, **kwargs)
+
+    async def finish_call(self, call: GuardedCall, usage: ProviderUsage | None) -> None:
+        """Steps 4-5: settle at the real cost (or at the reservation if unknown), then compare.
+
+        Settling is retried with the same idempotency key; if the backend stays down the
+        failure is logged and the hold expires in the ledger after its TTL.
+        """
+        if call.finished:
+            return
+        call.usage = usage
+        pricing: PricingData | None = None
+        actual: Decimal | None = None
+        if usage is not None:
+            try:
+                pricing = await self.pricing_engine.get_provider_pricing(call.provider, call.model)
+                actual = call_cost(pricing, usage, call.estimate.platform_fee_percent)
+            except Exception:
+                log.exception(
+                    "could not price %s/%s; charging the reservation", call.provider, call.model
+                )
+                actual = None
+        is_estimate = actual is None
+        if actual is None:
+            actual = call.reserved_amount
+        counts = usage or ProviderUsage(
+            input_tokens=call.estimate.input_tokens, output_tokens=call.estimate.output_tokens
+        )
+        event = UsageEvent(
+            provider=call.provider,
+            model=call.model,
+            input_tokens=counts.input_tokens,
+            output_tokens=counts.output_tokens,
+            cached_input_tokens=counts.cached_input_tokens,
+            cache_write_tokens=counts.cache_write_tokens,
+            reasoning_tokens=counts.reasoning_tokens,
+            actual_cost=actual,
+            estimated_cost=call.expected_cost,
+            price_version=(pricing.version if pricing else call.estimate.price_version),
+            request_id=call.request_id,
+            cost_is_estimate=is_estimate,
+            tags=call.tags,
+        )
+        entry = await self._settle(call, event)
+        if entry is None:
+            return
+        call.entry, call.actual_cost, call.cost_is_estimate = entry, actual, is_estimate
+        if not is_estimate:
+            await self._compare(call, actual)
+
+    async def _settle(self, call: GuardedCall, event: UsageEvent) -> LedgerEntry | None:
+        key = f"guard:{call.call_id}:settle"
+        for attempt in range(_SETTLE_ATTEMPTS):
+            try:
+                return await self.backend.settle(
+                    call.reservation.reservation_id, event, idempotency_key=key
+                )
+            except BackendError:
+                if attempt + 1 == _SETTLE_ATTEMPTS:
+                    log.exception(
+                        "settling %s failed; the hold of %s expires after its TTL",
+                        call.request_id,
+                        call.reserved_amount,
+                    )
+                    return None
+                await asyncio.sleep(0.05 * 2**attempt)
+        return None
+
+    async def release_call(self, call: GuardedCall) -> None:
+        """Free the hold without charging: the provider refused the request, nothing was used."""
+        if call.finished:
+            return
+        await self.backend.release(
+            call.reservation.reservation_id, idempotency_key=f"guard:{call.call_id}:release"
+        )
+        call.released = True
+
+    async def _compare(self, call: GuardedCall, actual: Decimal) -> None:
+        try:
+            anomaly = await self.pricing_engine.detect_cost_anomaly(
+                call.request_id, call.provider, call.model, call.expected_cost, actual
+            )
+        except Exception:
+            log.exception("cost anomaly check failed for %s", call.request_id)
+            return
+        call.anomaly = anomaly
+        level = _REPORTED.get(anomaly.severity)
+        if level is None:
+            return
+        if self.on_anomaly is not None:
+            _isolated(self.on_anomaly, anomaly)
+        if self.monitor is not None:
+            await self._alert_monitor(call, anomaly, level)
+
+    async def _alert_monitor(
+        self, call: GuardedCall, anomaly: CostAnomaly, level: AlertLevel
+    ) -> None:
+        alert = SpendingAlert(
+            user_id=self.user_id,
+            project_id=self.project_id,
+            alert_type=AlertType.COST_ANOMALY,
+            level=level,
+            title=f"Cost anomaly on {call.provider}/{call.model}",
+            message=anomaly.message
+            or (
+                f"request {call.request_id} cost {anomaly.actual_cost} USDC, "
+                f"estimated {anomaly.estimated_cost} USDC ({anomaly.severity.value})"
+            ),
+            current_value=anomaly.actual_cost,
+            threshold_value=anomaly.estimated_cost,
+            metadata={
+                "request_id": call.request_id,
+                "provider": call.provider,
+                "model": call.model,
+                "severity": anomaly.severity.value,
+                "direction": anomaly.direction.value,
+                "difference_percent": (
+                    str(anomaly.difference_percent)
+                    if anomaly.difference_percent is not None
+                    else None
+                ),
+            },
+        )
+        await deliver_alert(self.monitor, alert)
+
+    # -- background settlement (streams dropped without being closed) ---------------------
+
+    def settle_later(
+        self,
+        call: GuardedCall,
+        usage: ProviderUsage | None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """Settle from a finalizer, without blocking it.
+
+        An async stream settles on the loop it was read on (its backend's loop); a sync one
+        on the portal. If that loop is gone, the hold expires in the ledger after its TTL.
+        """
+        if loop is None:
+            self._track(self.portal.submit(self.finish_call(call, usage)))
+            return
+        if loop.is_closed():
+            log.warning("loop closed; the hold of %s expires after its TTL", call.request_id)
+            return
+
+        def _start() -> None:
+            self._track(loop.create_task(self.finish_call(call, usage)))
+
+        loop.call_soon_threadsafe(_start)
+
+    def _track(self, future: concurrent.futures.Future[Any] | asyncio.Future[Any]) -> None:
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait until settlements started in the background (dropped streams) are done."""
+        await asyncio.sleep(0)
+        while self._pending:
+            batch = list(self._pending)
+            await asyncio.gather(
+                *(f if isinstance(f, asyncio.Future) else asyncio.wrap_future(f) for f in batch),
+                return_exceptions=True,
+            )
+            self._pending.difference_update(batch)
+
+
+async def deliver_alert(monitor: Any, alert: SpendingAlert) -> None:
+    """Hand ``alert`` to a monitor's handlers; a failing handler never hides the others."""
+    dispatch = getattr(monitor, "dispatch_alert", None)
+    if dispatch is not None:
+        result = dispatch(alert)
+        if asyncio.iscoroutine(result):
+            await result
+        return
+    for handler in list(getattr(monitor, "alert_handlers", None) or []):
+        try:
+            result = handler(alert)
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("alert handler %r failed", handler)
+
+
+def _isolated(callback: Callable[[CostAnomaly], None], anomaly: CostAnomaly) -> None:
+    try:
+        callback(anomaly)
+    except Exception:
+        log.exception("on_anomaly callback failed")

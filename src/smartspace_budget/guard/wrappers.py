@@ -1,0 +1,249 @@
+"""Guarded proxies of ``openai`` and ``anthropic`` clients, sync and async.
+
+``guard.wrap(client)`` returns a proxy: the guarded methods are
+``chat.completions.create`` and ``responses.create`` (OpenAI), ``messages.create`` and
+``messages.stream`` (Anthropic), streaming or not; everything else is the client's own
+attribute, untouched. The client itself is not modified.
+
+A request the provider answers with an HTTP error is not billed by the provider, so its hold
+is released; any other failure (connection lost, timeout, error midway through a stream)
+leaves the real usage unknown, so the reservation is charged as an estimate.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.guard.core import Guard, GuardedCall
+from smartspace_budget.guard.costing import ProviderUsage
+from smartspace_budget.guard.prompts import anthropic_messages, openai_messages, responses_messages
+from smartspace_budget.guard.streams import (
+    GuardedAsyncStream,
+    GuardedStream,
+    new_settlement,
+)
+from smartspace_budget.guard.usage import (
+    AnthropicStreamUsage,
+    anthropic_usage,
+    openai_chat_usage,
+    openai_responses_usage,
+    openai_stream_event_usage,
+)
+
+__all__ = ["wrap_client"]
+
+Observer = tuple[Callable[[Any], None], Callable[[], ProviderUsage | None]]
+
+
+@dataclass(frozen=True)
+class _Method:
+    """How to guard one SDK method: reading the request, the response and the stream."""
+
+    provider: str
+    read_request: Callable[[dict[str, Any]], tuple[list[dict[str, str]], int | None]]
+    response_usage: Callable[[Any], ProviderUsage | None]
+    new_observer: Callable[[], Observer]
+    adjust: Callable[[dict[str, Any]], dict[str, Any]] = lambda kwargs: kwargs
+
+
+def _openai_stream_observer() -> Observer:
+    seen: list[ProviderUsage] = []
+
+    def observe(event: Any) -> None:
+        usage = openai_stream_event_usage(event)
+        if usage is not None:
+            seen.append(usage)
+
+    return observe, lambda: seen[-1] if seen else None
+
+
+def _anthropic_stream_observer() -> Observer:
+    acc = AnthropicStreamUsage()
+    return acc.observe, acc.result
+
+
+def _include_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
+    if kwargs.get("stream"):
+        options = dict(kwargs.get("stream_options") or {})
+        options["include_usage"] = True
+        kwargs = {**kwargs, "stream_options": options}
+    return kwargs
+
+
+def _max_of(kwargs: dict[str, Any], *names: str) -> int | None:
+    for name in names:
+        value = kwargs.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+OPENAI_CHAT = _Method(
+    provider="openai",
+    read_request=lambda kw: (
+        openai_messages(kw.get("messages") or []),
+        _max_of(kw, "max_completion_tokens", "max_tokens"),
+    ),
+    response_usage=lambda response: openai_chat_usage(getattr(response, "usage", None)),
+    new_observer=_openai_stream_observer,
+    adjust=_include_usage,
+)
+OPENAI_RESPONSES = _Method(
+    provider="openai",
+    read_request=lambda kw: (
+        responses_messages(kw.get("input"), kw.get("instructions")),
+        _max_of(kw, "max_output_tokens"),
+    ),
+    response_usage=lambda response: openai_responses_usage(getattr(response, "usage", None)),
+    new_observer=_openai_stream_observer,
+)
+ANTHROPIC_MESSAGES = _Method(
+    provider="anthropic",
+    read_request=lambda kw: (
+        anthropic_messages(kw.get("messages") or [], kw.get("system")),
+        _max_of(kw, "max_tokens"),
+    ),
+    response_usage=lambda response: anthropic_usage(getattr(response, "usage", None)),
+    new_observer=_anthropic_stream_observer,
+)
+
+
+def _provider_refused(exc: BaseException) -> bool:
+    """The provider answered with an HTTP error status: nothing was generated or billed."""
+    status = getattr(exc, "status_code", None)
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return "APIStatusError" in names and isinstance(status, int) and 400 <= status < 600
+
+
+def _model(kwargs: dict[str, Any]) -> str:
+    model = kwargs.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidInputError("a guarded call needs model= as a non-empty string")
+    return model
+
+
+def _open(guard: Guard, spec: _Method, kwargs: dict[str, Any]) -> Any:
+    messages, max_tokens = spec.read_request(kwargs)
+    return guard.open_call(spec.provider, _model(kwargs), messages=messages, max_tokens=max_tokens)
+
+
+def guarded_sync(
+    guard: Guard, spec: _Method, method: Callable[..., Any], kwargs: dict[str, Any]
+) -> Any:
+    """Run one synchronous SDK call under the guard."""
+    call: GuardedCall = guard.portal.run(_open(guard, spec, kwargs))
+    kwargs = spec.adjust(kwargs)
+    try:
+        result = method(**kwargs)
+    except BaseException as exc:
+        if _provider_refused(exc):
+            guard.portal.run(guard.release_call(call))
+        else:
+            guard.portal.run(guard.finish_call(call, None))
+        raise
+    if kwargs.get("stream"):
+        observe, usage = spec.new_observer()
+        return GuardedStream(result, new_settlement(guard, call, observe, usage))
+    guard.portal.run(guard.finish_call(call, spec.response_usage(result)))
+    return result
+
+
+async def guarded_async(
+    guard: Guard, spec: _Method, method: Callable[..., Any], kwargs: dict[str, Any]
+) -> Any:
+    """Run one asynchronous SDK call under the guard."""
+    call: GuardedCall = await _open(guard, spec, kwargs)
+    kwargs = spec.adjust(kwargs)
+    try:
+        result = await method(**kwargs)
+    except BaseException as exc:
+        if _provider_refused(exc):
+            await guard.release_call(call)
+        else:
+            await guard.finish_call(call, None)
+        raise
+    if kwargs.get("stream"):
+        observe, usage = spec.new_observer()
+        return GuardedAsyncStream(result, new_settlement(guard, call, observe, usage))
+    await guard.finish_call(call, spec.response_usage(result))
+    return result
+
+
+class _Proxy:
+    """Forwards every attribute it does not define to the wrapped object."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+class _Guarded(_Proxy):
+    """A resource whose ``create`` (and for Anthropic ``stream``) are guarded."""
+
+    def __init__(self, target: Any, guard: Guard, spec: _Method, is_async: bool) -> None:
+        super().__init__(target)
+        self._guard, self._spec, self._is_async = guard, spec, is_async
+
+    def create(self, **kwargs: Any) -> Any:
+        """The SDK's ``create``, under the guard (same arguments, same result)."""
+        if self._is_async:
+            return guarded_async(self._guard, self._spec, self._target.create, kwargs)
+        return guarded_sync(self._guard, self._spec, self._target.create, kwargs)
+
+
+class _GuardedMessages(_Guarded):
+    def stream(self, **kwargs: Any) -> Any:
+        """Anthropic's ``messages.stream`` helper, under the guard."""
+        from smartspace_budget.guard.anthropic_stream import (
+            GuardedAsyncMessageStreamManager,
+            GuardedMessageStreamManager,
+        )
+
+        if self._is_async:
+            return GuardedAsyncMessageStreamManager(self._guard, self._spec, self._target, kwargs)
+        return GuardedMessageStreamManager(self._guard, self._spec, self._target, kwargs)
+
+
+class _OpenAIChat(_Proxy):
+    def __init__(self, target: Any, guard: Guard, is_async: bool) -> None:
+        super().__init__(target)
+        self.completions = _Guarded(target.completions, guard, OPENAI_CHAT, is_async)
+
+
+class GuardedOpenAI(_Proxy):
+    """An ``OpenAI``/``AsyncOpenAI`` client whose chat completions and responses are guarded."""
+
+    def __init__(self, client: Any, guard: Guard, is_async: bool) -> None:
+        super().__init__(client)
+        self.guard = guard
+        self.chat = _OpenAIChat(client.chat, guard, is_async)
+        self.responses = _Guarded(client.responses, guard, OPENAI_RESPONSES, is_async)
+
+
+class GuardedAnthropic(_Proxy):
+    """An ``Anthropic``/``AsyncAnthropic`` client whose messages are guarded."""
+
+    def __init__(self, client: Any, guard: Guard, is_async: bool) -> None:
+        super().__init__(client)
+        self.guard = guard
+        self.messages = _GuardedMessages(client.messages, guard, ANTHROPIC_MESSAGES, is_async)
+
+
+def wrap_client(guard: Guard, client: Any) -> Any:
+    """Return the guarded proxy for ``client``; :class:`InvalidInputError` for other objects."""
+    package = type(client).__module__.split(".", 1)[0]
+    if package == "openai":
+        is_async = inspect.iscoroutinefunction(client.chat.completions.create)
+        return GuardedOpenAI(client, guard, is_async)
+    if package == "anthropic":
+        is_async = inspect.iscoroutinefunction(client.messages.create)
+        return GuardedAnthropic(client, guard, is_async)
+    raise InvalidInputError(
+        f"cannot guard a {type(client).__name__}: expected an openai or anthropic client"
+    )
