@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -471,20 +472,25 @@ class Guard:
 
 
 async def deliver_alert(monitor: Any, alert: SpendingAlert) -> None:
-    """Hand ``alert`` to a monitor's handlers; a failing handler never hides the others."""
-    dispatch = getattr(monitor, "dispatch_alert", None)
-    if dispatch is not None:
-        result = dispatch(alert)
-        if asyncio.iscoroutine(result):
+    """Hand ``alert`` to a monitor's handlers; a failing handler never hides the others.
+
+    Uses the monitor's public ``report_alert`` when it has one; a ``SpendingMonitor``
+    without it gets the alert remembered (``get_active_alerts`` lists it) and delivered
+    through its own retrying delivery.
+    """
+    report = getattr(monitor, "report_alert", None)
+    if callable(report):
+        result = report(alert)
+        if inspect.isawaitable(result):
             await result
         return
-    for handler in list(getattr(monitor, "alert_handlers", None) or []):
-        try:
-            result = handler(alert)
-            if asyncio.iscoroutine(result):
-                await result
-        except Exception:
-            log.exception("alert handler %r failed", handler)
+    remember = getattr(monitor, "_remember", None)
+    deliver = getattr(monitor, "_deliver", None)
+    if callable(remember) and callable(deliver):
+        remember(alert)
+        await deliver(alert)
+        return
+    raise InvalidInputError(f"{type(monitor).__name__} cannot receive alerts")
 
 
 def _isolated(callback: Callable[[CostAnomaly], None], anomaly: CostAnomaly) -> None:

@@ -8,6 +8,7 @@ when it reached the end, otherwise at the reservation (flagged as an estimate).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -95,6 +96,8 @@ class GuardedStream:
     def __del__(self) -> None:
         settlement = getattr(self, "_settlement", None)
         if settlement is not None and settlement.claim():
+            with contextlib.suppress(Exception):
+                self._inner.close()
             settlement.guard.settle_later(settlement.call, settlement.result(), settlement.loop)
 
     def __getattr__(self, name: str) -> Any:

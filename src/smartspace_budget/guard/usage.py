@@ -39,12 +39,15 @@ def openai_chat_usage(usage: Any) -> ProviderUsage | None:
         return None
     prompt = _int(usage, "prompt_tokens")
     completion = _int(usage, "completion_tokens")
-    cached = min(_int(_get(usage, "prompt_tokens_details"), "cached_tokens"), prompt)
+    details = _get(usage, "prompt_tokens_details")
+    cached = min(_int(details, "cached_tokens"), prompt)
+    written = min(_int(details, "cache_write_tokens"), prompt - cached)
     reasoning = min(_int(_get(usage, "completion_tokens_details"), "reasoning_tokens"), completion)
     return ProviderUsage(
         input_tokens=prompt,
         output_tokens=completion,
         cached_input_tokens=cached,
+        cache_write_tokens=written,
         reasoning_tokens=reasoning,
     )
 

@@ -12,7 +12,6 @@ leaves the real usage unknown, so the reservation is charged as an estimate.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -235,15 +234,18 @@ class GuardedAnthropic(_Proxy):
         self.messages = _GuardedMessages(client.messages, guard, ANTHROPIC_MESSAGES, is_async)
 
 
+def _is_async(client: Any) -> bool:
+    """Both SDKs derive every async client (Azure, Bedrock, Vertex...) from ``AsyncAPIClient``."""
+    return any(cls.__name__ == "AsyncAPIClient" for cls in type(client).__mro__)
+
+
 def wrap_client(guard: Guard, client: Any) -> Any:
     """Return the guarded proxy for ``client``; :class:`InvalidInputError` for other objects."""
     package = type(client).__module__.split(".", 1)[0]
     if package == "openai":
-        is_async = inspect.iscoroutinefunction(client.chat.completions.create)
-        return GuardedOpenAI(client, guard, is_async)
+        return GuardedOpenAI(client, guard, _is_async(client))
     if package == "anthropic":
-        is_async = inspect.iscoroutinefunction(client.messages.create)
-        return GuardedAnthropic(client, guard, is_async)
+        return GuardedAnthropic(client, guard, _is_async(client))
     raise InvalidInputError(
         f"cannot guard a {type(client).__name__}: expected an openai or anthropic client"
     )

@@ -1,0 +1,275 @@
+"""A local stand-in for the OpenAI and Anthropic HTTP APIs, in their documented formats.
+
+The official SDKs are pointed at it (``base_url``). Each test sets :class:`Behaviour`
+(usage to report, whether to stream an error midway or answer with an HTTP error) and reads
+back how many requests arrived and what they asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+@dataclass
+class Behaviour:
+    """What the fake provider answers (usage numbers are in the provider's own terms)."""
+
+    input_tokens: int = 12
+    output_tokens: int = 30
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    mode: str = "normal"  # normal | error_midway | http_error | no_usage
+    chunks: int = 5
+    chunk_delay: float = 0.0
+
+
+@dataclass
+class ProviderServer:
+    """Runs the app on a loopback port in a thread; ``requests`` lists the bodies received."""
+
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    port: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    async def _record(self, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(await request.body())
+        with self._lock:
+            self.requests.append({"path": request.url.path, **body})
+        return body
+
+    # -- OpenAI chat completions --------------------------------------------------------
+
+    def _openai_usage(self) -> dict[str, Any]:
+        b = self.behaviour
+        return {
+            "prompt_tokens": b.input_tokens,
+            "completion_tokens": b.output_tokens,
+            "total_tokens": b.input_tokens + b.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": b.cached_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": b.reasoning_tokens},
+        }
+
+    async def chat(self, request: Request) -> Response:
+        body = await self._record(request)
+        b = self.behaviour
+        if b.mode == "http_error":
+            return JSONResponse(
+                {"error": {"message": "overloaded", "type": "server_error", "code": None}},
+                status_code=503,
+            )
+        base = {
+            "id": "chatcmpl-1",
+            "created": int(time.time()),
+            "model": body["model"],
+            "system_fingerprint": "fp_1",
+        }
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    **base,
+                    "object": "chat.completion",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "Hello there"},
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": None if b.mode == "no_usage" else self._openai_usage(),
+                }
+            )
+        include_usage = (body.get("stream_options") or {}).get("include_usage")
+
+        async def events() -> AsyncIterator[bytes]:
+            chunk = {**base, "object": "chat.completion.chunk"}
+            for i in range(b.chunks):
+                if b.mode == "error_midway" and i == 2:
+                    error = {"error": {"message": "upstream failed", "type": "server_error"}}
+                    yield f"data: {json.dumps(error)}\n\n".encode()
+                    return
+                delta = {"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}
+                yield f"data: {json.dumps({**chunk, 'choices': [delta]})}\n\n".encode()
+                if b.chunk_delay:
+                    await asyncio.sleep(b.chunk_delay)
+            stop = {"index": 0, "delta": {}, "finish_reason": "stop"}
+            yield f"data: {json.dumps({**chunk, 'choices': [stop]})}\n\n".encode()
+            if include_usage and b.mode != "no_usage":
+                last = {**chunk, "choices": [], "usage": self._openai_usage()}
+                yield f"data: {json.dumps(last)}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    # -- OpenAI responses ---------------------------------------------------------------
+
+    async def responses(self, request: Request) -> Response:
+        body = await self._record(request)
+        b = self.behaviour
+        usage = {
+            "input_tokens": b.input_tokens,
+            "input_tokens_details": {"cached_tokens": b.cached_tokens},
+            "output_tokens": b.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": b.reasoning_tokens},
+            "total_tokens": b.input_tokens + b.output_tokens,
+        }
+        response = {
+            "id": "resp_1",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": body["model"],
+            "status": "completed",
+            "output": [
+                {
+                    "type": "message",
+                    "id": "msg_1",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "Hi", "annotations": []}],
+                }
+            ],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": usage,
+        }
+        if not body.get("stream"):
+            return JSONResponse(response)
+
+        async def events() -> AsyncIterator[bytes]:
+            created = {**response, "status": "in_progress", "output": [], "usage": None}
+            for seq, (kind, payload) in enumerate(
+                [
+                    ("response.created", {"response": created}),
+                    (
+                        "response.output_text.delta",
+                        {"delta": "Hi", "item_id": "msg_1", "output_index": 0, "content_index": 0},
+                    ),
+                    ("response.completed", {"response": response}),
+                ]
+            ):
+                data = {"type": kind, "sequence_number": seq, **payload}
+                yield f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    # -- Anthropic messages -------------------------------------------------------------
+
+    def _anthropic_usage(self, output_tokens: int) -> dict[str, Any]:
+        b = self.behaviour
+        return {
+            "input_tokens": b.input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_input_tokens": b.cached_tokens,
+            "cache_creation_input_tokens": b.cache_write_tokens,
+        }
+
+    async def messages(self, request: Request) -> Response:
+        body = await self._record(request)
+        b = self.behaviour
+        if b.mode == "http_error":
+            return JSONResponse(
+                {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+                status_code=529,
+            )
+        message = {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [{"type": "text", "text": "Hello there"}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": self._anthropic_usage(b.output_tokens),
+        }
+        if not body.get("stream"):
+            return JSONResponse(message)
+
+        def sse(kind: str, data: dict[str, Any]) -> bytes:
+            return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+        async def events() -> AsyncIterator[bytes]:
+            start = {
+                **message,
+                "content": [],
+                "stop_reason": None,
+                "usage": self._anthropic_usage(1),
+            }
+            yield sse("message_start", {"message": start})
+            yield sse(
+                "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+            )
+            for i in range(b.chunks):
+                if b.mode == "error_midway" and i == 2:
+                    yield sse(
+                        "error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}
+                    )
+                    return
+                yield sse(
+                    "content_block_delta",
+                    {"index": 0, "delta": {"type": "text_delta", "text": f"w{i} "}},
+                )
+                if b.chunk_delay:
+                    await asyncio.sleep(b.chunk_delay)
+            yield sse("content_block_stop", {"index": 0})
+            delta = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}}
+            if b.mode != "no_usage":
+                delta["usage"] = {"output_tokens": b.output_tokens}
+            yield sse("message_delta", delta)
+            yield sse("message_stop", {})
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/responses", self.responses, methods=["POST"]),
+                Route("/v1/messages", self.messages, methods=["POST"]),
+            ]
+        )
+
+
+def start(server: ProviderServer) -> Iterator[ProviderServer]:
+    """Serve ``server`` on a free loopback port for the duration of the generator."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server.port = sock.getsockname()[1]
+    config = uvicorn.Config(server.app(), log_level="warning", lifespan="off")
+    runner = uvicorn.Server(config)
+    thread = threading.Thread(target=runner.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not runner.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield server
+    finally:
+        runner.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
