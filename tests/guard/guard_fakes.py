@@ -141,9 +141,9 @@ PRICES = {
         last_updated=NOW,
         version="v1",
     ),
-    ("anthropic", "claude-sonnet-4-5"): PricingData(
+    ("anthropic", "claude-haiku-4-5"): PricingData(
         provider="anthropic",
-        model_name="claude-sonnet-4-5",
+        model_name="claude-haiku-4-5",
         input_price_per_1k=Decimal("0.003"),
         output_price_per_1k=Decimal("0.015"),
         cached_input_price_per_1k=Decimal("0.0003"),
