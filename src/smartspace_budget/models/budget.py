@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field, field_validator
 
 from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
 from smartspace_budget.periods import SpendingPeriod
+
+if TYPE_CHECKING:
+    from smartspace_budget.budgets.policy import BackendPolicy
 
 __all__ = [
     "Balance",
@@ -44,6 +47,17 @@ class BudgetPolicy(SpecModel):
     daily_limit: NonNegativeMoney | None = None
     monthly_limit: NonNegativeMoney | None = None
     low_balance_threshold: NonNegativeMoney | None = None
+
+    @classmethod
+    def fetch_from_backend(cls, user_id: str, project_id: str) -> BackendPolicy:
+        """The account's policy as the backend has it (the spec's Example 1); see ``BackendPolicy``.
+
+        Returns a marker that ``check_against_policy`` resolves when it checks; ``await`` it
+        to read the concrete policy now.
+        """
+        from smartspace_budget.budgets.policy import BackendPolicy
+
+        return BackendPolicy(user_id=user_id, project_id=project_id)
 
 
 class ViolationKind(StrEnum):
