@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from smartspace_budget.backend.base import Backend, LedgerClient
-from smartspace_budget.errors import BackendError, InvalidInputError
+from smartspace_budget.errors import BackendError, InvalidInputError, MissingPricingError
 from smartspace_budget.guard.costing import ProviderUsage, call_cost
 from smartspace_budget.guard.portal import Portal
 from smartspace_budget.models import (
@@ -49,6 +49,7 @@ from smartspace_budget.models import (
     SpendingAlert,
     UsageEvent,
 )
+from smartspace_budget.pricing.cost import to_usdc
 
 __all__ = ["Guard", "GuardBackend", "GuardedCall", "PricingSource"]
 
@@ -279,8 +280,8 @@ class Guard:
         return GuardedCall(
             call_id=call_id,
             request_id=request_id,
-            provider=provider,
-            model=model,
+            provider=estimate.provider or provider,
+            model=estimate.model or model,
             estimate=estimate,
             reservation=reservation,
             expected_cost=expected_cost,
@@ -321,7 +322,12 @@ class Guard:
         if usage is not None:
             try:
                 pricing = await self.pricing_engine.get_provider_pricing(call.provider, call.model)
-                actual = call_cost(pricing, usage, call.estimate.platform_fee_percent)
+                actual = call_cost(
+                    pricing,
+                    usage,
+                    call.estimate.platform_fee_percent,
+                    self._usdc_per_unit(pricing.price_currency),
+                )
             except Exception:
                 log.exception(
                     "could not price %s/%s; charging the reservation", call.provider, call.model
@@ -354,6 +360,14 @@ class Guard:
         call.entry, call.actual_cost, call.cost_is_estimate = entry, actual, is_estimate
         if not is_estimate:
             await self._compare(call, actual)
+
+    def _usdc_per_unit(self, currency: str) -> Decimal:
+        if currency in ("USDC", "USD"):
+            return Decimal(1)
+        rates = getattr(self.pricing_engine, "exchange_rates", None)
+        if rates is None:
+            raise MissingPricingError(f"no exchange rate to convert {currency} prices to USDC")
+        return to_usdc(rates, currency)
 
     async def _settle(self, call: GuardedCall, event: UsageEvent) -> LedgerEntry | None:
         key = f"guard:{call.call_id}:settle"

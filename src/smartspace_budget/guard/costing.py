@@ -93,16 +93,25 @@ def usage_base_cost(pricing: PricingData, usage: ProviderUsage) -> Decimal:
 
 
 def with_platform_fee(base_cost: Decimal, fee_percent: Decimal) -> tuple[Decimal, Decimal]:
-    """``(platform_fee, total_cost)`` for ``base_cost``, each rounded to nano-USDC half-even.
+    """``(platform_fee, total_cost)`` for ``base_cost``, rounded as the pricing engine rounds.
 
-    The total is the sum of the two rounded parts, so ``total == base + fee`` holds exactly
-    for the rounded base.
+    The base is rounded to nano-USDC (half-even), the fee is taken on the rounded base, and
+    the total is their sum: the same steps as an estimate, so both compare like for like.
     """
-    fee = platform_fee(base_cost, fee_percent)
-    return fee, quantize(base_cost) + fee
+    base = quantize(base_cost)
+    fee = platform_fee(base, fee_percent)
+    return fee, base + fee
 
 
-def call_cost(pricing: PricingData, usage: ProviderUsage, fee_percent: Decimal) -> Decimal:
-    """What the account is charged for ``usage``: provider price plus the platform fee."""
-    _, total = with_platform_fee(usage_base_cost(pricing, usage), fee_percent)
+def call_cost(
+    pricing: PricingData,
+    usage: ProviderUsage,
+    fee_percent: Decimal,
+    usdc_per_unit: Decimal = Decimal(1),
+) -> Decimal:
+    """What the account is charged for ``usage`` in USDC: provider price plus the platform fee.
+
+    ``usdc_per_unit`` converts prices quoted in another currency (1 for USDC and USD).
+    """
+    _, total = with_platform_fee(usage_base_cost(pricing, usage) * usdc_per_unit, fee_percent)
     return total
