@@ -85,10 +85,10 @@ class _Fired:
 class SpendingMonitor:
     """Watches accounts' spending and raises :class:`SpendingAlert` (see the module docstring).
 
-    ``backend``/``tracker``: where to read (a tracker is built over ``backend`` when not
-    given; with neither, the default backend). ``thresholds`` apply to every account; add
-    per-account ones with :meth:`add_threshold`. ``clock`` returns aware datetimes (tests
-    move it to simulate a month).
+    ``backend``/``tracker``: where to read. Without a tracker, one is built over ``backend``
+    (the default backend when ``None``) that does not cache statuses. ``thresholds`` apply
+    to every account; add per-account ones with :meth:`add_threshold`. ``clock`` returns
+    aware datetimes (tests move it to simulate a month).
     """
 
     def __init__(
@@ -110,7 +110,8 @@ class SpendingMonitor:
         if handler_retries < 0 or handler_retry_delay < 0 or handler_timeout <= 0:
             raise InvalidInputError("handler retries and delay must be >= 0, timeout > 0")
         self._clock: Clock = clock or _utc_now
-        self.tracker = tracker or BudgetTracker(backend, clock=clock)
+        # A monitor's own tracker reads fresh: an alert must describe the account as it is.
+        self.tracker = tracker or BudgetTracker(backend, status_ttl=0, clock=clock)
         self._global: list[SpendingThreshold] = list(thresholds)
         self._per_account: dict[tuple[str, str], list[SpendingThreshold]] = {}
         self._limit_percentages = [Decimal(p) for p in limit_percentages]
