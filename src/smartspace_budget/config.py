@@ -101,11 +101,6 @@ class Settings(BaseSettings):
             return None
         return value.strip()
 
-    @property
-    def embedded_database_path(self) -> Path:
-        """The SQLite file of the embedded default ledger."""
-        return self.data_dir / "ledger.sqlite3"
-
 
 def get_settings() -> Settings:
     """Read the settings from the environment now (not cached: tests change the environment)."""

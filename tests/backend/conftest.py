@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from tests.backend.live import ADMIN_KEY, ServiceThread, running_service
+
+from smartspace_budget.backend import LedgerBackend
+from smartspace_budget.backend.http import HttpBackend
+from smartspace_budget.backend.local import LocalBackend
 
 BALANCE = (
     b'{"total_balance": 100.000000001, "available_balance": 95.5, "reserved_amount": 4.500000001}'
@@ -124,3 +130,41 @@ async def controlled() -> AsyncIterator[ControlledServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+# -- the behavioural suite: every backend, every database ---------------------------------
+
+
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def ledger_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def live_service(ledger_url: str) -> Iterator[ServiceThread]:
+    with running_service(ledger_url) as service:
+        yield service
+
+
+@pytest.fixture(params=["local", "http"])
+async def backend(request: pytest.FixtureRequest, ledger_url: str) -> AsyncIterator[LedgerBackend]:
+    if request.param == "local":
+        local = await LocalBackend.open(ledger_url)
+        yield local
+        await local.aclose()
+    else:
+        service: ServiceThread = request.getfixturevalue("live_service")
+        async with HttpBackend(service.url, ADMIN_KEY) as remote:
+            yield remote
+
+
+@pytest.fixture
+def account() -> tuple[str, str]:
+    """Fresh ids, so tests sharing a database never see each other's accounts."""
+    tag = uuid.uuid4().hex[:10]
+    return f"user-{tag}", f"proj/{tag}"

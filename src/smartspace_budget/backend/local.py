@@ -1,0 +1,346 @@
+"""``LocalBackend``: the Backend and LedgerClient protocols in process, over the Ledger.
+
+Reads go to the ledger (account data) and the price book (prices) and are cached like every
+backend's (see ``_cached``: status 30 s, pricing 5 minutes by default); every write made
+through this object forgets the cached reads of its account at once, so a deposit is seen by
+the next status read in this process. Writes made elsewhere (another process, the service)
+are seen when the cached value expires.
+
+:meth:`LocalBackend.default` is the embedded default of ``BudgetTracker()`` and friends: it
+opens nothing until first used, then opens the ledger in the running event loop (SQLite in
+the user's data directory, or ``SMARTSPACE_BUDGET_DATABASE_URL``). If a later call runs in
+another event loop (a script calling ``asyncio.run`` twice), the ledger is opened again
+there: database connections belong to the loop that made them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from smartspace_budget.backend._cached import CachedReads
+from smartspace_budget.backend.base import AccountRef, SpendingBucket
+from smartspace_budget.config import Settings
+from smartspace_budget.models import (
+    Balance,
+    BudgetPolicy,
+    BudgetReservation,
+    BudgetStatus,
+    LedgerEntry,
+    PricingData,
+    SpendingAnalytics,
+    SpendingSummary,
+    UsageEvent,
+)
+from smartspace_budget.periods import SpendingPeriod
+
+if TYPE_CHECKING:
+    from smartspace_budget.ledger.ledger import Ledger
+    from smartspace_budget.pricing.catalog import PriceBook
+
+__all__ = ["LocalBackend", "open_price_book"]
+
+
+def open_price_book(ledger: Ledger) -> PriceBook:
+    """The price book of a ledger: genai-prices plus the overrides stored in its database."""
+    from smartspace_budget.ledger.price_store import PriceStore
+    from smartspace_budget.pricing.catalog import PriceBook
+
+    return PriceBook.from_genai_prices(store=PriceStore(ledger.engine))
+
+
+@dataclass
+class _Opened:
+    ledger: Ledger
+    price_book: PriceBook
+    loop: asyncio.AbstractEventLoop | None  # None: given by the caller, valid in any loop
+
+
+class LocalBackend(CachedReads):
+    """Backend + LedgerClient over a :class:`Ledger` and a :class:`PriceBook`.
+
+    ``status_ttl`` / ``pricing_ttl`` are cache lifetimes in seconds (0 disables storing but
+    keeps concurrent identical reads joined into one). The caller owns ``ledger``: closing
+    this backend closes only what it opened itself (:meth:`default`, :meth:`open`).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        price_book: PriceBook,
+        *,
+        status_ttl: float = 30.0,
+        pricing_ttl: float = 300.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(status_ttl=status_ttl, pricing_ttl=pricing_ttl, clock=clock)
+        self._opened: _Opened | None = _Opened(ledger, price_book, None)
+        self._url: str | None = None
+        self._owns = False
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    @classmethod
+    def default(cls, settings: Settings | None = None) -> LocalBackend:
+        """The embedded default, opened lazily (see the module docstring)."""
+        config = settings if settings is not None else Settings()
+        backend = cls.__new__(cls)
+        CachedReads.__init__(backend, status_ttl=config.status_ttl, pricing_ttl=config.pricing_ttl)
+        backend._opened = None
+        backend._url = config.database_url
+        backend._owns = True
+        backend._lock = None
+        return backend
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | None = None,
+        *,
+        status_ttl: float = 30.0,
+        pricing_ttl: float = 300.0,
+    ) -> LocalBackend:
+        """Open the ledger at ``url`` (the embedded SQLite file when ``None``) now."""
+        backend = cls.default(
+            Settings(database_url=url, status_ttl=status_ttl, pricing_ttl=pricing_ttl)
+        )
+        await backend._parts()
+        return backend
+
+    async def aclose(self) -> None:
+        """Close the ledger if this backend opened it; a later call opens it again."""
+        opened = self._opened
+        if opened is not None and self._owns:
+            self._opened = None
+            if opened.loop is asyncio.get_running_loop():
+                await opened.ledger.close()
+        self.invalidate_all()
+
+    async def __aenter__(self) -> LocalBackend:
+        await self._parts()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger, once opened (:class:`RuntimeError` before the first call)."""
+        if self._opened is None:
+            raise RuntimeError("the ledger opens on first use; await a call first")
+        return self._opened.ledger
+
+    @property
+    def price_book(self) -> PriceBook:
+        """The price book, once opened."""
+        if self._opened is None:
+            raise RuntimeError("the ledger opens on first use; await a call first")
+        return self._opened.price_book
+
+    async def _parts(self) -> _Opened:
+        loop = asyncio.get_running_loop()
+        opened = self._opened
+        if opened is not None and opened.loop in (None, loop):
+            return opened
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        async with self._lock[1]:
+            opened = self._opened
+            if opened is not None and opened.loop in (None, loop):
+                return opened
+            if opened is not None:
+                # Opened in a loop that is gone: its connections cannot be used or awaited.
+                opened.ledger.engine.sync_engine.dispose(close=False)
+                self.invalidate_all()
+            from smartspace_budget.ledger.ledger import Ledger
+
+            ledger = await Ledger.connect(self._url)
+            self._opened = _Opened(ledger, open_price_book(ledger), loop)
+            return self._opened
+
+    async def _ledger(self) -> Ledger:
+        return (await self._parts()).ledger
+
+    async def _book(self) -> PriceBook:
+        return (await self._parts()).price_book
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def _fetch_balance(self, user_id: str, project_id: str) -> Balance:
+        return await (await self._ledger()).get_balance(user_id, project_id)
+
+    async def _fetch_status(self, user_id: str, project_id: str) -> BudgetStatus:
+        return await (await self._ledger()).get_budget_status(user_id, project_id)
+
+    async def _fetch_spending(
+        self, user_id: str, project_id: str, period: SpendingPeriod, at: datetime | None
+    ) -> SpendingSummary:
+        return await (await self._ledger()).get_spending(user_id, project_id, period, at=at)
+
+    async def _fetch_analytics(
+        self, user_id: str, project_id: str, period: SpendingPeriod, at: datetime | None
+    ) -> SpendingAnalytics:
+        return await (await self._ledger()).get_analytics(user_id, project_id, period, at=at)
+
+    async def _fetch_series(
+        self,
+        user_id: str,
+        project_id: str,
+        granularity: SpendingPeriod,
+        start: datetime,
+        end: datetime,
+    ) -> list[SpendingBucket]:
+        ledger = await self._ledger()
+        return await ledger.get_spending_series(user_id, project_id, granularity, start, end)
+
+    async def _fetch_policy(self, user_id: str, project_id: str) -> BudgetPolicy:
+        return await (await self._ledger()).get_policy(user_id, project_id)
+
+    async def _fetch_accounts(self) -> list[AccountRef]:
+        return await (await self._ledger()).list_accounts()
+
+    async def _fetch_pricing(self, provider: str, model: str, at: datetime | None) -> PricingData:
+        return await (await self._book()).get_pricing(provider, model, at=at)
+
+    async def _fetch_price_history(
+        self, provider: str, model: str, days: int | None
+    ) -> list[PricingData]:
+        return await (await self._book()).get_price_history(provider, model, days=days)
+
+    async def _fetch_models(self, provider: str | None) -> list[tuple[str, str]]:
+        return await (await self._book()).list_models(provider)
+
+    # -- writes (each forgets the cached reads of its account) -----------------------------
+
+    async def get_reservation(self, reservation_id: str) -> BudgetReservation:
+        """One reservation as stored (never cached: the guard and the service check it)."""
+        return await (await self._ledger()).get_reservation(reservation_id)
+
+    async def deposit(
+        self,
+        user_id: str,
+        project_id: str,
+        amount: Decimal,
+        *,
+        idempotency_key: str,
+        reference: str | None = None,
+    ) -> LedgerEntry:
+        """Credit the account."""
+        ledger = await self._ledger()
+        try:
+            return await ledger.deposit(
+                user_id, project_id, amount, idempotency_key=idempotency_key, reference=reference
+            )
+        finally:
+            self._written(user_id, project_id)
+
+    async def record_usage(
+        self, user_id: str, project_id: str, usage: UsageEvent, *, idempotency_key: str
+    ) -> LedgerEntry:
+        """Charge one provider call that had no reservation."""
+        ledger = await self._ledger()
+        try:
+            return await ledger.record_usage(
+                user_id, project_id, usage, idempotency_key=idempotency_key
+            )
+        finally:
+            self._written(user_id, project_id)
+
+    async def refund(
+        self,
+        user_id: str,
+        project_id: str,
+        amount: Decimal,
+        *,
+        idempotency_key: str,
+        usage_entry_id: str | None = None,
+        reason: str = "",
+    ) -> LedgerEntry:
+        """Credit back earlier usage."""
+        ledger = await self._ledger()
+        try:
+            return await ledger.refund(
+                user_id,
+                project_id,
+                amount,
+                idempotency_key=idempotency_key,
+                usage_entry_id=usage_entry_id,
+                reason=reason,
+            )
+        finally:
+            self._written(user_id, project_id)
+
+    async def adjust(
+        self,
+        user_id: str,
+        project_id: str,
+        amount: Decimal,
+        *,
+        reason: str,
+        idempotency_key: str,
+    ) -> LedgerEntry:
+        """A signed correction with a reason."""
+        ledger = await self._ledger()
+        try:
+            return await ledger.adjust(
+                user_id, project_id, amount, reason=reason, idempotency_key=idempotency_key
+            )
+        finally:
+            self._written(user_id, project_id)
+
+    async def reserve(
+        self,
+        user_id: str,
+        project_id: str,
+        amount: Decimal,
+        *,
+        ttl_seconds: int = 300,
+        idempotency_key: str,
+        request_id: str | None = None,
+    ) -> BudgetReservation:
+        """Hold funds; :class:`BudgetExceededError`/:class:`PolicyViolationError` if refused."""
+        ledger = await self._ledger()
+        try:
+            return await ledger.reserve(
+                user_id,
+                project_id,
+                amount,
+                ttl_seconds=ttl_seconds,
+                idempotency_key=idempotency_key,
+                request_id=request_id,
+            )
+        finally:
+            self._written(user_id, project_id)
+
+    async def settle(
+        self, reservation_id: str, usage: UsageEvent, *, idempotency_key: str
+    ) -> LedgerEntry:
+        """Charge the real usage once and free the hold."""
+        ledger = await self._ledger()
+        entry: LedgerEntry | None = None
+        try:
+            entry = await ledger.settle(reservation_id, usage, idempotency_key=idempotency_key)
+            return entry
+        finally:
+            self._written(entry.user_id if entry else None, entry.project_id if entry else None)
+
+    async def release(self, reservation_id: str, *, idempotency_key: str) -> BudgetReservation:
+        """Free the hold without charging."""
+        ledger = await self._ledger()
+        held: BudgetReservation | None = None
+        try:
+            held = await ledger.release(reservation_id, idempotency_key=idempotency_key)
+            return held
+        finally:
+            self._written(held.user_id if held else None, held.project_id if held else None)
+
+    async def set_policy(self, user_id: str, project_id: str, policy: BudgetPolicy) -> BudgetPolicy:
+        """Replace the account's policy (creating the account if needed)."""
+        ledger = await self._ledger()
+        try:
+            return await ledger.set_policy(user_id, project_id, policy)
+        finally:
+            self._written(user_id, project_id)

@@ -1,0 +1,140 @@
+"""The HTTP ledger service: the spec's GET endpoints, ledger writes, keys, metrics.
+
+``create_app(settings)`` opens the ledger named by the settings when the app starts and
+closes it when it stops; ``create_app(settings, ledger=...)`` serves a ledger the caller
+opened (tests, or an app embedded in another). The service keeps no state of its own
+besides per-process counters and rate-limit buckets: every answer comes from the database,
+uncached, so several replicas on one PostgreSQL answer alike. Concurrent identical reads
+still share one query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from smartspace_budget import __version__
+from smartspace_budget.backend.local import LocalBackend, open_price_book
+from smartspace_budget.config import Settings
+from smartspace_budget.ledger.engine import read_options
+from smartspace_budget.server.auth import Authenticator, RateLimiter
+from smartspace_budget.server.context import ServiceContext
+from smartspace_budget.server.key_tables import ensure_key_table, find_api_key
+from smartspace_budget.server.middleware import BodyLimitMiddleware, EncodedSlashMiddleware
+from smartspace_budget.server.openapi import install_openapi
+from smartspace_budget.server.responses import DecimalJSONResponse, install_error_handlers
+from smartspace_budget.server.routes import budgets, metrics, pricing
+from smartspace_budget.server.routes import ledger as ledger_routes
+from smartspace_budget.server.routes.dashboard import install_dashboard
+from smartspace_budget.server.telemetry import MetricsMiddleware, ServiceMetrics
+
+if TYPE_CHECKING:
+    from smartspace_budget.ledger.ledger import Ledger
+    from smartspace_budget.pricing.catalog import PriceBook
+
+__all__ = ["create_app", "create_app_from_env"]
+
+DESCRIPTION = """\
+Prepaid LLM budgets over an append-only ledger. Amounts are USDC, written as exact JSON
+numbers. Authenticate with `Authorization: Bearer <API key>`; errors are
+`{"error": ClassName, "detail": message}`.
+"""
+
+
+async def _ping(ledger: Ledger) -> None:
+    engine = ledger.engine
+    async with asyncio.timeout(2.0), engine.connect() as conn:
+        reader = await conn.execution_options(**read_options(engine))
+        await reader.execute(sa.text("SELECT 1"))
+
+
+def _wire(app: FastAPI, settings: Settings, ledger: Ledger, price_book: PriceBook) -> None:
+    """Build what the routes use from an open ledger and put it on ``app.state``."""
+    # No caching in the service (replicas must agree), but identical concurrent reads join.
+    backend = LocalBackend(ledger, price_book, status_ttl=0, pricing_ttl=0)
+    engine = ledger.engine
+
+    async def lookup(raw_key: str):  # type: ignore[no-untyped-def]
+        return await find_api_key(engine, raw_key)
+
+    admin = settings.admin_key.get_secret_value() if settings.admin_key else None
+    app.state.authenticator = Authenticator(
+        lookup,
+        admin_key=admin,
+        enabled=settings.auth_enabled,
+        cache_ttl=settings.key_cache_ttl,
+    )
+    app.state.backend = backend
+    app.state.context = ServiceContext(
+        settings=settings,
+        backend=backend,
+        get_reservation=backend.get_reservation,
+        ping=lambda: _ping(ledger),
+        metrics=app.state.metrics,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    ledger: Ledger | None = None,
+    price_book: PriceBook | None = None,
+) -> FastAPI:
+    """The service as an ASGI app (see the module docstring).
+
+    With ``ledger`` given, the app is ready at once and never closes it; otherwise the
+    ledger at ``settings.database_url`` (the embedded SQLite file when unset) is opened at
+    startup and closed at shutdown.
+    """
+    config = settings if settings is not None else Settings()
+    service_metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if ledger is not None:
+            yield
+            return
+        from smartspace_budget.ledger.ledger import Ledger
+
+        opened = await Ledger.connect(config.database_url)
+        try:
+            await ensure_key_table(opened.engine)
+            _wire(app, config, opened, open_price_book(opened))
+            yield
+        finally:
+            await opened.close()
+
+    app = FastAPI(
+        title="smartspace-budget ledger service",
+        version=__version__,
+        description=DESCRIPTION,
+        default_response_class=DecimalJSONResponse,
+        lifespan=lifespan,
+        separate_input_output_schemas=False,
+    )
+    app.state.metrics = service_metrics
+    app.state.rate_limiter = RateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
+    if ledger is not None:
+        _wire(app, config, ledger, price_book or open_price_book(ledger))
+
+    for module in (budgets, pricing, ledger_routes, metrics):
+        app.include_router(module.router)
+    # The spending dashboard (HTML at /dashboard, owned by routes/dashboard.py).
+    install_dashboard(app)
+    install_error_handlers(app)
+    install_openapi(app)
+    # Added innermost first: metrics must see the route the router picked.
+    app.add_middleware(MetricsMiddleware, metrics=service_metrics)
+    app.add_middleware(EncodedSlashMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and worker processes: settings from the environment."""
+    return create_app(Settings())

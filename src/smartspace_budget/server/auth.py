@@ -1,0 +1,217 @@
+"""Who is calling, what they may touch, and how often.
+
+Every route depends on :func:`principal`, which reads ``Authorization: Bearer <key>``,
+checks it against the admin key from the environment and the hashed keys in the database,
+and charges the key's rate limit. The route then asks the :class:`Principal` for what it
+needs:
+
+- another tenant's account or reservation answers **404** with a fixed message, exactly as
+  if it did not exist, so a key cannot learn which accounts exist;
+- its own account with too small a scope answers **403**;
+- a missing key and a wrong key answer the same **401**, byte for byte.
+
+Raw keys are never logged, stored or put in an error message; only their SHA-256 is
+compared and cached (``key_cache_ttl`` seconds, which is also how long a revoked key may
+keep working on a replica that saw it recently).
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from smartspace_budget.backend.cache import TTLCache
+from smartspace_budget.errors import (
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+    UnauthorizedError,
+)
+from smartspace_budget.server.key_tables import ApiKeyInfo, Scope, hash_key
+
+__all__ = [
+    "ACCOUNT_NOT_FOUND",
+    "RESERVATION_NOT_FOUND",
+    "Authenticator",
+    "Principal",
+    "RateLimiter",
+    "bearer",
+    "principal",
+]
+
+ACCOUNT_NOT_FOUND = "no such account"
+RESERVATION_NOT_FOUND = "no such reservation"
+UNAUTHORIZED = "missing or invalid API key"
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ssb_...`")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: a key's id and scope, and its account for account scopes."""
+
+    key_id: str
+    scope: Scope
+    user_id: str | None = None
+    project_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        """May do everything."""
+        return self.scope is Scope.ADMIN
+
+    def owns(self, user_id: str, project_id: str) -> bool:
+        """The account is visible to this key."""
+        if self.is_admin:
+            return True
+        return self.scope in (Scope.ACCOUNT, Scope.ACCOUNT_READ) and (
+            self.user_id == user_id and self.project_id == project_id
+        )
+
+    def require_read(self, user_id: str, project_id: str) -> None:
+        """Read the account, or 404 as if it did not exist."""
+        if not self.owns(user_id, project_id):
+            raise NotFoundError(ACCOUNT_NOT_FOUND)
+
+    def require_spend(self, user_id: str, project_id: str) -> None:
+        """Record usage and manage holds on the account (``account`` or ``admin``)."""
+        self.require_read(user_id, project_id)
+        if self.scope not in (Scope.ADMIN, Scope.ACCOUNT):
+            raise ForbiddenError("this key may only read the account")
+
+    def require_admin_on(self, user_id: str, project_id: str) -> None:
+        """Credit the account or change its policy: admin only (404 for other tenants)."""
+        self.require_read(user_id, project_id)
+        if not self.is_admin:
+            raise ForbiddenError("only an admin key may credit an account or change its policy")
+
+    def require_admin(self) -> None:
+        """Service-wide operations (metrics)."""
+        if not self.is_admin:
+            raise ForbiddenError("only an admin key may do this")
+
+    def require_account_reader(self) -> None:
+        """Listing accounts: any key that may see at least one account."""
+        if self.scope is Scope.PRICING_READ:
+            raise ForbiddenError("this key may only read prices")
+
+
+ANONYMOUS_ADMIN = Principal(key_id="no-auth", scope=Scope.ADMIN)
+
+
+class RateLimiter:
+    """A token bucket per key, in process: ``rate`` per second sustained, ``burst`` at once.
+
+    Each replica limits on its own; with N replicas behind a balancer a key gets up to N
+    times the rate, which is the usual trade for not sharing state. ``rate=0`` disables it.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str) -> None:
+        """Spend one token of ``key``; :class:`RateLimitedError` with ``retry_after`` if none."""
+        if self.rate <= 0:
+            return
+        now = self._clock()
+        tokens, last = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            retry_after = max(1, math.ceil((1 - tokens) / self.rate))
+            raise RateLimitedError(
+                f"rate limit of {self.rate:g} requests/s exceeded", retry_after=retry_after
+            )
+        self._buckets[key] = (tokens - 1, now)
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+
+
+class Authenticator:
+    """Turns a presented key into a :class:`Principal` (or an :class:`UnauthorizedError`).
+
+    ``lookup`` finds an active key by its raw value (the database in the service). The
+    admin key from the environment is compared in constant time.
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Awaitable[ApiKeyInfo | None]],
+        *,
+        admin_key: str | None = None,
+        enabled: bool = True,
+        cache_ttl: float = 5.0,
+    ) -> None:
+        self._lookup = lookup
+        self._admin_hash = hash_key(admin_key) if admin_key else None
+        self.enabled = enabled
+        self._cache: TTLCache[Principal | None] = TTLCache(cache_ttl, max_entries=10_000)
+
+    async def authenticate(self, raw_key: str | None) -> Principal:
+        """The caller, or :class:`UnauthorizedError` (same message for missing and wrong keys)."""
+        if not self.enabled:
+            return ANONYMOUS_ADMIN
+        if not raw_key:
+            raise UnauthorizedError(UNAUTHORIZED)
+        digest = hash_key(raw_key)
+        if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
+            return Principal(key_id="env-admin", scope=Scope.ADMIN)
+        found = await self._cache.get_or_fetch(digest, lambda: self._resolve(raw_key))
+        if found is None:
+            raise UnauthorizedError(UNAUTHORIZED)
+        return found
+
+    async def _resolve(self, raw_key: str) -> Principal | None:
+        info = await self._lookup(raw_key)
+        if info is None:
+            return None
+        return Principal(
+            key_id=info.key_id, scope=info.scope, user_id=info.user_id, project_id=info.project_id
+        )
+
+    def forget(self) -> None:
+        """Drop every cached verification (after revoking a key in this process)."""
+        self._cache.invalidate()
+
+
+async def principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """FastAPI dependency: authenticate the request and charge its key's rate limit."""
+    state = request.app.state
+    authenticator: Authenticator = state.authenticator
+    limiter: RateLimiter = state.rate_limiter
+    raw = credentials.credentials if credentials is not None else None
+    try:
+        caller = await authenticator.authenticate(raw)
+    except UnauthorizedError:
+        # Failed attempts are limited per client address, so keys cannot be guessed fast.
+        client = request.client.host if request.client else "unknown"
+        limiter.take("anon:" + client)
+        raise
+    limiter.take(caller.key_id)
+    return caller
+
+
+Caller = Annotated[Principal, Depends(principal)]
+"""A route parameter annotated ``Caller`` receives the authenticated :class:`Principal`."""

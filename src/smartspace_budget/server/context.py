@@ -1,0 +1,98 @@
+"""What every route needs from the running service, and the helpers they share.
+
+``create_app`` puts one :class:`ServiceContext` on ``app.state.context``; routes receive it
+through the ``Ctx`` dependency. Keeping it here (not in ``app.py``) lets the route modules,
+including the dashboard's, import it without importing the app factory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import BaseModel
+
+from smartspace_budget.backend import LedgerBackend
+from smartspace_budget.config import Settings
+from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.models import BudgetReservation
+from smartspace_budget.models.usage import MAX_ID_LENGTH
+from smartspace_budget.server.middleware import decode_segment
+from smartspace_budget.server.responses import ErrorBody
+from smartspace_budget.server.telemetry import ServiceMetrics
+
+__all__ = [
+    "READ_ERRORS",
+    "WRITE_ERRORS",
+    "Ctx",
+    "ServiceContext",
+    "body_doc",
+    "documented_bodies",
+    "error_responses",
+    "path_id",
+]
+
+
+@dataclass
+class ServiceContext:
+    """The service's backend (reads and writes), reservation lookup, health probe, metrics."""
+
+    settings: Settings
+    backend: LedgerBackend
+    get_reservation: Callable[[str], Awaitable[BudgetReservation]]
+    ping: Callable[[], Awaitable[None]]
+    metrics: ServiceMetrics
+
+
+def _context(request: Request) -> ServiceContext:
+    context: ServiceContext = request.app.state.context
+    return context
+
+
+Ctx = Annotated[ServiceContext, Depends(_context)]
+
+
+def path_id(value: str, name: str) -> str:
+    """A decoded id from the path, 1 to ``MAX_ID_LENGTH`` characters (else 400)."""
+    decoded = decode_segment(value)
+    if not decoded or len(decoded) > MAX_ID_LENGTH:
+        raise InvalidInputError(f"{name} must be 1-{MAX_ID_LENGTH} characters")
+    return decoded
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        400: "Invalid input (InvalidInputError and its subclasses)",
+        401: "Missing or invalid API key",
+        402: "Budget exceeded or policy violated",
+        403: "The key's scope does not allow this",
+        404: "Not found, or not visible to this key",
+        409: "Idempotency conflict or reservation already resolved",
+        413: "Request body too large",
+        429: "Rate limited; see Retry-After",
+        503: "Ledger database unavailable",
+        504: "Ledger database timed out",
+    }
+    return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
+
+
+READ_ERRORS = error_responses(400, 401, 403, 404, 429, 503, 504)
+WRITE_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 429, 503, 504)
+
+documented_bodies: dict[str, type[BaseModel]] = {}
+"""Request body models by name, added to the OpenAPI components by ``server.openapi``."""
+
+
+def body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a JSON body the route reads itself (exact Decimals)."""
+    documented_bodies[model.__name__] = model
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+            },
+        }
+    }

@@ -1,0 +1,118 @@
+"""Exact JSON out, typed errors out: the response class and the exception handlers.
+
+FastAPI's own JSON encoding turns a Decimal into a float or a string; the spec's documents
+have amounts as JSON numbers, written exactly. :class:`DecimalJSONResponse` writes with
+:func:`smartspace_budget.models.dumps`, and routes return it directly (their
+``response_model`` only documents the shape).
+
+Every error leaves as ``{"error": ClassName, "detail": message}`` with the class's status:
+the package's errors, request validation (400 ``InvalidInputError``, not FastAPI's 422),
+unknown routes (404), and anything unexpected (500, logged without request headers).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from smartspace_budget.errors import RateLimitedError, SmartspaceBudgetError, UnauthorizedError
+from smartspace_budget.models import dumps
+
+__all__ = [
+    "DecimalJSONResponse",
+    "ErrorBody",
+    "RequestTooLargeError",
+    "error_response",
+    "install_error_handlers",
+]
+
+log = logging.getLogger("smartspace_budget.server")
+
+
+class RequestTooLargeError(SmartspaceBudgetError):
+    """The request body is larger than the service accepts."""
+
+    status_code = 413
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: the exception class name and a human message."""
+
+    error: str
+    detail: str
+
+
+class DecimalJSONResponse(Response):
+    """JSON with Decimals written exactly (the spec's amounts are numbers, never floats)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        if isinstance(content, BaseModel):
+            content = content.model_dump(mode="python")
+        elif isinstance(content, list):
+            content = [
+                item.model_dump(mode="python") if isinstance(item, BaseModel) else item
+                for item in content
+            ]
+        return dumps(content).encode("utf-8")
+
+
+def error_response(exc: SmartspaceBudgetError) -> DecimalJSONResponse:
+    """The ``{"error", "detail"}`` answer for one of the package's errors."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, UnauthorizedError):
+        headers["WWW-Authenticate"] = "Bearer"
+    return DecimalJSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)[:1000] or "invalid request"
+
+
+async def _on_budget_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SmartspaceBudgetError)
+    if exc.status_code >= 500:
+        log.warning("%s %s answered %s: %s", request.method, request.url.path, exc.status_code, exc)
+    return error_response(exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    body = {"error": "InvalidInputError", "detail": _describe_validation(exc)}
+    return DecimalJSONResponse(body, status_code=400)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    name = {404: "NotFoundError", 405: "MethodNotAllowedError"}.get(exc.status_code, "HTTPError")
+    return DecimalJSONResponse(
+        {"error": name, "detail": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    return DecimalJSONResponse({"error": "InternalError", "detail": "internal error"}, 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error to ``{"error", "detail"}`` (see the module docstring)."""
+    app.add_exception_handler(SmartspaceBudgetError, _on_budget_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

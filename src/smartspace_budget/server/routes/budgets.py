@@ -1,0 +1,134 @@
+"""The spec's budget endpoints (``/api/v1/budgets/...``) and the extra reads of the Backend.
+
+Paths and JSON shapes are the spec's. Every account route first asks the caller's
+:class:`~smartspace_budget.server.auth.Principal` whether it may see the account; a key for
+another tenant gets the same 404 a missing account would.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from smartspace_budget.backend.base import AccountRef, SpendingBucket
+from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.models import (
+    Balance,
+    BudgetPolicy,
+    BudgetStatus,
+    SpendingAnalytics,
+    SpendingSummary,
+)
+from smartspace_budget.periods import SpendingPeriod
+from smartspace_budget.server.auth import Caller
+from smartspace_budget.server.context import READ_ERRORS, Ctx, path_id
+from smartspace_budget.server.responses import DecimalJSONResponse
+
+__all__ = ["MAX_SERIES_WINDOWS", "router"]
+
+router = APIRouter(prefix="/api/v1/budgets", tags=["budgets"])
+
+ACCOUNT = "/user/{user_id}/project/{project_id}"
+MAX_SERIES_WINDOWS = 10_000
+"""Most windows one series request may ask for (a year of hours is 8,784)."""
+
+_SHORTEST = {
+    SpendingPeriod.HOURLY: timedelta(minutes=30),  # half-hour DST shifts make short hours
+    SpendingPeriod.DAILY: timedelta(hours=22),
+    SpendingPeriod.WEEKLY: timedelta(days=6),
+    SpendingPeriod.MONTHLY: timedelta(days=27),
+    SpendingPeriod.YEARLY: timedelta(days=364),
+}
+
+At = Annotated[
+    datetime | None,
+    Query(description="Instant whose window is wanted (timezone-aware); default now."),
+]
+
+
+def _account(caller: Caller, user_id: str, project_id: str) -> tuple[str, str]:
+    user, project = path_id(user_id, "user_id"), path_id(project_id, "project_id")
+    caller.require_read(user, project)
+    return user, project
+
+
+@router.get(ACCOUNT + "/balance", response_model=Balance, responses=READ_ERRORS)
+async def get_balance(user_id: str, project_id: str, caller: Caller, ctx: Ctx) -> Response:
+    """Total, available and reserved balance of the account."""
+    user, project = _account(caller, user_id, project_id)
+    return DecimalJSONResponse(await ctx.backend.get_balance(user, project))
+
+
+@router.get(ACCOUNT + "/status", response_model=BudgetStatus, responses=READ_ERRORS)
+async def get_budget_status(user_id: str, project_id: str, caller: Caller, ctx: Ctx) -> Response:
+    """The spec's budget status: balances, today's, this month's and total spend, limits."""
+    user, project = _account(caller, user_id, project_id)
+    status = await ctx.backend.get_budget_status(user, project)
+    ctx.metrics.observe_status(user, project, status)
+    return DecimalJSONResponse(status)
+
+
+@router.get(ACCOUNT + "/spending/{period}", response_model=SpendingSummary, responses=READ_ERRORS)
+async def get_spending(
+    user_id: str, project_id: str, period: SpendingPeriod, caller: Caller, ctx: Ctx, at: At = None
+) -> Response:
+    """Net spending and request count in the calendar window of ``period`` containing ``at``."""
+    user, project = _account(caller, user_id, project_id)
+    return DecimalJSONResponse(await ctx.backend.get_spending(user, project, period, at=at))
+
+
+@router.get(ACCOUNT + "/analytics", response_model=SpendingAnalytics, responses=READ_ERRORS)
+async def get_analytics(
+    user_id: str,
+    project_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    period: SpendingPeriod = SpendingPeriod.MONTHLY,
+    at: At = None,
+) -> Response:
+    """The spec's spending analytics for one period window (monthly by default)."""
+    user, project = _account(caller, user_id, project_id)
+    analytics = await ctx.backend.get_analytics(user, project, period, at=at)
+    return DecimalJSONResponse(analytics)
+
+
+@router.get(ACCOUNT + "/series", response_model=list[SpendingBucket], responses=READ_ERRORS)
+async def get_spending_series(
+    user_id: str,
+    project_id: str,
+    granularity: SpendingPeriod,
+    start: datetime,
+    end: datetime,
+    caller: Caller,
+    ctx: Ctx,
+) -> Response:
+    """Spending per window of ``granularity`` from ``start`` to ``end``, empty windows included."""
+    user, project = _account(caller, user_id, project_id)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInputError("start and end must be timezone-aware")
+    if end < start:
+        raise InvalidInputError("end is before start")
+    if (end - start) / _SHORTEST[granularity] > MAX_SERIES_WINDOWS:
+        raise InvalidInputError(
+            f"at most {MAX_SERIES_WINDOWS} windows per request; use a coarser granularity"
+        )
+    series = await ctx.backend.get_spending_series(user, project, granularity, start, end)
+    return DecimalJSONResponse(series)
+
+
+@router.get(ACCOUNT + "/policy", response_model=BudgetPolicy, responses=READ_ERRORS)
+async def get_policy(user_id: str, project_id: str, caller: Caller, ctx: Ctx) -> Response:
+    """The account's budget policy (limits are null when unlimited)."""
+    user, project = _account(caller, user_id, project_id)
+    return DecimalJSONResponse(await ctx.backend.get_policy(user, project))
+
+
+@router.get("/accounts", response_model=list[AccountRef], responses=READ_ERRORS)
+async def list_accounts(caller: Caller, ctx: Ctx) -> Response:
+    """The accounts this key may see (all for an admin key, its own for an account key)."""
+    caller.require_account_reader()
+    accounts = await ctx.backend.list_accounts()
+    return DecimalJSONResponse([a for a in accounts if caller.owns(a.user_id, a.project_id)])

@@ -1,0 +1,54 @@
+"""Operational endpoints: liveness, readiness (the ledger database answers) and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from starlette.responses import PlainTextResponse, Response
+
+from smartspace_budget.errors import BackendError, BackendUnavailableError
+from smartspace_budget.server.auth import Caller
+from smartspace_budget.server.context import READ_ERRORS, Ctx, error_responses
+from smartspace_budget.server.responses import DecimalJSONResponse
+
+__all__ = ["Health", "router"]
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    """``ok`` when the process answers; ``ready`` when the ledger database answers too."""
+
+    status: str
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Response:
+    """The process is up (no database access, no key needed)."""
+    return DecimalJSONResponse({"status": "ok"})
+
+
+@router.get("/readyz", response_model=Health, responses=error_responses(503, 504))
+async def readyz(ctx: Ctx) -> Response:
+    """The ledger database answers a trivial query (no key needed)."""
+    try:
+        await ctx.ping()
+    except BackendError:
+        raise
+    except Exception as exc:
+        raise BackendUnavailableError(
+            f"ledger database not reachable: {type(exc).__name__}"
+        ) from None
+    return DecimalJSONResponse({"status": "ready"})
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **READ_ERRORS},
+)
+async def metrics(caller: Caller, ctx: Ctx) -> Response:
+    """Prometheus text format (admin key): requests, latency, spend, budget utilisation."""
+    caller.require_admin()
+    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,73 @@
+"""The spec's pricing endpoints (``/api/v1/pricing/...``); any valid key may read prices.
+
+Model names may contain slashes (``openrouter/meta-llama/llama-3-70b``), sent either as
+real slashes or as ``%2F``. The history route is matched first, so ``.../history`` is never
+read as part of a model name; a model whose name itself ends in ``/history`` must be sent
+with its slashes encoded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from smartspace_budget.models import PricingData
+from smartspace_budget.models.usage import MAX_ID_LENGTH
+from smartspace_budget.server.auth import Caller
+from smartspace_budget.server.context import READ_ERRORS, Ctx, path_id
+from smartspace_budget.server.responses import DecimalJSONResponse
+
+__all__ = ["ModelRef", "router"]
+
+router = APIRouter(prefix="/api/v1/pricing", tags=["pricing"])
+
+MODEL = "/provider/{provider}/model/{model:path}"
+
+
+class ModelRef(BaseModel):
+    """One priced (provider, model) pair."""
+
+    provider: str
+    model: str
+
+
+@router.get("/models", response_model=list[ModelRef], responses=READ_ERRORS)
+async def list_models(
+    caller: Caller,
+    ctx: Ctx,
+    provider: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
+) -> Response:
+    """Known (provider, model) pairs, optionally for one provider."""
+    pairs = await ctx.backend.list_models(provider)
+    return DecimalJSONResponse([{"provider": p, "model": m} for p, m in pairs])
+
+
+@router.get(MODEL + "/history", response_model=list[PricingData], responses=READ_ERRORS)
+async def get_price_history(
+    provider: str,
+    model: str,
+    caller: Caller,
+    ctx: Ctx,
+    days: Annotated[int | None, Query(ge=1, le=36_500)] = None,
+) -> Response:
+    """Price versions effective in the last ``days`` (all when omitted), oldest first."""
+    name, model_name = path_id(provider, "provider"), path_id(model, "model")
+    history = await ctx.backend.get_price_history(name, model_name, days=days)
+    return DecimalJSONResponse(history)
+
+
+@router.get(MODEL, response_model=PricingData, responses=READ_ERRORS)
+async def get_pricing(
+    provider: str,
+    model: str,
+    caller: Caller,
+    ctx: Ctx,
+    at: Annotated[datetime | None, Query(description="Instant (default now).")] = None,
+) -> Response:
+    """The price version in force for the provider/model (at ``at``, default now)."""
+    name, model_name = path_id(provider, "provider"), path_id(model, "model")
+    return DecimalJSONResponse(await ctx.backend.get_pricing(name, model_name, at=at))

@@ -1,0 +1,139 @@
+"""Prometheus metrics of one service instance: requests, latency, spend, budget utilisation.
+
+Each app owns its :class:`~prometheus_client.CollectorRegistry`, so several apps in one
+process (tests, or an app mounted twice) never clash. Counters are per process, the
+Prometheus way: with several replicas (or uvicorn workers), sum them in the query.
+
+Requests are labelled by the route *template* (``/api/v1/budgets/user/{user_id}/...``),
+never the concrete path, so ids neither leak into metrics nor explode their cardinality.
+Budget utilisation is per account and is refreshed whenever an account's status is read;
+the gauge keeps the ``max_accounts`` most recently seen accounts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import OrderedDict
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from smartspace_budget.models import BudgetStatus, EntryKind, LedgerEntry
+
+__all__ = ["MetricsMiddleware", "ServiceMetrics"]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServiceMetrics:
+    """The collectors of one app (see the module docstring)."""
+
+    def __init__(self, *, max_accounts: int = 1000) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "smartspace_budget_http_requests",
+            "HTTP requests answered, by route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "smartspace_budget_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.spend = Counter(
+            "smartspace_budget_spend_usdc",
+            "USDC charged for provider usage recorded through this instance.",
+            ["provider", "model"],
+            registry=self.registry,
+        )
+        self.usage_requests = Counter(
+            "smartspace_budget_usage_requests",
+            "Provider requests charged through this instance.",
+            ["provider", "model"],
+            registry=self.registry,
+        )
+        self.writes = Counter(
+            "smartspace_budget_ledger_writes",
+            "Ledger entries written through this instance, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.utilisation = Gauge(
+            "smartspace_budget_budget_utilisation_ratio",
+            "Spent / limit for an account's daily and monthly limits (last status read).",
+            ["user_id", "project_id", "limit"],
+            registry=self.registry,
+        )
+        self._accounts: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._max_accounts = max_accounts
+
+    def observe_entry(self, entry: LedgerEntry) -> None:
+        """Count a ledger write; usage also adds to spend by provider/model."""
+        self.writes.labels(entry.kind.value).inc()
+        if entry.kind is EntryKind.USAGE:
+            provider, model = entry.provider or "unknown", entry.model or "unknown"
+            self.spend.labels(provider, model).inc(float(abs(entry.amount)))
+            self.usage_requests.labels(provider, model).inc()
+
+    def observe_status(self, user_id: str, project_id: str, status: BudgetStatus) -> None:
+        """Refresh the account's utilisation gauges from a status just read."""
+        account = (user_id, project_id)
+        self._accounts.pop(account, None)
+        self._accounts[account] = None
+        for limit, spent, cap in (
+            ("daily", status.spent_today, status.daily_limit),
+            ("monthly", status.spent_this_month, status.monthly_limit),
+        ):
+            if cap is None:
+                self._remove(user_id, project_id, limit)
+            else:
+                self.utilisation.labels(user_id, project_id, limit).set(_ratio(spent, cap))
+        while len(self._accounts) > self._max_accounts:
+            (old_user, old_project), _ = self._accounts.popitem(last=False)
+            for limit in ("daily", "monthly"):
+                self._remove(old_user, old_project, limit)
+
+    def _remove(self, user_id: str, project_id: str, limit: str) -> None:
+        with contextlib.suppress(KeyError):
+            self.utilisation.remove(user_id, project_id, limit)
+
+
+def _ratio(spent: Decimal, cap: Decimal) -> float:
+    if cap == 0:
+        return 1.0  # a zero limit blocks everything: fully used
+    return float(spent / cap)
+
+
+class MetricsMiddleware:
+    """Count and time every request by route template (plain ASGI, no per-request objects)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(method, template, str(status)).inc()
