@@ -7,6 +7,7 @@ tested on figures that are easy to check by hand.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -74,6 +75,19 @@ class FakeBackend:
         self.accounts: dict[tuple[str, str], Account] = {}
         self.calls: dict[str, int] = {}
         self.fail_with: BaseException | None = None
+        self._waiters: list[tuple[str, int, asyncio.Event]] = []
+
+    def reached(self, name: str, count: int) -> asyncio.Event:
+        """An event set once ``name`` has been called ``count`` times."""
+        event = asyncio.Event()
+        self._waiters.append((name, count, event))
+        self._wake()
+        return event
+
+    def _wake(self) -> None:
+        for name, count, event in self._waiters:
+            if self.calls.get(name, 0) >= count:
+                event.set()
 
     # seeding -----------------------------------------------------------------------------
     def account(self, user_id: str = "user_001", project_id: str = "proj_001") -> Account:
@@ -109,6 +123,7 @@ class FakeBackend:
     # helpers -----------------------------------------------------------------------------
     def _enter(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
+        self._wake()
         if self.fail_with is not None:
             raise self.fail_with
 

@@ -15,6 +15,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from smartspace_budget.budgets._backend import backend_call
 from smartspace_budget.budgets.spending_monitor import SpendingMonitor
@@ -36,18 +37,21 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[bool]:
     previous handlers come back on exit.
     """
     loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
+    installed: dict[signal.Signals, Any] = {}
     try:
         for sig in _SIGNALS:
+            previous = signal.getsignal(sig)
             try:
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError, ValueError):
                 break
-            installed.append(sig)
+            installed[sig] = previous
         yield len(installed) == len(_SIGNALS)
     finally:
-        for sig in installed:
+        for sig, previous in installed.items():
             loop.remove_signal_handler(sig)
+            if previous is not None:
+                signal.signal(sig, previous)
 
 
 async def run_monitor(
