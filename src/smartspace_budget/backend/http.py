@@ -371,7 +371,7 @@ class HttpBackend(CachedReads):
         reference: str | None = None,
     ) -> LedgerEntry:
         """Credit the account (``POST /api/v1/ledger/.../deposit``)."""
-        body = DepositRequest(amount=amount, reference=reference)
+        body = DepositRequest.from_data({"amount": amount, "reference": reference})
         return await self._account_write(
             user_id, project_id, "POST", "deposit", body, LedgerEntry, idempotency_key
         )
@@ -395,7 +395,9 @@ class HttpBackend(CachedReads):
         reason: str = "",
     ) -> LedgerEntry:
         """Credit back earlier usage."""
-        body = RefundRequest(amount=amount, usage_entry_id=usage_entry_id, reason=reason)
+        body = RefundRequest.from_data(
+            {"amount": amount, "usage_entry_id": usage_entry_id, "reason": reason}
+        )
         return await self._account_write(
             user_id, project_id, "POST", "refund", body, LedgerEntry, idempotency_key
         )
@@ -410,7 +412,7 @@ class HttpBackend(CachedReads):
         idempotency_key: str,
     ) -> LedgerEntry:
         """A signed correction with a reason."""
-        body = AdjustRequest(amount=amount, reason=reason)
+        body = AdjustRequest.from_data({"amount": amount, "reason": reason})
         return await self._account_write(
             user_id, project_id, "POST", "adjust", body, LedgerEntry, idempotency_key
         )
@@ -426,7 +428,9 @@ class HttpBackend(CachedReads):
         request_id: str | None = None,
     ) -> BudgetReservation:
         """Hold funds; the service's 402 comes back as BudgetExceeded/PolicyViolationError."""
-        body = ReserveRequest(amount=amount, ttl_seconds=ttl_seconds, request_id=request_id)
+        body = ReserveRequest.from_data(
+            {"amount": amount, "ttl_seconds": ttl_seconds, "request_id": request_id}
+        )
         return await self._account_write(
             user_id, project_id, "POST", "reserve", body, BudgetReservation, idempotency_key
         )
@@ -439,7 +443,11 @@ class HttpBackend(CachedReads):
         entry: LedgerEntry | None = None
         try:
             entry = await self._write(
-                "POST", path, SettleRequest(usage=usage), LedgerEntry, idempotency_key
+                "POST",
+                path,
+                SettleRequest.from_data({"usage": usage}),
+                LedgerEntry,
+                idempotency_key,
             )
             return entry
         finally:

@@ -1,0 +1,119 @@
+"""Metrics, the OpenAPI document, and replicas sharing one database."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from smartspace_budget.models import loads
+from smartspace_budget.server.app import create_app
+from tests.backend.live import service_settings
+from tests.server.conftest import Service, account_path, ledger_path, make_service
+
+
+async def test_metrics_count_spend_requests_utilisation_and_latency(service: Service) -> None:
+    t = service.tenants
+    await service.write("PUT", ledger_path(t.a, "policy"), {"daily_limit": 10}, t.admin_key)
+    for cost in ("1.5", "2"):
+        usage = {"provider": "openai", "model": "gpt-4o", "actual_cost": cost}
+        await service.write("POST", ledger_path(t.a, "usage"), usage, t.a_key)
+    await service.client.get(account_path(t.a) + "/status", headers=service.auth(t.a_key))
+    forbidden = await service.client.get("/metrics", headers=service.auth(t.a_key))
+    assert forbidden.status_code == 403
+    response = await service.client.get("/metrics", headers=service.auth(t.admin_key))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'smartspace_budget_spend_usdc_total{model="gpt-4o",provider="openai"} 3.5' in text
+    assert 'smartspace_budget_usage_requests_total{model="gpt-4o",provider="openai"} 2.0' in text
+    user, project = t.a
+    assert (
+        f'smartspace_budget_budget_utilisation_ratio{{limit="daily",project_id="{project}",'
+        f'user_id="{user}"}} 0.35' in text
+    )
+    template = "/api/v1/budgets/user/{user_id}/project/{project_id}/status"
+    assert f'route="{template}"' in text
+    assert "smartspace_budget_http_request_duration_seconds_bucket" in text
+    assert user not in text.split("budget_utilisation")[0]  # ids only in the per-account gauge
+
+
+async def test_two_apps_in_one_process_keep_separate_metrics(database_url: str) -> None:
+    first = create_app(service_settings(database_url))
+    second = create_app(service_settings(database_url))
+    assert first.state.metrics.registry is not second.state.metrics.registry
+
+
+def _walk(node: Any) -> list[dict[str, Any]]:
+    found = []
+    if isinstance(node, dict):
+        found.append(node)
+        for value in node.values():
+            found.extend(_walk(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_walk(value))
+    return found
+
+
+async def test_openapi_documents_amounts_as_numbers_and_errors_as_400(service: Service) -> None:
+    response = await service.client.get("/openapi.json")
+    document = loads(response.content)
+    schemas = document["components"]["schemas"]
+    status = schemas["BudgetStatus"]["properties"]
+    assert status["total_balance"]["type"] == "number"
+    assert {"type": "number"} in status["daily_limit"]["anyOf"]
+    assert schemas["DepositRequest"]["properties"]["amount"]["type"] == "number"
+    assert schemas["SpendingAnalytics"]["properties"]["spending_by_provider"][
+        "additionalProperties"
+    ] == {"type": "number"}
+    assert not any(
+        {o.get("type") for o in node.get("anyOf", [])} >= {"number", "string"}
+        for node in _walk(document)
+    )
+    paths = document["paths"]
+    for spec_path in (
+        "/api/v1/budgets/user/{user_id}/project/{project_id}/balance",
+        "/api/v1/budgets/user/{user_id}/project/{project_id}/status",
+        "/api/v1/budgets/user/{user_id}/project/{project_id}/spending/{period}",
+        "/api/v1/budgets/user/{user_id}/project/{project_id}/analytics",
+        "/api/v1/pricing/provider/{provider}/model/{model}",
+        "/api/v1/pricing/provider/{provider}/model/{model}/history",
+    ):
+        assert "get" in paths[spec_path], spec_path
+    for operations in paths.values():
+        for operation in operations.values():
+            assert "422" not in operation["responses"]
+    deposit = paths["/api/v1/ledger/user/{user_id}/project/{project_id}/deposit"]["post"]
+    assert deposit["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DepositRequest"
+    }
+    assert any(p["name"] == "Idempotency-Key" for p in deposit["parameters"])
+
+
+async def test_two_replicas_on_one_database_give_the_same_answers(database_url: str) -> None:
+    async for one in make_service(database_url):
+        async for two in make_service(database_url):
+            t = one.tenants
+            usage = {"provider": "openai", "model": "gpt-4", "actual_cost": "0.333333333"}
+            for _ in range(3):
+                await one.write("POST", ledger_path(t.a, "usage"), usage, t.admin_key)
+            idem = uuid.uuid4().hex
+            first = await one.write(
+                "POST", ledger_path(t.a, "deposit"), {"amount": 5}, t.admin_key, idem
+            )
+            replay = await two.write(
+                "POST", ledger_path(t.a, "deposit"), {"amount": 5}, t.admin_key, idem
+            )
+            assert loads(replay.content)["entry_id"] == loads(first.content)["entry_id"]
+            for suffix in ("/balance", "/status", "/spending/daily", "/analytics"):
+                answers = []
+                for replica in (one, two):
+                    response = await replica.client.get(
+                        account_path(t.a) + suffix, headers=replica.auth(t.admin_key)
+                    )
+                    body = loads(response.content)
+                    body.pop("as_of", None)
+                    answers.append(body)
+                assert answers[0] == answers[1], suffix
+            assert answers[0]["total_spent"] == Decimal("0.999999999")  # the analytics
