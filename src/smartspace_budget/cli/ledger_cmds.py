@@ -1,0 +1,209 @@
+"""``deposit``, ``record``, ``refund`` and ``entries``: writes to the ledger and its history.
+
+Every write carries an idempotency key: ``--idempotency-key`` when a script may retry, a
+fresh one otherwise. Retrying with the same key returns the first entry and writes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import typer
+
+from smartspace_budget.cli.output import console, key_values, money, print_json, run, table
+from smartspace_budget.cli.pricing_cmds import JSON, PROJECT, USER
+from smartspace_budget.cli.runtime import open_backend, options
+from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.models import LedgerEntry, UsageEvent
+from smartspace_budget.money import parse_amount
+
+__all__ = ["register"]
+
+KEY = typer.Option(None, "--idempotency-key", help="Retry-safe key (default: a new one).")
+
+
+def _key(given: str | None, kind: str) -> str:
+    return given or f"cli:{kind}:{uuid.uuid4().hex}"
+
+
+def entry_rows(entry: LedgerEntry) -> dict[str, Any]:
+    """One ledger entry as people read it."""
+    rows: dict[str, Any] = {
+        "Entry": entry.entry_id,
+        "Account": f"{entry.user_id}/{entry.project_id}",
+        "Kind": entry.kind.value,
+        "Amount": money(entry.amount),
+        "Balance after": money(entry.balance_after),
+        "At": entry.occurred_at.isoformat(),
+    }
+    if entry.provider:
+        rows["Provider / model"] = f"{entry.provider}/{entry.model}"
+    if entry.request_id:
+        rows["Request"] = entry.request_id
+    if entry.reason:
+        rows["Reason"] = entry.reason
+    return rows
+
+
+def _show(entry: LedgerEntry, title: str, as_json: bool) -> None:
+    if as_json:
+        print_json(entry)
+    else:
+        console.print(key_values(title, entry_rows(entry)))
+
+
+def deposit_command(
+    ctx: typer.Context,
+    amount: str = typer.Argument(..., help="USDC to credit, e.g. 100 or 25.50."),
+    user: str = USER,
+    project: str = PROJECT,
+    reference: str | None = typer.Option(None, "--reference", help="E.g. a payment id."),
+    key: str | None = KEY,
+    as_json: bool = JSON,
+) -> None:
+    """Credit an account (creating it if needed)."""
+    value = parse_amount(amount, allow_negative=False)
+    if value == 0:
+        raise InvalidInputError("a deposit must be more than 0")
+
+    async def go() -> LedgerEntry:
+        async with open_backend(options(ctx)) as backend:
+            return await backend.deposit(
+                user, project, value, idempotency_key=_key(key, "deposit"), reference=reference
+            )
+
+    _show(run(go()), "Deposit recorded", as_json)
+
+
+def record_command(
+    ctx: typer.Context,
+    provider: str = typer.Argument(...),
+    model: str = typer.Argument(...),
+    user: str = USER,
+    project: str = PROJECT,
+    input_tokens: int = typer.Option(..., "--input-tokens", "-i", min=0),
+    output_tokens: int = typer.Option(..., "--output-tokens", "-o", min=0),
+    cached: int = typer.Option(0, "--cached-tokens", min=0, help="Part of input read from cache."),
+    cache_write: int = typer.Option(0, "--cache-write-tokens", min=0, help="Part of input cached."),
+    reasoning: int = typer.Option(0, "--reasoning-tokens", min=0, help="Part of the output."),
+    cost: str | None = typer.Option(None, "--cost", help="Actual cost (default: priced now)."),
+    request_id: str | None = typer.Option(None, "--request-id"),
+    key: str | None = KEY,
+    as_json: bool = JSON,
+) -> None:
+    """Charge one provider call made without a reservation (priced at the version in force)."""
+    given_cost = None if cost is None else parse_amount(cost, name="--cost", allow_negative=False)
+    if reasoning > output_tokens:
+        raise InvalidInputError("--reasoning-tokens cannot exceed --output-tokens")
+
+    async def go() -> LedgerEntry:
+        from smartspace_budget.pricing import PricingEngine
+
+        async with open_backend(options(ctx)) as backend:
+            estimate = await PricingEngine(backend).estimate_cost(
+                provider,
+                model,
+                input_tokens=input_tokens,
+                expected_output_tokens=output_tokens,
+                cached_input_tokens=cached,
+                cache_write_tokens=cache_write,
+            )
+            actual: Decimal = given_cost if given_cost is not None else estimate.total_cost
+            usage = UsageEvent(
+                provider=estimate.provider,
+                model=estimate.model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cached_input_tokens=cached,
+                cache_write_tokens=cache_write,
+                reasoning_tokens=reasoning,
+                actual_cost=actual,
+                estimated_cost=estimate.total_cost,
+                price_version=estimate.price_version,
+                request_id=request_id,
+            )
+            return await backend.record_usage(
+                user, project, usage, idempotency_key=_key(key, "usage")
+            )
+
+    _show(run(go()), "Usage recorded", as_json)
+
+
+def refund_command(
+    ctx: typer.Context,
+    amount: str = typer.Argument(..., help="USDC to credit back."),
+    user: str = USER,
+    project: str = PROJECT,
+    entry: str | None = typer.Option(None, "--entry", help="The usage entry refunded."),
+    reason: str = typer.Option("", "--reason"),
+    key: str | None = KEY,
+    as_json: bool = JSON,
+) -> None:
+    """Credit back earlier usage (negative spending in its period)."""
+    value = parse_amount(amount, allow_negative=False)
+
+    async def go() -> LedgerEntry:
+        async with open_backend(options(ctx)) as backend:
+            return await backend.refund(
+                user,
+                project,
+                value,
+                idempotency_key=_key(key, "refund"),
+                usage_entry_id=entry,
+                reason=reason,
+            )
+
+    _show(run(go()), "Refund recorded", as_json)
+
+
+def entries_command(
+    ctx: typer.Context,
+    user: str = USER,
+    project: str = PROJECT,
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000),
+    as_json: bool = JSON,
+) -> None:
+    """The account's latest ledger entries, newest first (local ledger only)."""
+
+    async def go() -> list[LedgerEntry]:
+        async with open_backend(options(ctx)) as backend:
+            ledger_of = getattr(backend, "_ledger", None)
+            lister = getattr(backend, "list_entries", None)
+            if lister is not None:
+                return list(await lister(user, project, limit=limit))
+            if ledger_of is None:
+                raise InvalidInputError("this backend cannot list entries; use --database-url")
+            ledger = await ledger_of()
+            return list(await ledger.list_entries(user, project, limit=limit))
+
+    entries = run(go())
+    if as_json:
+        print_json(entries)
+        return
+    console.print(
+        table(
+            f"Latest entries of {user}/{project}",
+            ["At", "Kind", "Amount", "Balance after", "Provider/model"],
+            [
+                (
+                    e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    e.kind.value,
+                    money(e.amount),
+                    money(e.balance_after),
+                    f"{e.provider}/{e.model}" if e.provider else "",
+                )
+                for e in entries
+            ],
+            right=["Amount", "Balance after"],
+        )
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("deposit")(deposit_command)
+    app.command("record")(record_command)
+    app.command("refund")(refund_command)
+    app.command("entries")(entries_command)
