@@ -10,6 +10,7 @@ import pytest
 
 from smartspace_budget.budgets import BackendPolicy, BudgetPolicy, BudgetTracker, ViolationKind
 from smartspace_budget.budgets import policy as policy_module
+from smartspace_budget.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from tests.budgets.conftest import FakeBackend, FakeClock
@@ -184,6 +185,9 @@ async def test_policy_from_backend_marker(
     assert shared.available
     assert shared.policy == BudgetPolicy(per_request_limit=D(30))
     assert backend.calls["get_policy"] == 1
+
+    with pytest.raises(InvalidInputError):
+        BudgetPolicy.fetch_from_backend("", P)
 
     monkeypatch.setattr(policy_module, "default_backend", lambda: backend)
     resolved = await BudgetPolicy.fetch_from_backend("team", "shared")

@@ -402,3 +402,25 @@ async def test_threshold_registry(monitor: SpendingMonitor) -> None:
         monitor.remove_threshold(mine.threshold_id)
     with pytest.raises(InvalidInputError):
         monitor.add_threshold(everyone, user_id=U)
+
+
+async def test_periods_follow_the_accounts_timezone(
+    monitor: SpendingMonitor,
+    backend: FakeBackend,
+    clock: FakeClock,
+    received: list[SpendingAlert],
+) -> None:
+    backend.account().timezone = "America/New_York"
+    backend.set_policy(daily_limit="10")
+    clock.now = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # 22:00 on March 2 in New York
+    backend.spend("6")
+    (first,) = await monitor.check_spending_status(U, P)
+    assert first.period_start == datetime(2026, 3, 2, 5, 0, tzinfo=UTC)  # local midnight
+    clock.advance(hours=1, minutes=30)  # 23:30 local: same day, nothing new
+    backend.spend("0.5")
+    assert await monitor.check_spending_status(U, P) == [first]
+    clock.advance(hours=1)  # 00:30 local on March 3: a new day, rearmed
+    backend.spend("5")
+    (second,) = await monitor.check_spending_status(U, P)
+    assert second.period_start == datetime(2026, 3, 3, 5, 0, tzinfo=UTC)
+    assert [a.metadata["percentage"] for a in received] == [50, 50]

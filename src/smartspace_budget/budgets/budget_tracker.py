@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Self
 
 from smartspace_budget.backend.base import Backend, SpendingBucket
 from smartspace_budget.backend.cache import TTLCache
@@ -80,6 +81,7 @@ class BudgetTracker:
         clock: Clock | None = None,
     ) -> None:
         self._backend = backend
+        self._owns_backend = backend is None
         self._clock: Clock = clock or _utc_now
         cache_clock: Callable[[], float] = (
             time.monotonic if clock is None else (lambda: self._clock().timestamp())
@@ -92,6 +94,22 @@ class BudgetTracker:
         if self._backend is None:
             self._backend = default_backend()
         return self._backend
+
+    async def aclose(self) -> None:
+        """Close the default backend if this tracker created it (a given one is the caller's)."""
+        self._status_cache.invalidate()
+        backend = self._backend
+        if self._owns_backend and backend is not None:
+            self._backend = None
+            close = getattr(backend, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def now(self) -> datetime:
         """The tracker's clock (UTC, timezone-aware)."""

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 from smartspace_budget.backend.base import Backend
 from smartspace_budget.budgets import analysis
@@ -112,6 +112,7 @@ class SpendingMonitor:
         self._clock: Clock = clock or _utc_now
         # A monitor's own tracker reads fresh: an alert must describe the account as it is.
         self.tracker = tracker or BudgetTracker(backend, status_ttl=0, clock=clock)
+        self._owns_tracker = tracker is None
         self._global: list[SpendingThreshold] = list(thresholds)
         self._per_account: dict[tuple[str, str], list[SpendingThreshold]] = {}
         self._limit_percentages = [Decimal(p) for p in limit_percentages]
@@ -127,6 +128,17 @@ class SpendingMonitor:
         self._alerts: dict[str, SpendingAlert] = {}
         self.delivery_failures = 0
         """Handler calls that failed after every retry (for metrics and tests)."""
+
+    async def aclose(self) -> None:
+        """Close what this monitor opened (its own tracker's default backend)."""
+        if self._owns_tracker:
+            await self.tracker.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     # -- configuration -------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ class BudgetPolicy(SpecModel):
         """
         from smartspace_budget.budgets.policy import BackendPolicy
 
-        return BackendPolicy(user_id=user_id, project_id=project_id)
+        return BackendPolicy.from_data({"user_id": user_id, "project_id": project_id})
 
 
 class ViolationKind(StrEnum):
