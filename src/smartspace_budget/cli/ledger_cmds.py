@@ -169,14 +169,12 @@ def entries_command(
 
     async def go() -> list[LedgerEntry]:
         async with open_backend(options(ctx)) as backend:
-            ledger_of = getattr(backend, "_ledger", None)
             lister = getattr(backend, "list_entries", None)
-            if lister is not None:
-                return list(await lister(user, project, limit=limit))
-            if ledger_of is None:
+            if lister is None:
+                lister = getattr(getattr(backend, "ledger", None), "list_entries", None)
+            if lister is None:
                 raise InvalidInputError("this backend cannot list entries; use --database-url")
-            ledger = await ledger_of()
-            return list(await ledger.list_entries(user, project, limit=limit))
+            return list(await lister(user, project, limit=limit))
 
     entries = run(go())
     if as_json:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -75,9 +76,20 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(exc.detail, exit_code_for(exc))
 
 
+def plain(data: Any) -> Any:
+    """Models (also inside dicts and lists) as plain data, amounts still Decimals."""
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="python")
+    if isinstance(data, dict):
+        return {key: plain(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [plain(value) for value in data]
+    return data
+
+
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON on stdout, amounts exact (never through float)."""
-    typer.echo(dumps(data, indent=2))
+    typer.echo(dumps(plain(data), indent=2))
 
 
 def money(amount: Decimal | None, places: int | None = None) -> str:

@@ -55,6 +55,9 @@ async def open_backend(opts: CliOptions) -> AsyncIterator[LedgerBackend]:
     """The backend for this command, closed when the command is done."""
     backend = default_backend(settings(opts))
     try:
+        enter = getattr(backend, "__aenter__", None)
+        if enter is not None:
+            await enter()  # opens the local ledger now, so .ledger and .price_book exist
         yield backend
     finally:
         close = getattr(backend, "aclose", None)
