@@ -29,6 +29,7 @@ __all__ = [
     "cumulative_chart",
     "horizontal_bars",
     "nice_ceiling",
+    "tick_label",
 ]
 
 WIDTH = Decimal(720)
@@ -71,6 +72,18 @@ def bucket_label(start: datetime, granularity: SpendingPeriod, zone: ZoneInfo) -
     return local.strftime("%a %b %d")
 
 
+def tick_label(start: datetime, granularity: SpendingPeriod, zone: ZoneInfo) -> str:
+    """The short axis label under a bar: ``14:00``, ``Nov 03`` or ``Nov 26``."""
+    local = start.astimezone(zone)
+    if granularity is SpendingPeriod.HOURLY:
+        return local.strftime("%H:00")
+    if granularity is SpendingPeriod.MONTHLY:
+        return local.strftime("%b %y")
+    if granularity is SpendingPeriod.YEARLY:
+        return local.strftime("%Y")
+    return local.strftime("%b %d")
+
+
 @dataclass(frozen=True, slots=True)
 class Tick:
     """A horizontal grid line with its amount."""
@@ -89,6 +102,7 @@ class Bar:
     height: Decimal
     series: str
     label: str
+    tick: str
     value: Decimal
     requests: int
     start: datetime
@@ -158,6 +172,7 @@ def bar_chart(
                     height=height,
                     series=series,
                     label=bucket_label(bucket.start, granularity, zone),
+                    tick=tick_label(bucket.start, granularity, zone),
                     value=bucket.spent,
                     requests=bucket.request_count,
                     start=bucket.start,
