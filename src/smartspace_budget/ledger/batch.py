@@ -1,0 +1,253 @@
+"""One write transaction: load what a batch touches, decide each operation, write the changes.
+
+:meth:`Batch.plan` is a generator of :class:`~smartspace_budget.ledger.sql.Call` objects: the
+driver runs each call and sends back its result, so the same plan runs synchronously in the
+SQLite writer thread and asynchronously over asyncpg.
+
+Loading locks the accounts first (``SELECT ... FOR UPDATE`` in id order on PostgreSQL, so two
+transactions never wait on each other in a cycle; on SQLite the transaction already holds the
+write lock). Everything read after the account locks is stable until commit, because every
+write of an account's holds, entries, rollups and idempotency keys locks that account first.
+:mod:`smartspace_budget.ledger.apply` then decides each operation against this state, and
+the changes are written with one statement per table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from datetime import datetime
+from typing import Any
+
+from smartspace_budget.errors import SmartspaceBudgetError
+from smartspace_budget.ledger.buckets import utc_window, window_of
+from smartspace_budget.ledger.ops import (
+    AccountKey,
+    Expire,
+    KeyedOp,
+    Op,
+    Refund,
+    Release,
+    Reserve,
+    Settle,
+)
+from smartspace_budget.ledger.sql import ENTRY_COLUMNS, Call, Changes, WriteSql
+from smartspace_budget.ledger.state import AccountState, HoldState, UsageTarget
+from smartspace_budget.periods import SpendingPeriod
+
+__all__ = ["Batch", "Failure", "Plan"]
+
+_ENTRY_DEFAULTS: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS[1:])
+_ENTRY_DEFAULTS.update(amount_nano=0, hold_nano=0, cost_is_estimate=False)
+
+RollupKey = tuple[AccountKey, datetime, str, str]
+WindowKey = tuple[int, datetime, datetime]
+Plan = Generator[Call, Any, list[Any]]
+
+
+class Failure:
+    """The outcome of a refused operation: the error its caller gets."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class Batch:
+    """Rows of one transaction: loaded state, then the changes to write."""
+
+    def __init__(self, sql: WriteSql) -> None:
+        self.sql = sql
+        self.accounts: dict[AccountKey, AccountState] = {}
+        self.by_row: dict[int, AccountState] = {}
+        self.new_accounts: list[AccountState] = []
+        self.holds: dict[str, HoldState] = {}
+        self.targets: dict[str, UsageTarget] = {}
+        self.idem: dict[tuple[AccountKey, str], tuple[str, str]] = {}
+        self.window_spend: dict[WindowKey, int] = {}
+        self.expire_candidates: list[HoldState] = []
+        self.entry_rows: list[tuple[AccountState, dict[str, Any]]] = []
+        self.rollup_deltas: dict[RollupKey, list[int]] = {}
+        self.rollup_accounts: dict[AccountKey, AccountState] = {}
+        self.idem_rows: list[tuple[AccountState, tuple[Any, ...]]] = []
+
+    def plan(self, ops: Sequence[Op], apply: Any) -> Plan:
+        """Load, apply each of ``ops`` with ``apply(batch, op)``, write; returns the outcomes.
+
+        A refusal (a :class:`SmartspaceBudgetError`) becomes that operation's
+        :class:`Failure`; any other exception aborts the transaction.
+        """
+        yield from self._load(ops)
+        outcomes: list[Any] = []
+        for op in ops:
+            try:
+                outcomes.append(apply(self, op))
+            except SmartspaceBudgetError as refusal:
+                outcomes.append(Failure(refusal))
+        yield from self._flush()
+        return outcomes
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _load(self, ops: Sequence[Op]) -> Generator[Call, Any, None]:
+        keys: set[AccountKey] = set()
+        hold_ids: set[str] = set()
+        refund_targets: set[str] = set()
+        idem_keys: set[str] = set()
+        expire: Expire | None = None
+        overdue_at: datetime | None = None
+        for op in ops:
+            account = getattr(op, "account", None)
+            if account is not None:
+                keys.add(account)
+            if isinstance(op, KeyedOp):
+                idem_keys.add(op.key)
+            if isinstance(op, (Settle, Release)):
+                hold_ids.add(op.reservation_id)
+            if isinstance(op, Refund) and op.usage_entry_id is not None:
+                refund_targets.add(op.usage_entry_id)
+            if isinstance(op, Expire) and (expire is None or op.now > expire.now):
+                expire = op
+            if isinstance(op, (Reserve, Settle, Release)):
+                overdue_at = op.now if overdue_at is None else max(overdue_at, op.now)
+
+        row_ids: set[int] = set()
+        if expire is not None:
+            rows = yield self.sql.expire_candidates(expire.now, expire.limit)
+            for reservation_id, account_id in rows:
+                hold_ids.add(reservation_id)
+                row_ids.add(account_id)
+        if keys or row_ids or hold_ids:
+            rows = yield self.sql.lock_accounts(
+                sorted(keys), sorted(row_ids), sorted(hold_ids), sorted(idem_keys)
+            )
+            self._read_accounts(rows)
+        if hold_ids or (overdue_at is not None and self.by_row):
+            rows = yield self.sql.load_holds(sorted(hold_ids), sorted(self.by_row), overdue_at)
+            self._read_holds(rows, None if expire is None else expire.now)
+        if refund_targets:
+            rows = yield self.sql.load_targets(sorted(refund_targets))
+            for entry_id, account_id, amount, provider, model, refunded in rows:
+                self.targets[entry_id] = UsageTarget(
+                    entry_id, account_id, -amount, int(refunded), provider or "", model or ""
+                )
+        for key in sorted(self._windows_needed(ops)):
+            total = yield self.sql.window_spend(*key)
+            self.window_spend[key] = int(total or 0)
+
+    def _read_accounts(self, rows: Sequence[Sequence[Any]]) -> None:
+        width = len(rows[0]) - 3 if rows else 0
+        for row in rows:
+            account_id = row[0]
+            state = self.by_row.get(account_id)
+            if state is None:
+                values = self.sql.decode_account(row[:width])
+                state = AccountState.from_values(values)
+                self.accounts[state.key] = state
+                self.by_row[account_id] = state
+            key, fingerprint, result = row[width:]
+            if key is not None:
+                self.idem[(state.key, key)] = (fingerprint, result)
+
+    def _read_holds(self, rows: Sequence[Sequence[Any]], expire_at: datetime | None) -> None:
+        for row in rows:
+            values = self.sql.decode_hold(row)
+            account = self.by_row.get(values["account_id"])
+            if account is None or values["reservation_id"] in self.holds:
+                continue
+            hold = HoldState.from_values(values, account)
+            self.holds[hold.reservation_id] = hold
+            if expire_at is not None and hold.status == "pending" and hold.expires_at <= expire_at:
+                self.expire_candidates.append(hold)
+        self.expire_candidates.sort(key=lambda hold: hold.expires_at)
+
+    def _windows_needed(self, ops: Sequence[Op]) -> set[WindowKey]:
+        """The day and month of each reservation on an account with a positive limit."""
+        wanted: set[WindowKey] = set()
+        for op in ops:
+            if not isinstance(op, Reserve):
+                continue
+            state = self.accounts.get(op.account)
+            if state is None or state.row_id is None:
+                continue
+            for limit, period in (
+                (state.daily, SpendingPeriod.DAILY),
+                (state.monthly, SpendingPeriod.MONTHLY),
+            ):
+                if limit:
+                    start, end = utc_window(window_of(period, op.now, state.zone))
+                    wanted.add((state.row_id, start, end))
+        return wanted
+
+    # -- recording changes -------------------------------------------------------------------
+
+    def adopt(self, state: AccountState, now: datetime) -> None:
+        """Mark an account changed; a new one is registered (an operation succeeded on it)."""
+        if state.new and state.key not in self.accounts:
+            self.accounts[state.key] = state
+            self.new_accounts.append(state)
+        state.updated_at = now
+        state.dirty = True
+
+    def add_entry(self, account: AccountState, **values: Any) -> dict[str, Any]:
+        row = dict(_ENTRY_DEFAULTS)
+        row.update(values)
+        self.entry_rows.append((account, row))
+        return row
+
+    def add_rollup(
+        self,
+        account: AccountState,
+        bucket: datetime,
+        provider: str,
+        model: str,
+        spent: int,
+        requests: int,
+        tokens: Sequence[int],
+    ) -> None:
+        key = (account.key, bucket, provider, model)
+        self.rollup_accounts[account.key] = account
+        delta = self.rollup_deltas.get(key)
+        if delta is None:
+            self.rollup_deltas[key] = [spent, requests, *tokens]
+            return
+        delta[0] += spent
+        delta[1] += requests
+        for index, count in enumerate(tokens, start=2):
+            delta[index] += count
+
+    def pending_spend(self, account: AccountState, start: datetime, end: datetime) -> int:
+        """Net spending this batch added to ``account`` in ``[start, end)`` (not yet written)."""
+        total = 0
+        for (key, bucket, _, _), delta in self.rollup_deltas.items():
+            if key == account.key and start <= bucket < end:
+                total += delta[0]
+        return total
+
+    def remember(self, account: AccountState, op: KeyedOp, result_json: str, now: datetime) -> None:
+        self.idem[(account.key, op.key)] = (op.fingerprint, result_json)
+        self.idem_rows.append((account, (op.key, op.operation, op.fingerprint, result_json, now)))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _flush(self) -> Generator[Call, Any, None]:
+        for state in self.new_accounts:
+            state.row_id = yield self.sql.insert_account(state.insert_values())
+            state.new = False
+            state.dirty = False
+        changes = Changes()
+        changes.accounts = [
+            state.update_values() for state in self.accounts.values() if state.dirty
+        ]
+        changes.entries = [(account.row_id, *row.values()) for account, row in self.entry_rows]
+        for hold in self.holds.values():
+            if hold.new:
+                changes.holds_new.append(hold.insert_values())
+            elif hold.dirty:
+                changes.holds_resolved.append(hold.update_values())
+        changes.rollups = [
+            (self.rollup_accounts[key].row_id, bucket, provider, model, *delta)
+            for (key, bucket, provider, model), delta in self.rollup_deltas.items()
+        ]
+        changes.idempotency = [(account.row_id, *row) for account, row in self.idem_rows]
+        yield from self.sql.write(changes)

@@ -1,0 +1,185 @@
+"""Run a write plan in one durable transaction, straight on the database driver.
+
+- :class:`SqliteDriver` owns one ``sqlite3`` connection and one thread. The whole plan (reads,
+  decisions, writes, commit) runs in that thread in one go: one hop from the event loop per
+  transaction instead of one per statement. ``BEGIN IMMEDIATE`` takes the write lock first.
+- :class:`PostgresDriver` owns one ``asyncpg`` connection and runs the plan's statements in
+  a transaction on it; several drivers (one per writer task) work concurrently.
+
+Each keeps its connection between transactions and opens a new one after a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from smartspace_budget.ledger.batch import Plan
+from smartspace_budget.ledger.engine import BUSY_TIMEOUT_MS
+from smartspace_budget.ledger.sql import Call
+
+__all__ = ["PostgresDriver", "SqliteDriver", "WriteDriver", "is_retryable"]
+
+_RETRYABLE_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "23505",  # unique_violation: another transaction created the same account first
+        "55P03",  # lock_not_available
+    }
+)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether running the whole transaction again may succeed (a race, not a bad request).
+
+    PostgreSQL: serialization failures, deadlocks, lock timeouts, two transactions creating
+    the same account, and a lost connection (the transaction did not commit, or committed
+    and its idempotency keys make the retry answer the same). SQLite: the write lock stayed
+    busy beyond ``busy_timeout`` (another process held it).
+    """
+    code = getattr(error, "sqlstate", None)
+    if code is not None:
+        return code in _RETRYABLE_SQLSTATES or str(code).startswith("08")
+    if isinstance(error, sqlite3.OperationalError):
+        message = str(error).lower()
+        return "locked" in message or "busy" in message
+    if isinstance(error, (ConnectionError, OSError)):
+        return True
+    return type(error).__name__ in ("ConnectionDoesNotExistError", "InterfaceError")
+
+
+class WriteDriver(Protocol):
+    """Runs a plan in one transaction and returns what the plan returns."""
+
+    async def run(self, make_plan: Callable[[], Plan]) -> list[Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class SqliteDriver:
+    """One connection, one thread; see the module docstring."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, cached_statements=256
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    async def run(self, make_plan: Callable[[], Plan]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run, make_plan)
+
+    def _run(self, make_plan: Callable[[], Plan]) -> list[Any]:
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            plan = make_plan()
+            result: Any = None
+            while True:
+                try:
+                    call = plan.send(result)
+                except StopIteration as done:
+                    conn.execute("COMMIT")
+                    outcomes: list[Any] = done.value
+                    return outcomes
+                result = self._execute(conn, call)
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _execute(conn: sqlite3.Connection, call: Call) -> Any:
+        if call.mode == "many":
+            conn.executemany(call.sql, call.params)
+            return None
+        cursor = conn.execute(call.sql, call.params)
+        if call.mode == "scalar":
+            row = cursor.fetchone()
+            return None if row is None else row[0]
+        if call.mode == "rows":
+            return cursor.fetchall()
+        return None
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)
+
+
+class PostgresDriver:
+    """One asyncpg connection used by one writer task; see the module docstring."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: Any = None
+
+    async def _connection(self) -> Any:
+        import asyncpg
+
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self._dsn)
+        return self._conn
+
+    async def run(self, make_plan: Callable[[], Plan]) -> list[Any]:
+        conn = await self._connection()
+        try:
+            async with conn.transaction():
+                plan = make_plan()
+                result: Any = None
+                while True:
+                    try:
+                        call = plan.send(result)
+                    except StopIteration as done:
+                        outcomes: list[Any] = done.value
+                        break
+                    result = await self._execute(conn, call)
+            return outcomes
+        except BaseException:
+            if conn.is_closed() or conn.is_in_transaction():
+                await self._discard()
+            raise
+
+    @staticmethod
+    async def _execute(conn: Any, call: Call) -> Any:
+        if call.mode == "rows":
+            return await conn.fetch(call.sql, *call.params)
+        if call.mode == "scalar":
+            return await conn.fetchval(call.sql, *call.params)
+        if call.mode == "many":
+            await conn.executemany(call.sql, call.params)
+            return None
+        await conn.execute(call.sql, *call.params)
+        return None
+
+    async def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            await conn.close()

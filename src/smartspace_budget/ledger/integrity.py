@@ -1,0 +1,244 @@
+"""Rebuild every total from the append-only entries and report where the stored ones differ.
+
+What is checked, in one consistent snapshot:
+
+- each account's ``balance_nano`` = sum of its entries' ``amount_nano``; ``reserved_nano`` =
+  sum of their ``hold_nano`` = sum of its pending reservations; ``spent_nano`` = usage minus
+  refunds;
+- each entry's ``balance_after_nano`` = the running sum of the account's amounts up to it;
+- each reservation's entries hold its amount while it is pending and nothing once resolved;
+- every rollup row = the usage and refund entries of its account, bucket, provider and model
+  (and no rollup without entries).
+
+The bucket an entry was filed under is trusted: it was derived from the entry's time and the
+account's timezone when the entry was written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BigInteger, case, cast, except_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from smartspace_budget.ledger.tables import accounts, entries, reservations, rollups
+
+__all__ = ["IntegrityDifference", "IntegrityReport", "check_integrity"]
+
+_TOKENS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityDifference:
+    """One stored value that does not match what the entries say it should be."""
+
+    check: str
+    subject: str
+    stored: object
+    rebuilt: object
+
+    def __str__(self) -> str:
+        return f"{self.check} of {self.subject}: stored {self.stored}, rebuilt {self.rebuilt}"
+
+
+@dataclass(slots=True)
+class IntegrityReport:
+    """Everything :func:`check_integrity` found; ``ok`` when nothing differs."""
+
+    accounts_checked: int = 0
+    entries_checked: int = 0
+    reservations_checked: int = 0
+    rollups_checked: int = 0
+    differences: list[IntegrityDifference] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def __str__(self) -> str:
+        head = (
+            f"{self.accounts_checked} accounts, {self.entries_checked} entries, "
+            f"{self.reservations_checked} reservations, {self.rollups_checked} rollups: "
+        )
+        if self.ok:
+            return head + "consistent"
+        return head + "; ".join(str(d) for d in self.differences)
+
+
+def _big(expression: Any) -> Any:
+    return cast(func.coalesce(func.sum(expression), 0), BigInteger)
+
+
+async def check_integrity(conn: AsyncConnection) -> IntegrityReport:
+    """Run every check on ``conn`` (which should hold one snapshot) and report differences."""
+    report = IntegrityReport()
+    await _accounts(conn, report)
+    await _running_balances(conn, report)
+    await _reservations(conn, report)
+    await _rollups(conn, report)
+    return report
+
+
+async def _accounts(conn: AsyncConnection, report: IntegrityReport) -> None:
+    spend = case((entries.c.kind.in_(("usage", "refund")), -entries.c.amount_nano), else_=0)
+    sums = (
+        select(
+            entries.c.account_id,
+            _big(entries.c.amount_nano).label("balance"),
+            _big(entries.c.hold_nano).label("held"),
+            _big(spend).label("spent"),
+            func.count().label("entries"),
+        )
+        .group_by(entries.c.account_id)
+        .subquery()
+    )
+    pending = (
+        select(reservations.c.account_id, _big(reservations.c.amount_nano).label("pending"))
+        .where(reservations.c.status == "pending")
+        .group_by(reservations.c.account_id)
+        .subquery()
+    )
+    result = await conn.execute(
+        select(
+            accounts.c.user_id,
+            accounts.c.project_id,
+            accounts.c.balance_nano,
+            accounts.c.reserved_nano,
+            accounts.c.spent_nano,
+            func.coalesce(sums.c.balance, 0),
+            func.coalesce(sums.c.held, 0),
+            func.coalesce(sums.c.spent, 0),
+            func.coalesce(sums.c.entries, 0),
+            func.coalesce(pending.c.pending, 0),
+        )
+        .select_from(
+            accounts.outerjoin(sums, sums.c.account_id == accounts.c.id).outerjoin(
+                pending, pending.c.account_id == accounts.c.id
+            )
+        )
+        .order_by(accounts.c.id)
+    )
+    for (
+        user,
+        project,
+        balance,
+        reserved,
+        spent,
+        r_balance,
+        r_held,
+        r_spent,
+        count,
+        r_pending,
+    ) in result:
+        subject = f"account {user}/{project}"
+        report.accounts_checked += 1
+        report.entries_checked += int(count)
+        for check, stored, rebuilt in (
+            ("balance", balance, r_balance),
+            ("reserved amount", reserved, r_held),
+            ("reserved amount (pending reservations)", reserved, r_pending),
+            ("total spending", spent, r_spent),
+        ):
+            if int(stored) != int(rebuilt):
+                report.differences.append(
+                    IntegrityDifference(check, subject, int(stored), int(rebuilt))
+                )
+
+
+async def _running_balances(conn: AsyncConnection, report: IntegrityReport) -> None:
+    running = select(
+        entries.c.entry_id,
+        entries.c.balance_after_nano,
+        func.sum(entries.c.amount_nano)
+        .over(partition_by=entries.c.account_id, order_by=entries.c.id, rows=(None, 0))
+        .label("running"),
+    ).subquery()
+    result = await conn.execute(
+        select(running.c.entry_id, running.c.balance_after_nano, running.c.running)
+        .where(running.c.balance_after_nano != running.c.running)
+        .limit(1000)
+    )
+    for entry_id, stored, rebuilt in result:
+        report.differences.append(
+            IntegrityDifference("balance after", f"entry {entry_id}", int(stored), int(rebuilt))
+        )
+
+
+async def _reservations(conn: AsyncConnection, report: IntegrityReport) -> None:
+    held = (
+        select(entries.c.reservation_id, _big(entries.c.hold_nano).label("held"))
+        .where(entries.c.reservation_id.is_not(None))
+        .group_by(entries.c.reservation_id)
+        .subquery()
+    )
+    expected = case((reservations.c.status == "pending", reservations.c.amount_nano), else_=0)
+    total = await conn.scalar(select(func.count()).select_from(reservations))
+    report.reservations_checked = int(total or 0)
+    result = await conn.execute(
+        select(reservations.c.reservation_id, expected, func.coalesce(held.c.held, 0))
+        .select_from(
+            reservations.outerjoin(held, held.c.reservation_id == reservations.c.reservation_id)
+        )
+        .where(expected != func.coalesce(held.c.held, 0))
+        .limit(1000)
+    )
+    for reservation_id, stored, rebuilt in result:
+        report.differences.append(
+            IntegrityDifference(
+                "held amount", f"reservation {reservation_id}", int(stored), int(rebuilt)
+            )
+        )
+
+
+async def _rollups(conn: AsyncConnection, report: IntegrityReport) -> None:
+    is_usage = entries.c.kind == "usage"
+    rebuilt = (
+        select(
+            entries.c.account_id,
+            entries.c.bucket_start,
+            entries.c.provider,
+            entries.c.model,
+            _big(-entries.c.amount_nano).label("spent_nano"),
+            _big(case((is_usage, 1), else_=0)).label("request_count"),
+            *[_big(func.coalesce(entries.c[name], 0)).label(name) for name in _TOKENS],
+        )
+        .where(entries.c.kind.in_(("usage", "refund")))
+        .group_by(
+            entries.c.account_id,
+            entries.c.bucket_start,
+            entries.c.provider,
+            entries.c.model,
+        )
+    )
+    stored = select(
+        rollups.c.account_id,
+        rollups.c.bucket_start,
+        rollups.c.provider,
+        rollups.c.model,
+        cast(rollups.c.spent_nano, BigInteger),
+        cast(rollups.c.request_count, BigInteger),
+        *[cast(rollups.c[name], BigInteger) for name in _TOKENS],
+    )
+    total = await conn.scalar(select(func.count()).select_from(rollups))
+    report.rollups_checked = int(total or 0)
+    for label, first, second in (
+        ("missing or wrong", rebuilt, stored),
+        ("unexplained", stored, rebuilt),
+    ):
+        result = await conn.execute(except_(first, second).limit(1000))
+        for row in result:
+            report.differences.append(
+                IntegrityDifference(
+                    f"rollup ({label})",
+                    f"account #{row[0]} bucket {row[1]} {row[2]}/{row[3]}",
+                    "stored" if label == "unexplained" else "absent or different",
+                    tuple(int(value) for value in row[4:]),
+                )
+            )

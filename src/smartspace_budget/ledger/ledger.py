@@ -1,0 +1,477 @@
+"""``Ledger``: the one object the in-process backend and the service use for money.
+
+Writes go through :class:`~smartspace_budget.ledger.writer.GroupCommitWriter` (validated
+first, then applied in a shared durable transaction, see ``apply.py`` for the rules); reads
+are single statements over the account row and the hourly rollups (``reads.py``).
+
+Times: every method that depends on the clock takes ``now`` (writes) or ``at`` (reads);
+``None`` means the real clock. Amounts are Decimal USDC in and out, stored as nano-USDC
+(:func:`smartspace_budget.money.to_nano`, half-even). Accounts are created by the first
+write that names them (in UTC); reads of an unknown account raise :class:`NotFoundError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from smartspace_budget.backend.base import AccountRef, SpendingBucket
+from smartspace_budget.errors import (
+    BackendUnavailableError,
+    InvalidAmountError,
+    InvalidInputError,
+    SmartspaceBudgetError,
+)
+from smartspace_budget.ledger import reads
+from smartspace_budget.ledger.driver import PostgresDriver, SqliteDriver, WriteDriver
+from smartspace_budget.ledger.engine import (
+    create_engine,
+    default_database_url,
+    is_sqlite,
+    postgres_dsn,
+    read_options,
+    snapshot_options,
+    sqlite_path,
+)
+from smartspace_budget.ledger.integrity import IntegrityReport, check_integrity
+from smartspace_budget.ledger.migrate import upgrade
+from smartspace_budget.ledger.ops import (
+    Adjust,
+    Deposit,
+    EnsureAccount,
+    Expire,
+    RecordUsage,
+    Refund,
+    Release,
+    Reserve,
+    SetPolicy,
+    Settle,
+    UsageRecord,
+    check_currency,
+    check_id,
+    check_instant,
+    check_text,
+    check_timezone,
+    check_ttl,
+    now_or,
+    policy_to_nano,
+    positive_nano,
+)
+from smartspace_budget.ledger.sql import sql_for
+from smartspace_budget.ledger.writer import GroupCommitWriter
+from smartspace_budget.models import (
+    Balance,
+    BudgetPolicy,
+    BudgetReservation,
+    BudgetStatus,
+    LedgerEntry,
+    SpendingAnalytics,
+    SpendingSummary,
+    UsageEvent,
+)
+from smartspace_budget.money import to_nano
+from smartspace_budget.periods import SpendingPeriod
+
+__all__ = ["Ledger"]
+
+_EXPIRE_CHUNK = 1000
+
+
+def _account(user_id: object, project_id: object) -> tuple[str, str]:
+    return check_id(user_id, "user_id"), check_id(project_id, "project_id")
+
+
+def _period(period: object) -> SpendingPeriod:
+    try:
+        return SpendingPeriod(str(period))
+    except ValueError:
+        raise InvalidInputError(f"unknown spending period {period!r}") from None
+
+
+class Ledger:
+    """Exact balances, holds and spending of every account, on SQLite or PostgreSQL.
+
+    ``Ledger(engine)`` uses an engine made by :func:`~smartspace_budget.ledger.engine.create_engine`
+    whose schema is current; :meth:`connect` makes the engine and migrates it. ``writers``
+    is the number of concurrent write transactions (1 on SQLite, 4 by default on PostgreSQL).
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, *, writers: int | None = None, owns_engine: bool = False
+    ) -> None:
+        self.engine = engine
+        self._owns_engine = owns_engine
+        make_driver: Callable[[], WriteDriver]
+        if is_sqlite(engine):
+            path = sqlite_path(engine)
+            make_driver, count = (lambda: SqliteDriver(path)), 1
+        else:
+            dsn = postgres_dsn(engine)
+            make_driver, count = (lambda: PostgresDriver(dsn)), writers or 4
+        self._writer = GroupCommitWriter(make_driver, sql_for(engine.dialect.name), writers=count)
+        self._reader = engine.execution_options(**read_options(engine))
+        self._accounts: dict[tuple[str, str], reads.AccountInfo] = {}
+
+    @classmethod
+    async def connect(
+        cls, url: str | None = None, *, migrate: bool = True, writers: int | None = None
+    ) -> Ledger:
+        """Open the ledger at ``url`` (the default SQLite file when ``None``), migrated to head."""
+        engine = create_engine(url or default_database_url())
+        try:
+            if migrate:
+                await upgrade(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, writers=writers, owns_engine=True)
+
+    async def close(self) -> None:
+        """Finish queued writes, then release the connections (if the ledger made the engine)."""
+        await self._writer.close()
+        if self._owns_engine:
+            await self.engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def writer_stats(self) -> tuple[int, int]:
+        """(transactions committed, operations in them): their ratio is the group-commit gain."""
+        return self._writer.batches, self._writer.operations
+
+    # -- account administration --------------------------------------------------------------
+
+    async def ensure_account(
+        self,
+        user_id: str,
+        project_id: str,
+        *,
+        timezone: str = "UTC",
+        currency: str = "USDC",
+        now: datetime | None = None,
+    ) -> AccountRef:
+        """Create the account if it does not exist; an existing one is returned unchanged.
+
+        The timezone and currency are fixed when the account is created (its rollups are
+        filed by local hour), so the returned ref shows what the account really uses.
+        """
+        key = _account(user_id, project_id)
+        zone_name, _ = check_timezone(timezone)
+        op = EnsureAccount(
+            now_or(now), account=key, timezone=zone_name, currency=check_currency(currency)
+        )
+        result: AccountRef = await self._write(op)
+        return result
+
+    async def set_policy(
+        self, user_id: str, project_id: str, policy: BudgetPolicy, *, now: datetime | None = None
+    ) -> BudgetPolicy:
+        """Replace the account's limits (creating the account in UTC if needed)."""
+        op = SetPolicy(
+            now_or(now), account=_account(user_id, project_id), limits=policy_to_nano(policy)
+        )
+        result: BudgetPolicy = await self._write(op)
+        return result
+
+    async def get_policy(self, user_id: str, project_id: str) -> BudgetPolicy:
+        async with self._read() as conn:
+            return await reads.policy(conn, await self._info(conn, user_id, project_id))
+
+    async def list_accounts(self) -> list[AccountRef]:
+        async with self._read() as conn:
+            return await reads.list_accounts(conn)
+
+    # -- writes (LedgerClient) -----------------------------------------------------------------
+
+    async def deposit(
+        self,
+        user_id: str,
+        project_id: str,
+        amount: Decimal,
+        *,
+        idempotency_key: str,
+        reference: str | None = None,
+        now: datetime | None = None,
+    ) -> LedgerEntry:
+        """Credit ``amount`` (> 0) to the account; ``reference`` is kept as the entry's reason."""
+        op = Deposit(
+            now_or(now),
+            check_id(idempotency_key, "idempotency_key"),
+            account=_account(user_id, project_id),
+            amount=positive_nano(amount, "amount"),
+            reference=None if reference is None else check_text(reference, "reference", 200),
+        )
+        result: LedgerEntry = await self._write(op)
+        return result
+
+    async def record_usage(
+        self,
+        user_id: str,
+        project_id: str,
+        usage: UsageEvent,
+        *,
+        idempotency_key: str,
+        now: datetime | None = None,
+    ) -> LedgerEntry:
+        """Charge a call made without a hold; it is filed under ``usage.occurred_at`` (or now)."""
+        op = RecordUsage(
+            now_or(now),
+            check_id(idempotency_key, "idempotency_key"),
+            account=_account(user_id, project_id),
+            usage=UsageRecord.from_event(usage),
+        )
+        result: LedgerEntry = await self._write(op)
+        return result
+
+    async def refund(
+        self,
+        user_id: str,
+        project_id: str,
+        amount: Decimal,
+        *,
+        idempotency_key: str,
+        usage_entry_id: str | None = None,
+        reason: str = "",
+        now: datetime | None = None,
+    ) -> LedgerEntry:
+        """Credit back ``amount`` (> 0): negative spending in the hour it happens.
+
+        Tied to ``usage_entry_id``, it is filed under that entry's provider and model and may
+        not exceed its cost minus earlier refunds (:class:`ConflictError`); an unknown entry or
+        one of another account is :class:`NotFoundError`.
+        """
+        op = Refund(
+            now_or(now),
+            check_id(idempotency_key, "idempotency_key"),
+            account=_account(user_id, project_id),
+            amount=positive_nano(amount, "amount"),
+            usage_entry_id=None
+            if usage_entry_id is None
+            else check_id(usage_entry_id, "usage_entry_id"),
+            reason=check_text(reason, "reason"),
+        )
+        result: LedgerEntry = await self._write(op)
+        return result
+
+    async def adjust(
+        self,
+        user_id: str,
+        project_id: str,
+        amount: Decimal,
+        *,
+        reason: str,
+        idempotency_key: str,
+        now: datetime | None = None,
+    ) -> LedgerEntry:
+        """A signed, non-zero correction of the balance with a non-empty reason (not spending)."""
+        nano = to_nano(amount, name="amount")
+        if nano == 0:
+            raise InvalidAmountError("an adjustment must not be zero")
+        if not check_text(reason, "reason").strip():
+            raise InvalidInputError("an adjustment needs a reason")
+        op = Adjust(
+            now_or(now),
+            check_id(idempotency_key, "idempotency_key"),
+            account=_account(user_id, project_id),
+            amount=nano,
+            reason=reason,
+        )
+        result: LedgerEntry = await self._write(op)
+        return result
+
+    async def reserve(
+        self,
+        user_id: str,
+        project_id: str,
+        amount: Decimal,
+        *,
+        ttl_seconds: int = 300,
+        idempotency_key: str,
+        request_id: str | None = None,
+        now: datetime | None = None,
+    ) -> BudgetReservation:
+        """Hold ``amount`` (>= 0) for ``ttl_seconds`` (1..86400); rules in ``ledger/apply.py``."""
+        op = Reserve(
+            now_or(now),
+            check_id(idempotency_key, "idempotency_key"),
+            account=_account(user_id, project_id),
+            amount=to_nano(amount, name="amount", allow_negative=False),
+            ttl_seconds=check_ttl(ttl_seconds),
+            request_id=None if request_id is None else check_id(request_id, "request_id"),
+        )
+        result: BudgetReservation = await self._write(op)
+        return result
+
+    async def settle(
+        self,
+        reservation_id: str,
+        usage: UsageEvent,
+        *,
+        idempotency_key: str,
+        now: datetime | None = None,
+    ) -> LedgerEntry:
+        """Charge the real usage of a pending hold once and free the hold.
+
+        :class:`NotFoundError` for an unknown hold, :class:`ReservationResolvedError` for one
+        already settled, released or past its expiry.
+        """
+        op = Settle(
+            now_or(now),
+            check_id(idempotency_key, "idempotency_key"),
+            reservation_id=check_id(reservation_id, "reservation_id"),
+            usage=UsageRecord.from_event(usage),
+        )
+        result: LedgerEntry = await self._write(op)
+        return result
+
+    async def release(
+        self, reservation_id: str, *, idempotency_key: str, now: datetime | None = None
+    ) -> BudgetReservation:
+        """Free a pending hold without charging (errors as :meth:`settle`)."""
+        op = Release(
+            now_or(now),
+            check_id(idempotency_key, "idempotency_key"),
+            reservation_id=check_id(reservation_id, "reservation_id"),
+        )
+        result: BudgetReservation = await self._write(op)
+        return result
+
+    async def expire_reservations(self, now: datetime | None = None) -> int:
+        """Release every pending hold whose expiry is at or before ``now``; returns how many."""
+        instant = now_or(now)
+        total = 0
+        while True:
+            count: int = await self._write(Expire(instant, limit=_EXPIRE_CHUNK))
+            total += count
+            if count < _EXPIRE_CHUNK:
+                return total
+
+    # -- reads (Backend) -------------------------------------------------------------------------
+
+    async def get_balance(
+        self, user_id: str, project_id: str, *, at: datetime | None = None
+    ) -> Balance:
+        async with self._read() as conn:
+            info = await self._info(conn, user_id, project_id)
+            return await reads.balance(conn, info, now_or(at))
+
+    async def get_budget_status(
+        self, user_id: str, project_id: str, *, at: datetime | None = None
+    ) -> BudgetStatus:
+        async with self._read() as conn:
+            info = await self._info(conn, user_id, project_id)
+            return await reads.status(conn, info, now_or(at))
+
+    async def get_spending(
+        self,
+        user_id: str,
+        project_id: str,
+        period: SpendingPeriod,
+        *,
+        at: datetime | None = None,
+    ) -> SpendingSummary:
+        async with self._read() as conn:
+            info = await self._info(conn, user_id, project_id)
+            return await reads.spending(conn, info, _period(period), now_or(at))
+
+    async def get_analytics(
+        self,
+        user_id: str,
+        project_id: str,
+        period: SpendingPeriod = SpendingPeriod.MONTHLY,
+        *,
+        at: datetime | None = None,
+    ) -> SpendingAnalytics:
+        """Totals and breakdowns; ``spending_trend`` and ``anomaly_detected`` are left at their
+        defaults for the budgets layer, which has the history to judge them."""
+        async with self._read() as conn:
+            info = await self._info(conn, user_id, project_id)
+            return await reads.analytics(conn, info, _period(period), now_or(at))
+
+    async def get_spending_series(
+        self,
+        user_id: str,
+        project_id: str,
+        granularity: SpendingPeriod,
+        start: datetime,
+        end: datetime,
+    ) -> list[SpendingBucket]:
+        first, last = check_instant(start, "start"), check_instant(end, "end")
+        async with self._read() as conn:
+            info = await self._info(conn, user_id, project_id)
+            return await reads.spending_series(conn, info, _period(granularity), first, last)
+
+    async def get_reservation(
+        self, reservation_id: str, *, at: datetime | None = None
+    ) -> BudgetReservation:
+        async with self._read() as conn:
+            return await reads.reservation(
+                conn, check_id(reservation_id, "reservation_id"), now_or(at)
+            )
+
+    async def list_entries(
+        self, user_id: str, project_id: str, *, limit: int = 100, before: str | None = None
+    ) -> list[LedgerEntry]:
+        """The account's entries, newest first; page with ``before`` = the last entry id seen."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInputError(f"limit must be an int in 1..1000, got {limit!r}")
+        anchor = None if before is None else check_id(before, "before")
+        async with self._read() as conn:
+            info = await self._info(conn, user_id, project_id)
+            return await reads.list_entries(conn, info, limit, anchor)
+
+    async def check_integrity(self) -> IntegrityReport:
+        """Rebuild balances, holds and rollups from the entries, in one snapshot."""
+        async with self._connection(snapshot_options(self.engine)) as conn, conn.begin():
+            return await check_integrity(conn)
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    async def _write(self, op: Any) -> Any:
+        return await self._writer.submit(op)
+
+    async def _info(
+        self, conn: AsyncConnection, user_id: str, project_id: str
+    ) -> reads.AccountInfo:
+        key = _account(user_id, project_id)
+        info = self._accounts.get(key)
+        if info is None:
+            info = await reads.find_account(conn, *key)
+            self._accounts[key] = info  # row id, timezone and currency never change
+        return info
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, options: dict[str, Any]) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                yield await conn.execution_options(**options)
+        except SmartspaceBudgetError:
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise BackendUnavailableError(f"the ledger database failed: {exc!r}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._reader.connect() as conn:
+                yield conn
+        except SmartspaceBudgetError:
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise BackendUnavailableError(f"the ledger database failed: {exc!r}") from exc

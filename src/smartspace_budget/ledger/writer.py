@@ -1,0 +1,152 @@
+"""Group commit: concurrent writes share one durable transaction, each answered after it.
+
+A durable commit costs a disk flush (about 2 ms for SQLite here, 0.5 ms for PostgreSQL),
+far more than the work of one write. Callers put their operation on a queue and wait; a
+writer task takes everything queued (up to ``max_batch``), applies the operations one after
+another in one transaction, commits once, and only then answers each caller. One writer
+alone on the queue answers a lone caller with no added delay; under load, batches grow by
+themselves to what arrived during the previous commit.
+
+An operation refused by the ledger's rules (insufficient balance, idempotency conflict...)
+fails alone: the rules are decided in Python before anything is written, so a refusal writes
+nothing and the other operations of the batch commit. A database error on a batch that is
+worth retrying (PostgreSQL deadlock, serialization failure, a race creating the same account;
+SQLite busy beyond the timeout) runs the whole batch again; any other failure runs each
+operation of the batch alone, so only the faulty one fails, with
+:class:`BackendUnavailableError`.
+
+SQLite gets one writer task (the database has one write lock anyway). PostgreSQL gets
+several, each with its own connection; they serialise only on the account rows they share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from smartspace_budget.errors import BackendUnavailableError
+from smartspace_budget.ledger.apply import apply
+from smartspace_budget.ledger.batch import Batch, Failure
+from smartspace_budget.ledger.driver import WriteDriver, is_retryable
+from smartspace_budget.ledger.ops import Op
+from smartspace_budget.ledger.sql import WriteSql
+
+__all__ = ["GroupCommitWriter"]
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+_Item = tuple[Op, "asyncio.Future[Any]"]
+
+
+class GroupCommitWriter:
+    """The write side of one ``Ledger``: a queue and ``writers`` tasks draining it."""
+
+    def __init__(
+        self,
+        make_driver: Callable[[], WriteDriver],
+        sql: WriteSql,
+        *,
+        writers: int,
+        max_batch: int = 256,
+    ) -> None:
+        self._make_driver = make_driver
+        self._sql = sql
+        self._writers = writers
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._drivers: list[WriteDriver] = []
+        self._closed = False
+        self.batches = 0
+        self.operations = 0
+
+    async def submit(self, op: Op) -> Any:
+        """Queue ``op`` and wait until its transaction is committed (or it was refused)."""
+        if self._closed:
+            raise BackendUnavailableError("the ledger is closed")
+        queue = self._start()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        queue.put_nowait((op, future))
+        return await future
+
+    def _start(self) -> asyncio.Queue[_Item]:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._drivers = [self._make_driver() for _ in range(self._writers)]
+            self._tasks = [
+                asyncio.create_task(self._work(self._queue, driver), name=f"ledger-writer-{i}")
+                for i, driver in enumerate(self._drivers)
+            ]
+        return self._queue
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop the writer tasks and close their connections."""
+        self._closed = True
+        if self._queue is not None:
+            await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for driver in self._drivers:
+            await driver.close()
+        self._tasks, self._drivers, self._queue = [], [], None
+
+    async def _work(self, queue: asyncio.Queue[_Item], driver: WriteDriver) -> None:
+        while True:
+            items = [await queue.get()]
+            while len(items) < self._max_batch and not queue.empty():
+                items.append(queue.get_nowait())
+            try:
+                # A caller that gave up before its operation started does not get it run.
+                live = [(op, future) for op, future in items if not future.done()]
+                if live:
+                    outcomes = await self._run(driver, [op for op, _ in live])
+                    for (_, future), outcome in zip(live, outcomes, strict=True):
+                        if future.done():
+                            continue
+                        if isinstance(outcome, Failure):
+                            future.set_exception(outcome.error)
+                        else:
+                            future.set_result(outcome)
+            except BaseException as exc:  # never leave a caller waiting forever
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(
+                            BackendUnavailableError(f"the ledger writer failed: {exc!r}")
+                        )
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                log.exception("ledger writer failed")
+            finally:
+                for _ in items:
+                    queue.task_done()
+
+    async def _run(self, driver: WriteDriver, ops: Sequence[Op]) -> list[Any]:
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                outcomes = await driver.run(lambda: Batch(self._sql).plan(ops, apply))
+            except Exception as exc:
+                if is_retryable(exc) and attempt + 1 < MAX_ATTEMPTS:
+                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+                    continue
+                return await self._isolate(driver, ops, exc)
+            self.batches += 1
+            self.operations += len(ops)
+            return outcomes
+        raise AssertionError("unreachable: the last attempt returns or isolates")
+
+    async def _isolate(self, driver: WriteDriver, ops: Sequence[Op], exc: Exception) -> list[Any]:
+        """Run each operation alone, so only the one that breaks the transaction fails."""
+        if len(ops) > 1:
+            return [(await self._run(driver, [op]))[0] for op in ops]
+        log.error("ledger write failed: %r", exc, exc_info=exc)
+        error = BackendUnavailableError(f"the ledger could not record the write: {exc!r}")
+        error.__cause__ = exc
+        return [Failure(error)]
