@@ -6,10 +6,11 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from smartspace_budget.models import loads
-from smartspace_budget.server.app import create_app
 from tests.backend.live import service_settings
 from tests.server.conftest import Service, account_path, ledger_path, make_service
+
+from smartspace_budget.models import loads
+from smartspace_budget.server.app import create_app
 
 
 async def test_metrics_count_spend_requests_utilisation_and_latency(service: Service) -> None:

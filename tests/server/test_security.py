@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from tests.server.conftest import Service, account_path, ledger_path, make_service
 
 from smartspace_budget.models import dumps, loads
-from tests.server.conftest import Service, account_path, ledger_path, make_service
 
 BODIES: dict[str, Any] = {
     "deposit": {"amount": 1},

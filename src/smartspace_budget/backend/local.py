@@ -53,6 +53,20 @@ def open_price_book(ledger: Ledger) -> PriceBook:
     return PriceBook.from_genai_prices(store=PriceStore(ledger.engine))
 
 
+async def _abandon(ledger: Ledger) -> None:
+    """Let go of a ledger opened in an event loop that has finished.
+
+    SQLite connections (a thread each) can still be closed from the new loop; connections
+    bound to the old loop (asyncpg) cannot, and are dropped without a goodbye.
+    """
+    engine = ledger.engine
+    try:
+        async with asyncio.timeout(2.0):
+            await engine.dispose()
+    except Exception:
+        engine.sync_engine.dispose(close=False)
+
+
 @dataclass
 class _Opened:
     ledger: Ledger
@@ -117,6 +131,8 @@ class LocalBackend(CachedReads):
             self._opened = None
             if opened.loop is asyncio.get_running_loop():
                 await opened.ledger.close()
+            else:
+                await _abandon(opened.ledger)
         self.invalidate_all()
 
     async def __aenter__(self) -> LocalBackend:
@@ -152,8 +168,7 @@ class LocalBackend(CachedReads):
             if opened is not None and opened.loop in (None, loop):
                 return opened
             if opened is not None:
-                # Opened in a loop that is gone: its connections cannot be used or awaited.
-                opened.ledger.engine.sync_engine.dispose(close=False)
+                await _abandon(opened.ledger)
                 self.invalidate_all()
             from smartspace_budget.ledger.ledger import Ledger
 
