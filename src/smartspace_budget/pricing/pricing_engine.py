@@ -1,0 +1,393 @@
+"""The spec's PricingEngine: prices from the backend, token estimates, costs and anomalies.
+
+The engine only reads. Prices come from any object with the backend's three pricing reads
+(``get_pricing``, ``get_price_history``, ``list_models``): a ``LocalBackend``, an
+``HttpBackend``, or a :class:`~smartspace_budget.pricing.catalog.PriceBook` directly. Each
+(provider, model) price is cached ``cache_ttl_seconds`` (the spec's 5 minutes), with one
+fetch in flight per key; a failed fetch is not cached, and a backend error is raised, never
+replaced by a price.
+
+Rounding: every amount is computed exactly and rounded once, half-even to nine decimal
+places (nano-USDC, :func:`money.quantize`). ``base_cost`` is the rounded exact sum of input
+and output cost, so ``input_cost + output_cost`` may differ from it by one nano-unit;
+``platform_fee`` is the rounded fee on ``base_cost``, and ``total_cost = base_cost +
+platform_fee`` exactly. Prices in another currency than USDC are converted exactly before
+rounding; genai-prices' USD prices are taken as USDC at 1:1 (the default exchange rates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from smartspace_budget.backend.cache import TTLCache
+from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.models import (
+    CostAnomaly,
+    CostEstimate,
+    PricingData,
+    PricingModel,
+    TokenEstimate,
+)
+from smartspace_budget.money import DEFAULT_CURRENCY, ExchangeRates, parse_amount, quantize
+from smartspace_budget.pricing import anomaly, names
+from smartspace_budget.pricing.cost import (
+    Usage,
+    check_limits,
+    count,
+    exact_cost,
+    fee_percent,
+    platform_fee,
+    to_usdc,
+)
+from smartspace_budget.pricing.tokens import estimate_tokens
+
+__all__ = [
+    "DEFAULT_EXPECTED_OUTPUT_TOKENS",
+    "PricingEngine",
+    "PricingReader",
+    "ProviderComparison",
+]
+
+DEFAULT_EXPECTED_OUTPUT_TOKENS = 500
+"""Output tokens assumed when the caller does not say (the spec's examples use 500)."""
+
+# Texts longer than this are tokenized in a worker thread, off the event loop.
+_THREAD_THRESHOLD_CHARS = 1 << 16
+
+
+class PricingReader(Protocol):
+    """The pricing reads of the ``Backend`` protocol, all the engine needs."""
+
+    async def get_pricing(
+        self, provider: str, model: str, *, at: datetime | None = None
+    ) -> PricingData: ...
+
+    async def get_price_history(
+        self, provider: str, model: str, *, days: int | None = None
+    ) -> list[PricingData]: ...
+
+    async def list_models(self, provider: str | None = None) -> list[tuple[str, str]]: ...
+
+
+def _default_backend() -> PricingReader:
+    """The configured backend (``SMARTSPACE_BUDGET_*``): the embedded ledger's price book
+    (genai-prices plus stored overrides) by default, opened on first use."""
+    from smartspace_budget.backend import default_backend
+
+    return default_backend()
+
+
+class ProviderComparison(dict[str, CostEstimate]):
+    """Estimates by ``"provider/model"``, in the order asked; pairs that failed are in
+    :attr:`failures` (the typed error, e.g. ``UnknownModelError``) instead of failing the rest.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: dict[str, Exception] = {}
+
+    def cheapest(self) -> tuple[str, CostEstimate] | None:
+        """The pair with the lowest ``total_cost`` (first asked wins a tie), if any succeeded."""
+        if not self:
+            return None
+        return min(self.items(), key=lambda item: item[1].total_cost)
+
+
+class PricingEngine:
+    """Prices, token estimates, cost estimates and cost anomalies (see the module docstring).
+
+    ``backend`` is any :class:`PricingReader` (``None``: the embedded default).
+    ``platform_fee_percent`` is added to every estimate (0-100, default 5).
+    ``exchange_rates`` converts estimates to other currencies (USDC and USD 1:1 by default).
+    ``clock`` (monotonic seconds) times the price cache; tests pass their own.
+    """
+
+    def __init__(
+        self,
+        backend: PricingReader | None = None,
+        *,
+        platform_fee_percent: Decimal = Decimal("5"),
+        exchange_rates: ExchangeRates | None = None,
+        cache_ttl_seconds: float = 300,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.backend: PricingReader = backend if backend is not None else _default_backend()
+        self.platform_fee_percent = fee_percent(platform_fee_percent)
+        self.exchange_rates = exchange_rates if exchange_rates is not None else ExchangeRates()
+        if isinstance(cache_ttl_seconds, bool) or not isinstance(cache_ttl_seconds, int | float):
+            raise InvalidInputError("cache_ttl_seconds must be a number of seconds")
+        if cache_ttl_seconds < 0:
+            raise InvalidInputError(f"cache_ttl_seconds must not be negative: {cache_ttl_seconds}")
+        self._prices: TTLCache[PricingData] = TTLCache(
+            float(cache_ttl_seconds), clock=clock if clock is not None else time.monotonic
+        )
+
+    # -- prices ----------------------------------------------------------------------------
+
+    async def _pricing(self, provider: str, model: str) -> PricingData:
+        """The cached price version (shared: never handed out without a copy)."""
+        key = names.normalize(provider, what="provider") + "\x1f"
+        key += names.normalize(model, what="model")
+        cached = self._prices.peek(key)
+        if cached is not None:
+            return cached
+        return await self._prices.get_or_fetch(
+            key, lambda: self.backend.get_pricing(provider, model)
+        )
+
+    async def get_provider_pricing(self, provider: str, model: str) -> PricingData:
+        """The price version in force now, cached ``cache_ttl_seconds``.
+
+        Raises :class:`UnknownProviderError`, :class:`UnknownModelError`,
+        :class:`MissingPricingError`, or the backend's :class:`BackendError`.
+        """
+        return (await self._pricing(provider, model)).model_copy(deep=True)
+
+    async def get_price_history(
+        self, provider: str, model: str, days: int | None = 30
+    ) -> list[PricingData]:
+        """Price versions in force during the last ``days`` days (all when ``None``)."""
+        if days is not None:
+            days = count(days, "days")
+        return await self.backend.get_price_history(provider, model, days=days)
+
+    def invalidate(self) -> None:
+        """Forget cached prices (after an operator changed one in this process)."""
+        self._prices.invalidate()
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    async def estimate_tokens(
+        self, text: str | Sequence[Mapping[str, Any]], model: str, *, provider: str | None = None
+    ) -> TokenEstimate:
+        """Tokens of ``text`` or chat messages for ``model`` (see :mod:`.tokens`).
+
+        Long inputs are tokenized in a worker thread so the event loop keeps running.
+        """
+        if _size(text) > _THREAD_THRESHOLD_CHARS:
+            return await asyncio.to_thread(estimate_tokens, text, model, provider)
+        return estimate_tokens(text, model, provider)
+
+    # -- costs -----------------------------------------------------------------------------
+
+    async def estimate_cost(
+        self,
+        provider: str,
+        model: str,
+        input_text: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        input_tokens: int | None = None,
+        expected_output_tokens: int = DEFAULT_EXPECTED_OUTPUT_TOKENS,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        currency: str = DEFAULT_CURRENCY,
+        request_count: int = 1,
+        seconds: Decimal | int | str | None = None,
+        characters: int | None = None,
+    ) -> CostEstimate:
+        """The cost of one request before it is made, with the platform fee.
+
+        Input is ``input_text``, ``messages`` or a known ``input_tokens`` (at most one; none
+        means no input). ``cached_input_tokens`` / ``cache_write_tokens`` are part of the
+        input priced at the cache prices. ``request_count``, ``seconds`` and ``characters``
+        feed per-request, per-second and per-character prices (characters default to the
+        input's). Raises :class:`InvalidInputError` for bad counts,
+        :class:`ContextLimitExceededError` past the model's limits, the pricing errors for
+        unknown names, and :class:`UnknownCurrencyError` for an unconfigured currency.
+        """
+        given = [n for n, v in (("input_text", input_text), ("messages", messages),
+                                ("input_tokens", input_tokens)) if v is not None]  # fmt: skip
+        if len(given) > 1:
+            raise InvalidInputError(f"pass only one of {', '.join(given)}")
+        if input_text is not None and not isinstance(input_text, str):
+            raise InvalidInputError(f"input_text must be a string, not {type(input_text).__name__}")
+        output = count(expected_output_tokens, "expected_output_tokens")
+        usage_seconds = (
+            None if seconds is None else parse_amount(seconds, name="seconds", allow_negative=False)
+        )
+        chars = None if characters is None else count(characters, "characters")
+        requests = count(request_count, "request_count", at_least=1)
+        cached = count(cached_input_tokens, "cached_input_tokens")
+        written = count(cache_write_tokens, "cache_write_tokens")
+        pricing = await self._pricing(provider, model)
+        token_estimate = None
+        if input_tokens is not None:
+            tokens = count(input_tokens, "input_tokens")
+        elif input_text is not None or messages is not None:
+            text: str | Sequence[Mapping[str, Any]] = (
+                input_text if input_text is not None else messages  # type: ignore[assignment]
+            )
+            token_estimate = await self.estimate_tokens(text, model, provider=pricing.provider)
+            tokens = token_estimate.token_count
+            chars = token_estimate.character_count if chars is None else chars
+        else:
+            tokens = 0
+        check_limits(pricing, tokens, output)
+        usage = Usage(tokens, output, cached, written, requests, chars, usage_seconds)
+        exact = exact_cost(pricing, usage).scaled(
+            to_usdc(self.exchange_rates, pricing.price_currency)
+        )
+        base = quantize(exact.total)
+        fee = platform_fee(base, self.platform_fee_percent)
+        uses_requests = (
+            pricing.pricing_model is PricingModel.PER_REQUEST or pricing.request_price is not None
+        )
+        estimate = CostEstimate(
+            provider=pricing.provider,
+            model=pricing.model_name,
+            input_tokens=tokens,
+            output_tokens=output,
+            input_cost=quantize(exact.input_cost),
+            output_cost=quantize(exact.output_cost),
+            base_cost=base,
+            platform_fee_percent=self.platform_fee_percent,
+            platform_fee=fee,
+            total_cost=base + fee,
+            currency=DEFAULT_CURRENCY,
+            input_token_estimate=token_estimate,
+            price_version=pricing.version,
+            request_count=requests if uses_requests else None,
+            seconds=usage_seconds,
+            # Passed rather than defaulted: pydantic's default_factory path costs more than
+            # the whole remaining validation.
+            estimated_at=datetime.now(UTC),
+        )
+        if currency != DEFAULT_CURRENCY:
+            return self.convert(estimate, currency)
+        return estimate
+
+    async def calculate_total_cost(
+        self, base_cost: Decimal, platform_fee_percent: Decimal | None = None
+    ) -> Decimal:
+        """``base_cost`` (rounded to nine places) plus the platform fee on it.
+
+        Uses the engine's fee unless ``platform_fee_percent`` is given; the result equals an
+        estimate's ``total_cost`` for the same base cost.
+        """
+        base = quantize(parse_amount(base_cost, name="base_cost", allow_negative=False))
+        percent = (
+            self.platform_fee_percent
+            if platform_fee_percent is None
+            else fee_percent(platform_fee_percent)
+        )
+        return base + platform_fee(base, percent)
+
+    def convert(self, estimate: CostEstimate, currency: str) -> CostEstimate:
+        """The same estimate in ``currency``, with ``exchange_rate`` = units per USDC.
+
+        Each amount is converted once from the original (see ``ExchangeRates.convert``) and
+        ``total_cost`` stays ``base_cost + platform_fee``. Raises
+        :class:`UnknownCurrencyError` for a currency without a rate.
+        """
+        if not isinstance(estimate, CostEstimate):
+            raise InvalidInputError(f"convert needs a CostEstimate, not {type(estimate).__name__}")
+        rates = self.exchange_rates
+        target = rates.rate(currency)
+        if target.currency == rates.rate(estimate.currency).currency:
+            return estimate.model_copy(deep=True)
+
+        def to_target(amount: Decimal) -> Decimal:
+            return rates.convert(amount, estimate.currency, target.currency)
+
+        base, fee = to_target(estimate.base_cost), to_target(estimate.platform_fee)
+        data = estimate.model_dump()
+        data.update(
+            input_cost=to_target(estimate.input_cost),
+            output_cost=to_target(estimate.output_cost),
+            base_cost=base,
+            platform_fee=fee,
+            total_cost=base + fee,
+            currency=target.currency,
+            exchange_rate=target.rate / rates.rate(DEFAULT_CURRENCY).rate,
+        )
+        return CostEstimate.from_data(data)
+
+    async def compare_provider_costs(
+        self,
+        providers: Iterable[tuple[str, str]],
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        currency: str = DEFAULT_CURRENCY,
+    ) -> ProviderComparison:
+        """Estimates for many (provider, model) pairs at once, keyed ``"provider/model"``.
+
+        Pairs are priced concurrently. A pair that fails (unknown model, missing price, a
+        backend error) is reported in ``result.failures`` and the others still answer; bad
+        token counts or malformed pairs raise :class:`InvalidInputError` before any work.
+        """
+        count(input_tokens, "input_tokens")
+        count(output_tokens, "output_tokens")
+        pairs: dict[str, tuple[str, str]] = {}
+        for pair in providers:
+            if (
+                not isinstance(pair, tuple | list)
+                or len(pair) != 2
+                or not all(isinstance(part, str) for part in pair)
+            ):
+                raise InvalidInputError(
+                    f"each entry must be a (provider, model) pair, got {pair!r}"
+                )
+            pairs.setdefault(f"{pair[0]}/{pair[1]}", (pair[0], pair[1]))
+        results = await asyncio.gather(
+            *(
+                self.estimate_cost(
+                    provider,
+                    model,
+                    input_tokens=input_tokens,
+                    expected_output_tokens=output_tokens,
+                    currency=currency,
+                )
+                for provider, model in pairs.values()
+            ),
+            return_exceptions=True,
+        )
+        comparison = ProviderComparison()
+        for key, result in zip(pairs, results, strict=True):
+            if isinstance(result, CostEstimate):
+                comparison[key] = result
+            elif isinstance(result, Exception):
+                comparison.failures[key] = result
+            else:
+                raise result  # cancellation and other BaseExceptions are not a pair's failure
+        return comparison
+
+    # -- anomalies -------------------------------------------------------------------------
+
+    async def detect_cost_anomaly(
+        self,
+        request_id: str,
+        provider: str,
+        model: str,
+        estimated_cost: Decimal,
+        actual_cost: Decimal,
+    ) -> CostAnomaly:
+        """Compare a request's estimated and actual cost (bands in :mod:`.anomaly`)."""
+        return anomaly.detect_cost_anomaly(request_id, provider, model, estimated_cost, actual_cost)
+
+
+def _size(text: object) -> int:
+    if isinstance(text, str):
+        return len(text)
+    if isinstance(text, Sequence):
+        total = 0
+        for message in text:
+            if not isinstance(message, Mapping):
+                continue
+            for value in message.values():
+                if isinstance(value, str):
+                    total += len(value)
+                elif isinstance(value, list):
+                    total += sum(
+                        len(part["text"])
+                        for part in value
+                        if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+                    )
+        return total
+    return 0

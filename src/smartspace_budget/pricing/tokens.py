@@ -1,0 +1,445 @@
+"""Token estimates that say how they were made: exact, calibrated or heuristic.
+
+- **exact**: OpenAI models are counted with their own tiktoken encoding (``o200k_base`` for
+  gpt-4o, gpt-4.1, gpt-5 and the o-series; ``cl100k_base`` for gpt-4 and gpt-3.5; whatever
+  tiktoken maps a model to). Chat messages add OpenAI's documented formatting overhead.
+- **calibrated**: other providers do not publish their tokenizers. We count with a tiktoken
+  encoding and multiply by a ratio measured or documented for that family (the table
+  :data:`CALIBRATIONS`, each with its source), rounding up.
+- **heuristic**: when a vocabulary cannot be loaded (no network and no cached file, a
+  corrupt cache, a load that hangs), we never fail: the count is UTF-8 bytes / 4, OpenAI's
+  "about four characters per token" for English, counted in bytes so non-Latin scripts,
+  which use more tokens per character, come out higher. The estimate says why in ``note``.
+
+Encodings are loaded once per process, in a background thread bounded by
+:data:`LOAD_TIMEOUT_SECONDS`; a failure is remembered for :data:`RETRY_AFTER_SECONDS` so a
+missing vocabulary does not cost a network attempt per call. Texts longer than
+:data:`CHUNK_CHARS` are counted chunk by chunk, cut where tiktoken's pre-tokenizer would
+split anyway (before a single space between two words, or after a newline), so the count
+equals the whole-text count while memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.models import TokenEstimate, TokenEstimationMethod
+
+__all__ = [
+    "CALIBRATIONS",
+    "CHUNK_CHARS",
+    "LOAD_TIMEOUT_SECONDS",
+    "RETRY_AFTER_SECONDS",
+    "Calibration",
+    "clear_encoding_cache",
+    "count_text_tokens",
+    "encoding_for",
+    "estimate_tokens",
+]
+
+CHUNK_CHARS = 1 << 18
+LOAD_TIMEOUT_SECONDS = 10.0
+RETRY_AFTER_SECONDS = 300.0
+HEURISTIC_BYTES_PER_TOKEN = 4
+_BOUNDARY_WINDOW = 1 << 12
+_CONFIDENCE_EXACT = 1.0
+_CONFIDENCE_HEURISTIC = 0.5
+# Every reply is primed with <|start|>assistant<|message|> (OpenAI cookbook,
+# "How to count tokens with tiktoken").
+_REPLY_PRIMER = 3
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A tokenizer family we cannot run: count with ``encoding``, multiply by ``ratio``."""
+
+    family: str
+    pattern: re.Pattern[str]
+    encoding: str
+    ratio: Decimal
+    confidence: float
+    source: str
+
+
+CALIBRATIONS: tuple[Calibration, ...] = (
+    # Anthropic announced with Claude Opus 4.7 an updated tokenizer producing "1.0-1.35x more
+    # tokens depending on content" than before; we take the middle of that range on top of
+    # the Claude 3/4 ratio below. Later generations are assumed to keep this tokenizer.
+    Calibration(
+        "claude-2026-tokenizer",
+        re.compile(r"claude-(?:opus-4-[7-9]|[a-z]+-[5-9](?:-|$))"),
+        "o200k_base",
+        Decimal("1.47"),
+        0.65,
+        "Anthropic, Claude Opus 4.7 release notes (2026): 1.0-1.35x more tokens; x1.25 below",
+    ),
+    # Claude 3.x/4.x: VentureBeat (May 2025), "Hidden costs in AI deployment: why Claude
+    # models may be 20-30% more expensive than GPT", measured Claude's tokenizer against
+    # GPT-4o's (o200k_base) on the same prompts: 20-30% more tokens, more on code than prose.
+    Calibration(
+        "claude",
+        re.compile(r"claude"),
+        "o200k_base",
+        Decimal("1.25"),
+        0.75,
+        "VentureBeat 2025-05: Claude tokenizer yields 20-30% more tokens than GPT-4o",
+    ),
+    # Google documents "a token is equivalent to about 4 characters" and "100 tokens is about
+    # 60-80 English words" for Gemini (ai.google.dev/gemini-api/docs/tokens), the same
+    # density as o200k_base on English prose; both vocabularies have 200k+ entries.
+    Calibration(
+        "gemini",
+        re.compile(r"gemini|gemma|learnlm"),
+        "o200k_base",
+        Decimal("1.0"),
+        0.8,
+        "Google Gemini docs: about 4 characters per token, like o200k_base",
+    ),
+    # Meta, "Introducing Meta Llama 3" (2024): the 128K-token tokenizer "yields up to 15%
+    # fewer tokens compared to Llama 2". Llama 3's tokenizer is tiktoken's cl100k_base plus
+    # 28K extra tokens (meta-llama/llama3, tokenizer.py), so English counts match cl100k.
+    Calibration(
+        "llama-2",
+        re.compile(r"llama-?2"),
+        "cl100k_base",
+        Decimal("1.15"),
+        0.75,
+        "Meta Llama 3 announcement: Llama 3 uses up to 15% fewer tokens than Llama 2",
+    ),
+    Calibration(
+        "llama",
+        re.compile(r"llama"),
+        "cl100k_base",
+        Decimal("1.0"),
+        0.85,
+        "meta-llama/llama3 tokenizer.py: cl100k_base plus 28K tokens",
+    ),
+    # No published ratio (Mistral, Cohere, DeepSeek, xAI, ...): cl100k_base with a 10% margin
+    # of our own, so that estimates used for budget checks lean high rather than low.
+    Calibration(
+        "other",
+        re.compile(r""),
+        "cl100k_base",
+        Decimal("1.10"),
+        0.6,
+        "no published ratio; cl100k_base plus a 10% margin",
+    ),
+)
+
+_UNKNOWN_OPENAI = Calibration(
+    "openai-unknown",
+    re.compile(r""),
+    "o200k_base",
+    Decimal("1.0"),
+    0.9,
+    "OpenAI model unknown to tiktoken; counted with o200k_base, its newest encoding",
+)
+
+_OPENAI_PROVIDERS = frozenset({"openai", "azure", "azure-openai", "azure_openai"})
+
+
+@dataclass(frozen=True)
+class _Plan:
+    encoding: str
+    method: TokenEstimationMethod
+    ratio: Decimal
+    confidence: float
+    note: str | None
+    per_message: int = 3
+    per_name: int = 1
+
+
+_plans: dict[tuple[str, str | None], _Plan] = {}
+
+
+def _plan(model: str, provider: str | None) -> _Plan:
+    key = (model, provider)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _make_plan(model, provider)
+        if len(_plans) > 10_000:
+            _plans.clear()
+        _plans[key] = plan
+    return plan
+
+
+def encoding_for(model: str) -> str | None:
+    """tiktoken's encoding for an OpenAI model name (prefixes like ``openai/`` ignored)."""
+    from tiktoken.model import encoding_name_for_model
+
+    name = model.strip().lower().rsplit("/", 1)[-1]
+    try:
+        return str(encoding_name_for_model(name))
+    except KeyError:
+        return None
+
+
+def _make_plan(model: str, provider: str | None) -> _Plan:
+    exact = encoding_for(model)
+    if exact is not None:
+        # gpt-3.5-turbo-0301 used a different chat format (cookbook): 4 per message, -1 per name.
+        legacy = model.strip().lower().endswith("gpt-3.5-turbo-0301")
+        return _Plan(
+            exact,
+            TokenEstimationMethod.EXACT,
+            Decimal(1),
+            _CONFIDENCE_EXACT,
+            None,
+            per_message=4 if legacy else 3,
+            per_name=-1 if legacy else 1,
+        )
+    lowered = model.strip().lower()
+    if provider is not None and provider.strip().lower() in _OPENAI_PROVIDERS:
+        calibration = _UNKNOWN_OPENAI
+    else:
+        calibration = next(c for c in CALIBRATIONS if c.pattern.search(lowered))
+    note = (
+        f"{calibration.family}: {calibration.encoding} x {calibration.ratio} ({calibration.source})"
+    )
+    return _Plan(
+        calibration.encoding,
+        TokenEstimationMethod.CALIBRATED,
+        calibration.ratio,
+        calibration.confidence,
+        note,
+    )
+
+
+# -- encodings ---------------------------------------------------------------------------
+
+_encodings: dict[str, Any] = {}
+_failures: dict[str, tuple[float, str]] = {}
+_loading: dict[str, threading.Event] = {}
+_lock = threading.Lock()
+
+
+def _load_vocabulary(name: str) -> Any:
+    """Load a tiktoken encoding (may read the network when the file is not cached)."""
+    import tiktoken
+
+    return tiktoken.get_encoding(name)
+
+
+def _encoding(name: str) -> tuple[Any | None, str | None]:
+    """The encoding, or ``(None, reason)`` when it cannot be loaded now."""
+    encoding = _encodings.get(name)
+    if encoding is not None:
+        return encoding, None
+    with _lock:
+        failure = _failures.get(name)
+        if failure is not None and time.monotonic() - failure[0] < RETRY_AFTER_SECONDS:
+            return None, failure[1]
+        done = _loading.get(name)
+        if done is None:
+            done = _loading[name] = threading.Event()
+            threading.Thread(
+                target=_load_in_background, args=(name, done), daemon=True, name=f"tiktoken-{name}"
+            ).start()
+    if not done.wait(LOAD_TIMEOUT_SECONDS):
+        reason = f"loading the {name} vocabulary took longer than {LOAD_TIMEOUT_SECONDS:g}s"
+        with _lock:
+            _failures.setdefault(name, (time.monotonic(), reason))
+        return None, reason
+    encoding = _encodings.get(name)
+    if encoding is not None:
+        return encoding, None
+    failure = _failures.get(name)
+    return None, failure[1] if failure else f"the {name} vocabulary could not be loaded"
+
+
+def _load_in_background(name: str, done: threading.Event) -> None:
+    try:
+        encoding = _load_vocabulary(name)
+    except Exception as exc:  # any failure means "no tokenizer": fall back, never crash
+        with _lock:
+            _failures[name] = (time.monotonic(), f"{type(exc).__name__}: {exc}"[:300])
+    else:
+        with _lock:
+            _encodings[name] = encoding
+            _failures.pop(name, None)
+    finally:
+        with _lock:
+            _loading.pop(name, None)
+        done.set()
+
+
+def clear_encoding_cache() -> None:
+    """Forget loaded encodings and remembered failures (tests; after fixing a cache dir)."""
+    with _lock:
+        _encodings.clear()
+        _failures.clear()
+        _plans.clear()
+
+
+# -- counting ----------------------------------------------------------------------------
+
+
+def _cut(text: str, start: int, limit: int) -> tuple[int, bool]:
+    """Where to end the chunk beginning at ``start``; ``True`` when the cut is clean."""
+    if limit >= len(text):
+        return len(text), True
+    low = max(start + 1, limit - _BOUNDARY_WINDOW)
+    position = text.rfind(" ", low, limit)
+    while position > low:
+        before, after = text[position - 1], text[position + 1]
+        if not before.isspace() and not after.isspace():
+            return position, True  # " word" starts a new pre-token
+        position = text.rfind(" ", low, position)
+    position = text.rfind("\n", low, limit)
+    while position >= low:
+        if position + 1 < len(text) and text[position + 1].isalnum():
+            return position + 1, True  # a newline run ends before a letter or digit
+        position = text.rfind("\n", low, position)
+    return limit, False
+
+
+def count_text_tokens(
+    encoding: Any, text: str, *, chunk_chars: int = CHUNK_CHARS
+) -> tuple[int, int]:
+    """Tokens of ``text`` with ``encoding``, and how many chunk cuts were not clean.
+
+    Special-token markers in the text (``<|endoftext|>``) count as ordinary text, as the API
+    bills them.
+    """
+    if len(text) <= chunk_chars:
+        return len(encoding.encode_ordinary(text)), 0
+    total = rough = start = 0
+    while start < len(text):
+        end, clean = _cut(text, start, start + chunk_chars)
+        total += len(encoding.encode_ordinary(text[start:end]))
+        rough += 0 if clean else 1
+        start = end
+    return total, rough
+
+
+def _heuristic(text: str) -> int:
+    size = 0
+    for start in range(0, len(text), CHUNK_CHARS):
+        size += len(text[start : start + CHUNK_CHARS].encode("utf-8", "surrogatepass"))
+    return math.ceil(size / HEURISTIC_BYTES_PER_TOKEN)
+
+
+@dataclass
+class _Tally:
+    tokens: int = 0
+    characters: int = 0
+    rough_cuts: int = 0
+    skipped_parts: int = 0
+    structured: int = 0
+
+
+def _add_text(tally: _Tally, encoding: Any | None, text: str) -> None:
+    tally.characters += len(text)
+    if encoding is None:
+        tally.tokens += _heuristic(text)
+    else:
+        tokens, rough = count_text_tokens(encoding, text)
+        tally.tokens += tokens
+        tally.rough_cuts += rough
+
+
+def _add_messages(
+    tally: _Tally, encoding: Any | None, messages: Sequence[Any], plan: _Plan
+) -> None:
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise InvalidInputError(
+                f"messages[{index}] must be a mapping like {{'role': ..., 'content': ...}}, "
+                f"not {type(message).__name__}"
+            )
+        tally.tokens += plan.per_message
+        for key, value in message.items():
+            if value is None:
+                continue
+            if isinstance(value, str):
+                _add_text(tally, encoding, value)
+            elif key == "content" and isinstance(value, list):
+                for part in value:
+                    if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                        _add_text(tally, encoding, part["text"])
+                    else:
+                        tally.skipped_parts += 1
+            else:
+                tally.structured += 1
+                _add_text(tally, encoding, json.dumps(value, separators=(",", ":"), default=str))
+            if key == "name":
+                tally.tokens += plan.per_name
+    tally.tokens += _REPLY_PRIMER
+
+
+def estimate_tokens(
+    text: str | Sequence[Mapping[str, Any]], model: str, provider: str | None = None
+) -> TokenEstimate:
+    """Estimate the input tokens of ``text`` (a string or chat messages) for ``model``.
+
+    Never raises for a missing tokenizer (the estimate becomes ``heuristic``); raises
+    :class:`InvalidInputError` for input that is neither text nor a list of messages.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidInputError("model must be a non-empty string")
+    if provider is not None and not isinstance(provider, str):
+        raise InvalidInputError(f"provider must be a string, not {type(provider).__name__}")
+    if not isinstance(text, str) and not (
+        isinstance(text, Sequence) and not isinstance(text, bytes | bytearray)
+    ):
+        raise InvalidInputError(
+            f"text must be a string or a list of chat messages, not {type(text).__name__}"
+        )
+    plan = _plan(model, provider)
+    encoding, failure = _encoding(plan.encoding)
+    tally = _Tally()
+    if isinstance(text, str):
+        _add_text(tally, encoding, text)
+    else:
+        _add_messages(tally, encoding, text, plan)
+    return _estimate(model, plan, encoding, failure, tally)
+
+
+def _estimate(
+    model: str, plan: _Plan, encoding: Any | None, failure: str | None, tally: _Tally
+) -> TokenEstimate:
+    notes = []
+    if encoding is None:
+        method = TokenEstimationMethod.HEURISTIC
+        confidence = _CONFIDENCE_HEURISTIC
+        count = tally.tokens
+        notes.append(
+            f"tokenizer {plan.encoding} unavailable ({failure}); "
+            f"estimated as UTF-8 bytes / {HEURISTIC_BYTES_PER_TOKEN}"
+        )
+    else:
+        method, confidence = plan.method, plan.confidence
+        count = tally.tokens
+        if plan.ratio != 1:
+            count = int((Decimal(count) * plan.ratio).to_integral_value(rounding=ROUND_CEILING))
+        if plan.note:
+            notes.append(plan.note)
+        if tally.rough_cuts:
+            confidence = min(confidence, 0.99)
+            notes.append(
+                f"{tally.rough_cuts} chunk cut(s) inside a word; may differ by a few tokens"
+            )
+    if tally.skipped_parts:
+        confidence = min(confidence, 0.7)
+        notes.append(f"{tally.skipped_parts} non-text content part(s) (images, audio) not counted")
+    if tally.structured:
+        confidence = min(confidence, 0.9)
+        notes.append(f"{tally.structured} structured field(s) counted as their JSON text")
+    return TokenEstimate(
+        model=model,
+        token_count=count,
+        method=method,
+        confidence=confidence,
+        character_count=tally.characters,
+        encoding=None if encoding is None else plan.encoding,
+        note="; ".join(notes) or None,
+    )
