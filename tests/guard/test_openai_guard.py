@@ -329,3 +329,22 @@ def test_other_attributes_are_the_clients_own(
     client = guard.wrap(raw)
     assert client.base_url == raw.base_url
     assert client.models is raw.models
+
+
+async def test_copies_of_a_guarded_client_stay_guarded(
+    server: ProviderServer, ledger: FakeLedger, guard: Guard, async_client: openai.AsyncOpenAI
+) -> None:
+    client = guard.wrap(async_client).with_options(timeout=5)
+    ledger.balance = Decimal(0)
+    with pytest.raises(BudgetExceededError):
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=50)
+    assert server.count == 0
+
+
+def test_a_monitor_must_be_able_to_receive_alerts(ledger: FakeLedger, pricing: FakePricing) -> None:
+    from smartspace_budget.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError):
+        Guard(ledger, pricing, user_id="u", project_id="p", monitor=object())  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        Guard(ledger, pricing, user_id="u", project_id="p").wrap(object())  # type: ignore[arg-type]

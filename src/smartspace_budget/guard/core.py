@@ -179,6 +179,10 @@ class Guard:
             raise InvalidInputError("user_id and project_id must not be empty")
         if isinstance(reservation_ttl, bool) or not 1 <= reservation_ttl <= 86_400:
             raise InvalidInputError("reservation_ttl must be between 1 and 86400 seconds")
+        if monitor is not None and not _can_receive(monitor):
+            raise InvalidInputError(
+                f"{type(monitor).__name__} cannot receive alerts (expected a SpendingMonitor)"
+            )
         self.backend = backend
         self.pricing_engine = pricing_engine
         self.user_id = user_id
@@ -187,13 +191,21 @@ class Guard:
         self.reservation_ttl = reservation_ttl
         self.on_anomaly = on_anomaly
         self._portal = portal
+        self._owns_portal = False
         self._pending: set[concurrent.futures.Future[Any] | asyncio.Future[Any]] = set()
+
+    def close(self) -> None:
+        """Stop the portal's thread if this guard started one (synchronous clients)."""
+        if self._portal is not None and self._owns_portal:
+            self._portal.close()
+            self._portal = None
 
     @property
     def portal(self) -> Portal:
         """The background loop synchronous clients use (created on first use)."""
         if self._portal is None:
             self._portal = Portal()
+            self._owns_portal = True
         return self._portal
 
     def wrap(self, client: Any) -> Any:
@@ -505,6 +517,14 @@ async def deliver_alert(monitor: Any, alert: SpendingAlert) -> None:
         await deliver(alert)
         return
     raise InvalidInputError(f"{type(monitor).__name__} cannot receive alerts")
+
+
+def _can_receive(monitor: Any) -> bool:
+    if callable(getattr(monitor, "report_alert", None)):
+        return True
+    return callable(getattr(monitor, "_remember", None)) and callable(
+        getattr(monitor, "_deliver", None)
+    )
 
 
 def _isolated(callback: Callable[[CostAnomaly], None], anomaly: CostAnomaly) -> None:

@@ -215,7 +215,21 @@ class _OpenAIChat(_Proxy):
         self.completions = _Guarded(target.completions, guard, OPENAI_CHAT, is_async)
 
 
-class GuardedOpenAI(_Proxy):
+class _GuardedClient(_Proxy):
+    """Copies made with ``with_options``/``copy`` stay guarded."""
+
+    guard: Guard
+
+    def with_options(self, **kwargs: Any) -> Any:
+        """The SDK's ``with_options``, wrapped again."""
+        return wrap_client(self.guard, self._target.with_options(**kwargs))
+
+    def copy(self, **kwargs: Any) -> Any:
+        """The SDK's ``copy``, wrapped again."""
+        return wrap_client(self.guard, self._target.copy(**kwargs))
+
+
+class GuardedOpenAI(_GuardedClient):
     """An ``OpenAI``/``AsyncOpenAI`` client whose chat completions and responses are guarded."""
 
     def __init__(self, client: Any, guard: Guard, is_async: bool) -> None:
@@ -225,7 +239,7 @@ class GuardedOpenAI(_Proxy):
         self.responses = _Guarded(client.responses, guard, OPENAI_RESPONSES, is_async)
 
 
-class GuardedAnthropic(_Proxy):
+class GuardedAnthropic(_GuardedClient):
     """An ``Anthropic``/``AsyncAnthropic`` client whose messages are guarded."""
 
     def __init__(self, client: Any, guard: Guard, is_async: bool) -> None:
