@@ -7,6 +7,7 @@ tokens); the fake provider reports whatever usage the test sets.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -111,8 +112,8 @@ async def test_unknown_usage_is_charged_at_the_reservation_and_flagged(
     assert (await local.get_balance(USER, PROJECT)).total_balance == Decimal(10) - reserved
 
 
-async def test_fifty_concurrent_calls_against_a_balance_for_twenty(
-    server: ProviderServer, local: LocalBackend, client: openai.AsyncOpenAI
+async def fifty_against_twenty(
+    server: ProviderServer, local: LocalBackend, client: openai.AsyncOpenAI, user: str
 ) -> None:
     engine = PricingEngine(local)
     reserved = await reservation_for(engine, 200)
@@ -120,9 +121,8 @@ async def test_fifty_concurrent_calls_against_a_balance_for_twenty(
     # The provider reports exactly the worst case, so a settlement frees nothing early.
     server.behaviour.input_tokens = input_tokens
     server.behaviour.output_tokens = 200
-    server.behaviour.chunk_delay = 0.01
-    await local.deposit(USER, PROJECT, reserved * 20, idempotency_key="d20")
-    guarded = Guard(local, engine, user_id=USER, project_id=PROJECT).wrap(client)
+    await local.deposit(user, PROJECT, reserved * 20, idempotency_key=f"{user}:d20")
+    guarded = Guard(local, engine, user_id=user, project_id=PROJECT).wrap(client)
 
     async def one() -> object:
         return await guarded.chat.completions.create(
@@ -134,13 +134,30 @@ async def test_fifty_concurrent_calls_against_a_balance_for_twenty(
     assert len(denied) == 30
     assert len(results) - len(denied) == 20
     assert server.count == 20
-    balance = await local.get_balance(USER, PROJECT)
+    balance = await local.get_balance(user, PROJECT)
     assert balance.total_balance == 0
     assert balance.reserved_amount == 0
-    usage = [r for r in await rows(local) if r.kind == "usage"]
-    assert len(usage) == 20
-    assert all(from_nano(r.amount_nano) == -reserved for r in usage)
+    usage = await local.ledger.list_entries(user, PROJECT, limit=100)
+    charged = [e.amount for e in usage if e.kind.value == "usage"]
+    assert charged == [-reserved] * 20
     assert (await local.ledger.check_integrity()).ok
+
+
+async def test_fifty_concurrent_calls_against_a_balance_for_twenty(
+    server: ProviderServer, local: LocalBackend, client: openai.AsyncOpenAI
+) -> None:
+    await fifty_against_twenty(server, local, client, USER)
+
+
+@pytest.mark.postgres
+async def test_fifty_concurrent_calls_on_postgresql(
+    server: ProviderServer, postgres_url: str, client: openai.AsyncOpenAI
+) -> None:
+    backend = await LocalBackend.open(postgres_url, status_ttl=0)
+    try:
+        await fifty_against_twenty(server, backend, client, f"u_{uuid.uuid4().hex[:10]}")
+    finally:
+        await backend.aclose()
 
 
 async def test_policy_limit_refuses_before_any_request(
