@@ -81,7 +81,12 @@ async def test_openapi_documents_amounts_as_numbers_and_errors_as_400(service: S
         "/api/v1/pricing/provider/{provider}/model/{model}",
         "/api/v1/pricing/provider/{provider}/model/{model}/history",
     ):
-        assert "get" in paths[spec_path], spec_path
+        answer = paths[spec_path]["get"]["responses"]["200"]["content"]["application/json"]
+        assert answer["schema"] != {"type": "string"}, spec_path
+    status_answer = paths["/api/v1/budgets/user/{user_id}/project/{project_id}/status"]["get"]
+    assert status_answer["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/BudgetStatus"
+    }
     for operations in paths.values():
         for operation in operations.values():
             assert "422" not in operation["responses"]

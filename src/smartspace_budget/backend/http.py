@@ -248,7 +248,7 @@ class HttpBackend(CachedReads):
             raise _error_from(response)
         try:
             return loads(response.content)
-        except InvalidInputError:
+        except (InvalidInputError, UnicodeDecodeError):
             raise _Retryable(f"HTTP {response.status_code} with a body that is not JSON") from None
 
     async def _get(self, path: str, model: type[M], **params: Any) -> M:
@@ -481,7 +481,7 @@ def _parse(model: type[M], data: Any, path: str) -> M:
 def _detail(response: httpx.Response) -> str:
     try:
         body = loads(response.content)
-    except InvalidInputError:
+    except (InvalidInputError, UnicodeDecodeError):
         return response.text[:200]
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         return str(body["detail"])
@@ -493,7 +493,7 @@ def _error_from(response: httpx.Response) -> SmartspaceBudgetError:
     name, detail = "", f"HTTP {response.status_code}"
     try:
         body = loads(response.content)
-    except InvalidInputError:
+    except (InvalidInputError, UnicodeDecodeError):
         body = None
     if isinstance(body, dict):
         name = str(body.get("error", ""))

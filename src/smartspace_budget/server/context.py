@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import BaseModel
@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from smartspace_budget.backend import LedgerBackend
 from smartspace_budget.config import Settings
 from smartspace_budget.errors import InvalidInputError
-from smartspace_budget.models import BudgetReservation
+from smartspace_budget.models import BudgetReservation, SpecModel
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.server.middleware import decode_segment
 from smartspace_budget.server.responses import ErrorBody
@@ -32,6 +32,7 @@ __all__ = [
     "documented_bodies",
     "error_responses",
     "path_id",
+    "read_body",
 ]
 
 
@@ -62,6 +63,16 @@ def path_id(value: str, name: str) -> str:
     return decoded
 
 
+async def read_body(request: Request, model: type[M]) -> M:
+    """The request body as ``model``, amounts exact; 400 for bytes that are not UTF-8 JSON."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError("the request body is not UTF-8 text") from None
+    return model.from_json(text)
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
         400: "Invalid input (InvalidInputError and its subclasses)",
@@ -80,6 +91,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 READ_ERRORS = error_responses(400, 401, 403, 404, 429, 503, 504)
 WRITE_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 429, 503, 504)
+
+M = TypeVar("M", bound=SpecModel)
 
 documented_bodies: dict[str, type[BaseModel]] = {}
 """Request body models by name, added to the OpenAPI components by ``server.openapi``."""

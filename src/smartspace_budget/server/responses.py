@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from smartspace_budget.errors import RateLimitedError, SmartspaceBudgetError, UnauthorizedError
 from smartspace_budget.models import dumps
@@ -48,7 +48,7 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-class DecimalJSONResponse(Response):
+class DecimalJSONResponse(JSONResponse):
     """JSON with Decimals written exactly (the spec's amounts are numbers, never floats)."""
 
     media_type = "application/json"

@@ -30,7 +30,7 @@ from smartspace_budget.models import (
 )
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.server.auth import RESERVATION_NOT_FOUND, Caller, Principal
-from smartspace_budget.server.context import WRITE_ERRORS, Ctx, body_doc, path_id
+from smartspace_budget.server.context import WRITE_ERRORS, Ctx, body_doc, path_id, read_body
 from smartspace_budget.server.responses import DecimalJSONResponse
 
 __all__ = ["router"]
@@ -66,7 +66,7 @@ async def deposit(
     """Credit the account (admin)."""
     user, project = _ids(user_id, project_id)
     caller.require_admin_on(user, project)
-    body = DepositRequest.from_json(await request.body())
+    body = await read_body(request, DepositRequest)
     entry = await ctx.backend.deposit(
         user, project, body.amount, idempotency_key=key, reference=body.reference
     )
@@ -86,7 +86,7 @@ async def record_usage(
     """Charge one provider call that had no reservation."""
     user, project = _ids(user_id, project_id)
     caller.require_spend(user, project)
-    usage = UsageEvent.from_json(await request.body())
+    usage = await read_body(request, UsageEvent)
     entry = await ctx.backend.record_usage(user, project, usage, idempotency_key=key)
     ctx.metrics.observe_entry(entry)
     return DecimalJSONResponse(entry)
@@ -104,7 +104,7 @@ async def refund(
     """Credit back earlier usage (admin); counted as negative spending in its period."""
     user, project = _ids(user_id, project_id)
     caller.require_admin_on(user, project)
-    body = RefundRequest.from_json(await request.body())
+    body = await read_body(request, RefundRequest)
     entry = await ctx.backend.refund(
         user,
         project,
@@ -129,7 +129,7 @@ async def adjust(
     """A signed correction of the balance, with its reason (admin)."""
     user, project = _ids(user_id, project_id)
     caller.require_admin_on(user, project)
-    body = AdjustRequest.from_json(await request.body())
+    body = await read_body(request, AdjustRequest)
     entry = await ctx.backend.adjust(
         user, project, body.amount, reason=body.reason, idempotency_key=key
     )
@@ -149,7 +149,7 @@ async def reserve(
     """Hold funds for a request in flight; 402 when the balance or the policy refuses."""
     user, project = _ids(user_id, project_id)
     caller.require_spend(user, project)
-    body = ReserveRequest.from_json(await request.body())
+    body = await read_body(request, ReserveRequest)
     held = await ctx.backend.reserve(
         user,
         project,
@@ -173,7 +173,7 @@ async def set_policy(
     """Replace the account's budget policy (admin); creates the account if needed."""
     user, project = _ids(user_id, project_id)
     caller.require_admin_on(user, project)
-    policy = BudgetPolicy.from_json(await request.body())
+    policy = await read_body(request, BudgetPolicy)
     return DecimalJSONResponse(await ctx.backend.set_policy(user, project, policy))
 
 
@@ -201,7 +201,7 @@ async def settle(
 ) -> Response:
     """Charge the real usage of a reserved request once and free the rest of the hold."""
     rid = await _own_reservation(caller, ctx, reservation_id)
-    body = SettleRequest.from_json(await request.body())
+    body = await read_body(request, SettleRequest)
     entry = await ctx.backend.settle(rid, body.usage, idempotency_key=key)
     ctx.metrics.observe_entry(entry)
     return DecimalJSONResponse(entry)

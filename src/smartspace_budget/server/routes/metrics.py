@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from smartspace_budget.errors import BackendError, BackendUnavailableError
 from smartspace_budget.server.auth import Caller
@@ -45,7 +45,6 @@ async def readyz(ctx: Ctx) -> Response:
 
 @router.get(
     "/metrics",
-    response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **READ_ERRORS},
 )
 async def metrics(caller: Caller, ctx: Ctx) -> Response:
