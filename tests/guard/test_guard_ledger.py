@@ -245,3 +245,37 @@ def test_sync_client_over_the_real_ledger(server: ProviderServer, tmp_path: Path
     assert balance.reserved_amount == 0
     guard.portal.run(backend.aclose())
     guard.portal.close()
+
+
+async def test_without_a_cap_the_models_output_limit_is_held(local: LocalBackend) -> None:
+    from datetime import UTC, datetime
+
+    from smartspace_budget.models import PricingData
+
+    now = datetime.now(UTC)
+    await local.price_book.add_price(
+        PricingData(
+            provider="acme",
+            model_name="rocket-1",
+            input_price_per_1k=Decimal("0.001"),
+            output_price_per_1k=Decimal("0.002"),
+            max_output_tokens=2000,
+            effective_date=now,
+            last_updated=now,
+        )
+    )
+    await local.deposit(USER, PROJECT, Decimal(10), idempotency_key="d1")
+    engine = PricingEngine(local)
+    monitor = SpendingMonitor(local)
+    received: list[SpendingAlert] = []
+    monitor.register_alert_handler(received.append)
+    guard = Guard(local, engine, user_id=USER, project_id=PROJECT, monitor=monitor)
+    async with guard.request("acme", "rocket-1", input_text="hello there") as call:
+        call.record_usage(input_tokens=20, output_tokens=30)
+    assert call.estimate.output_tokens == 2000
+    assert call.reserved_amount > Decimal("0.004")  # 2000 output tokens at 0.002/1K
+    assert call.anomaly is not None
+    assert call.anomaly.direction.value == "under"
+    assert call.anomaly.severity.value in ("medium", "high")
+    assert received == []  # far under a worst-case hold is what the hold is for
+    assert call.actual_cost == Decimal("0.000084")  # (20*0.001 + 30*0.002)/1K + 5%

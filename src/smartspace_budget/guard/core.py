@@ -14,7 +14,9 @@ inside ``async with guard.request(...)``:
    platform fee). When the usage is unknown (cancelled, failed midway, not reported) the
    reservation amount is charged, flagged ``cost_is_estimate``: never zero;
 5. **compare** estimate and actual with ``detect_cost_anomaly``; medium or worse is turned
-   into a :class:`~smartspace_budget.models.SpendingAlert` for the monitor's handlers.
+   into a :class:`~smartspace_budget.models.SpendingAlert` for the monitor's handlers. The
+   estimate compared is the caller's expected output when given, else the worst case; a
+   cost *under* a worst-case hold is what a hold is for, so only then it is not reported.
 
 Every ledger write carries an idempotency key derived from the call's id, so a retried
 settlement can never charge twice.
@@ -40,6 +42,7 @@ from smartspace_budget.guard.portal import Portal
 from smartspace_budget.models import (
     AlertLevel,
     AlertType,
+    AnomalyDirection,
     AnomalySeverity,
     BudgetReservation,
     CostAnomaly,
@@ -115,6 +118,7 @@ class GuardedCall:
     cost_is_estimate: bool = False
     anomaly: CostAnomaly | None = None
     released: bool = False
+    expected_given: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -264,6 +268,10 @@ class Guard:
         call_id = uuid.uuid4().hex
         request_id = request_id or f"req_{call_id}"
         worst_output = max_tokens if max_tokens is not None else expected_output_tokens
+        if worst_output is None:
+            # No cap given: the model's own output limit is the worst case, when it is known.
+            pricing = await self.pricing_engine.get_provider_pricing(provider, model)
+            worst_output = pricing.max_output_tokens
         estimate = await self._estimate(provider, model, input_text, messages, worst_output)
         expected_cost = estimate.total_cost
         if (
@@ -297,6 +305,7 @@ class Guard:
             estimate=estimate,
             reservation=reservation,
             expected_cost=expected_cost,
+            expected_given=expected_output_tokens is not None,
         )
 
     async def _estimate(
@@ -418,7 +427,11 @@ class Guard:
             return
         call.anomaly = anomaly
         level = _REPORTED.get(anomaly.severity)
-        if level is None:
+        # A worst-case hold is meant to be above the cost: coming in under it is news only
+        # when the caller said what it expected.
+        if level is None or (
+            anomaly.direction is not AnomalyDirection.OVER and not call.expected_given
+        ):
             return
         if self.on_anomaly is not None:
             _isolated(self.on_anomaly, anomaly)
