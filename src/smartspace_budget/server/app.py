@@ -124,7 +124,6 @@ def create_app(
 
     for module in (budgets, pricing, ledger_routes, metrics):
         app.include_router(module.router)
-    install_dashboard(app)  # HTML for people; left out of the OpenAPI document
     # The spending dashboard (HTML at /dashboard, owned by routes/dashboard.py).
     install_dashboard(app)
     install_error_handlers(app)
