@@ -1,0 +1,221 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright, uvicorn serving.
+
+Never skipped in CI (``CI`` set): a missing chromium or playwright fails the test, because
+``.ci/run`` installs both with ``scripts/install-browser``. Outside CI it skips with the
+command to run. Screenshots go to ``test-output/`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from smartspace_budget.config import Settings
+
+from .conftest import SEEDED_BALANCE, FakeBackend, make_app, serve
+from .ledger_site import SeededLedger
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAINT_TIMING = """() => new Promise(resolve => {
+  const done = (paint) => {
+    const nav = performance.getEntriesByType("navigation")[0];
+    resolve({paint, response: nav ? nav.responseEnd : null, loaded: nav ? nav.loadEventEnd : null});
+  };
+  new PerformanceObserver(list => {
+    const fcp = list.getEntries().find(e => e.name === "first-contentful-paint");
+    if (fcp) { done(fcp.startTime); }
+  }).observe({type: "paint", buffered: true});
+  setTimeout(() => done(null), 3000);
+})"""
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+
+
+def _require_browser() -> None:
+    missing = []
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        missing.append("chromium")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright")
+    if missing:
+        reason = f"{', '.join(missing)} missing: run scripts/install-browser"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    base_url: str
+    key: str
+    balance: str
+    month_bars: int
+    timezone: str
+
+
+def _month_bars(zone_now: datetime) -> int:
+    """Days in this month plus days in the previous one."""
+    this = calendar.monthrange(zone_now.year, zone_now.month)[1]
+    last = zone_now.replace(day=1) - timedelta(days=1)
+    return this + calendar.monthrange(last.year, last.month)[1]
+
+
+@pytest.fixture(scope="module", params=["fake", "ledger"])
+def site(
+    request: pytest.FixtureRequest, seeded: FakeBackend, seeded_ledger: SeededLedger
+) -> Iterator[Site]:
+    """The dashboard served by uvicorn: over the fake, and over the real service and ledger."""
+    if request.param == "fake":
+        with serve(make_app(seeded)) as url:
+            yield Site("fake", url, "ssb_alice_test", str(SEEDED_BALANCE), 61, "America/New_York")
+        return
+    from smartspace_budget.server.app import create_app
+
+    ledger = seeded_ledger
+    app = create_app(Settings(database_url=ledger.url, auth_enabled=True))
+    with serve(app) as url:
+        yield Site(
+            "ledger",
+            url,
+            ledger.key,
+            str(ledger.total_balance),
+            _month_bars(datetime.now(UTC)),
+            "UTC",
+        )
+
+
+def test_dashboard_in_headless_chromium(site: Site) -> None:
+    base_url = site.base_url
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    OUTPUT.mkdir(exist_ok=True)
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                viewport={"width": 1280, "height": 900}, accept_downloads=True
+            )
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.on(
+                "console",
+                lambda msg: (
+                    problems.append(f"console {msg.type}: {msg.text}")
+                    if msg.type in ("error", "warning")
+                    else None
+                ),
+            )
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on("requestfailed", lambda req: problems.append(f"failed: {req.url}"))
+
+            # Sign in the way a person does: paste the key into the form.
+            page.goto(f"{base_url}/dashboard")
+            assert page.locator("h1").inner_text() == "Sign in"
+            page.fill("#api-key", site.key)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base_url}/dashboard")
+
+            # Seeded balance and top model.
+            assert page.locator("#balance").get_attribute("data-amount") == site.balance
+            shown = page.locator("#balance").inner_text()
+            assert f"{Decimal(site.balance):,.2f}" in shown
+            top_model = page.locator("#models tr.top-row th").inner_text()
+            assert top_model == "gpt-4o"
+            assert page.locator("#timezone").inner_text() == site.timezone
+
+            # First paint well under a second (a fresh load of the month view).
+            page.goto(f"{base_url}/dashboard?period=month")
+            timing = page.evaluate(PAINT_TIMING)
+            assert timing["paint"] is not None, timing
+            assert timing["paint"] < 1000, f"first contentful paint after {timing} ms"
+
+            # Keyboard: the first bar takes focus and the arrow keys walk the bars.
+            page.focus("#spend-chart rect.bar >> nth=0")
+            first = page.locator("#bar-readout").inner_text()
+            page.keyboard.press("ArrowRight")
+            second = page.locator("#bar-readout").inner_text()
+            assert first != second
+            assert "previous month" in second
+
+            month_values = page.locator("#spend-chart rect.bar").evaluate_all(
+                "bars => bars.map(b => b.dataset.value)"
+            )
+            assert len(month_values) == site.month_bars
+            page.screenshot(path=str(OUTPUT / f"dashboard-{site.name}-month.png"), full_page=True)
+
+            # Switch the period: the chart's data changes.
+            page.click("nav a[data-period=week]")
+            page.wait_for_url("**period=week**")
+            week_values = page.locator("#spend-chart rect.bar").evaluate_all(
+                "bars => bars.map(b => b.dataset.value)"
+            )
+            assert len(week_values) == 14
+            assert week_values != month_values[-14:]
+            assert page.locator("#spend-chart").get_attribute("data-granularity") == "daily"
+            page.click("nav a[data-period=day]")
+            page.wait_for_url("**period=day**")
+            assert page.locator("#spend-chart").get_attribute("data-granularity") == "hourly"
+            assert page.locator("#spend-chart rect.bar").count() == 48
+
+            # Export what is on screen (the day view).
+            with page.expect_download() as info:
+                page.click("#export-csv")
+            download = info.value
+            target = OUTPUT / download.suggested_filename
+            download.save_as(target)
+            rows = list(csv.DictReader(io.StringIO(target.read_text("utf-8"))))
+            assert {
+                "section": "balance",
+                "name": "total_balance",
+                "amount": site.balance,
+            }.items() <= next(r for r in rows if r["name"] == "total_balance").items()
+            assert sum(1 for r in rows if r["section"].startswith("chart_")) == 48
+            with page.expect_download() as info:
+                page.click("#export-json")
+            assert info.value.suggested_filename.endswith(".json")
+
+            # Price comparison for a typed workload re-renders the page.
+            page.goto(f"{base_url}/dashboard")
+            page.fill("#input_tokens", "4000")
+            page.fill("#output_tokens", "1000")
+            page.click("form.compare button")
+            page.wait_for_url("**input_tokens=4000**")
+            assert (
+                "4000 input + 1000 output tokens"
+                in page.locator("#comparison caption").inner_text()
+            )
+
+            # Phone width: nothing wider than the screen except the scrollable charts/tables.
+            phone = context.new_page()
+            phone.set_viewport_size({"width": 390, "height": 844})
+            phone.goto(f"{base_url}/dashboard")
+            overflow = phone.evaluate("() => document.documentElement.scrollWidth")
+            assert overflow <= 390, f"page is {overflow}px wide on a 390px screen"
+            phone.screenshot(path=str(OUTPUT / f"dashboard-{site.name}-phone.png"), full_page=True)
+        finally:
+            browser.close()
+    assert problems == []
+    assert (OUTPUT / f"dashboard-{site.name}-month.png").stat().st_size > 10_000
