@@ -12,6 +12,7 @@ reservation is what finally holds the money.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -210,20 +211,27 @@ class BudgetTracker:
         _account(user_id, project_id)
         kind = _period(period)
         moment = at or self.now()
-        analytics = await backend_call(
-            self.backend.get_analytics(user_id, project_id, kind, at=moment),
-            f"the {kind.value} analytics of {user_id}/{project_id}",
-        )
         tz = await self._timezone(user_id, project_id)
-        granularity, count, season = TREND_BASIS[kind]
-        history = previous_windows(granularity, moment, count, tz)
-        series = await self.spending_series(
-            user_id, project_id, granularity, history[0].start, history[-1].end
+        analytics, days = await asyncio.gather(
+            backend_call(
+                self.backend.get_analytics(user_id, project_id, kind, at=moment),
+                f"the {kind.value} analytics of {user_id}/{project_id}",
+            ),
+            self._recent_days(user_id, project_id, moment, tz),
         )
+        today = window_containing(SpendingPeriod.DAILY, moment, tz)
+        granularity, count, season = TREND_BASIS[kind]
+        if granularity is SpendingPeriod.DAILY and count <= analysis.BASELINE_DAYS:
+            series = [b for b in days if b.end <= today.start][-count:]
+        else:
+            history = previous_windows(granularity, moment, count, tz)
+            series = await self.spending_series(
+                user_id, project_id, granularity, history[0].start, history[-1].end
+            )
         trend = analysis.spending_trend(
             [b.spent for b in analysis.active_tail(series)], season=season
         )
-        anomaly = await self.daily_anomaly(user_id, project_id, at=moment)
+        anomaly = analysis.current_anomaly(days, today.start)
         return analytics.model_copy(
             update={"spending_trend": trend.trend, "anomaly_detected": anomaly.is_anomaly}
         )
@@ -234,12 +242,18 @@ class BudgetTracker:
         """Today's spend so far against the trailing 28 complete days (robust z-score)."""
         moment = at or self.now()
         tz = await self._timezone(user_id, project_id)
+        days = await self._recent_days(user_id, project_id, moment, tz)
+        return analysis.current_anomaly(days, window_containing("daily", moment, tz).start)
+
+    async def _recent_days(
+        self, user_id: str, project_id: str, moment: datetime, tz: str
+    ) -> list[SpendingBucket]:
+        """The anomaly baseline's days and the day of ``moment``, in one read."""
         today = window_containing(SpendingPeriod.DAILY, moment, tz)
         start = today.start - timedelta(days=analysis.BASELINE_DAYS + 1)
-        days = await self.spending_series(
+        return await self.spending_series(
             user_id, project_id, SpendingPeriod.DAILY, start, today.end
         )
-        return analysis.current_anomaly(days, today.start)
 
     async def spending_series(
         self,

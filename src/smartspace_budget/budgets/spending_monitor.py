@@ -197,6 +197,7 @@ class SpendingMonitor:
         """
         view = AccountView(self.tracker, user_id, project_id, self._clock())
         status = await view.load_status()
+        await asyncio.gather(view.days(), view.hours())  # independent reads, in parallel
         findings: list[Finding] = []
         findings.extend(low_balance_findings(view, status))
         thresholds = [
