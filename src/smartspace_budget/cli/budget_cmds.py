@@ -63,7 +63,9 @@ def status_rows(status: BudgetStatus) -> dict[str, Any]:
         "Spent in total": money(status.spent_total, 2),
         "Daily limit": _limit(status.daily_limit, status.daily_remaining),
         "Monthly limit": _limit(status.monthly_limit, status.monthly_remaining),
-        "Per-request limit": money(status.per_request_limit),
+        "Per-request limit": money(status.per_request_limit, 2)
+        if status.per_request_limit is not None
+        else "unlimited",
     }
     flags = []
     if status.daily_limit_reached:

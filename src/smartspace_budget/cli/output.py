@@ -102,17 +102,17 @@ def print_json(data: Any) -> None:
 
 
 def money(amount: Decimal | None, places: int | None = None) -> str:
-    """An amount for people: ``—`` when unlimited, else the exact value (or ``places``)."""
+    """An amount for people: ``—`` when unlimited, else exact (or rounded to ``places``)."""
     if amount is None:
         return "—"
+    sign = "-" if amount < 0 else ""
+    value = abs(amount)
     if places is not None:
-        return f"${amount:,.{places}f}"
-    text = (
-        format(amount.normalize(), "f") if amount == amount.to_integral() else format(amount, "f")
-    )
+        return f"{sign}${value:,.{places}f}"
+    text = format(value, "f")
     if "." in text:
-        text = text.rstrip("0").rstrip(".") if amount != 0 else "0"
-    return f"${text}"
+        text = text.rstrip("0").rstrip(".")
+    return f"{sign}${text}"
 
 
 def table(
