@@ -350,3 +350,22 @@ def test_an_account_without_spending_renders_calmly(client: TestClient) -> None:
     assert "Balance lasts at this rate" in html
     assert len(_bars(html)) == 61
     assert all(Decimal(v) == 0 for v in _bars(html))
+
+
+def test_sign_in_from_another_site_is_refused(seeded: FakeBackend) -> None:
+    client = TestClient(make_app(seeded))
+    forged = client.post(
+        "/dashboard/login",
+        data={"api_key": "ssb_alice_test"},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403
+    assert "set-cookie" not in forged.headers
+    own = client.post(
+        "/dashboard/login",
+        data={"api_key": "ssb_alice_test"},
+        headers={"Origin": "http://testserver"},
+        follow_redirects=False,
+    )
+    assert own.status_code == 303

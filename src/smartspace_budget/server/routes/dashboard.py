@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -64,7 +64,7 @@ _SECURITY_HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -335,7 +335,14 @@ async def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the key, then keep it in an HttpOnly cookie scoped to ``/dashboard``."""
+    """Check the key, then keep it in an HttpOnly cookie scoped to ``/dashboard``.
+
+    A form posted from another site is refused (``Origin`` must be this host), so no page
+    elsewhere can sign a visitor in under someone else's key.
+    """
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+        return _error_page(ForbiddenError("sign in from this site's own form"))
     body = await request.body()
     if len(body) > 4096:
         return _error_page(InvalidInputError("the sign-in form is too large"))
