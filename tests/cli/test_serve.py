@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -84,3 +85,45 @@ def test_cli_against_a_running_service(service: str, fresh: Cli) -> None:
     assert denied.exit_code == 1
     # The local ledger of this data directory was never touched.
     assert fresh("status", *ACCOUNT).exit_code == 2
+
+
+def test_monitor_runs_every_interval_until_interrupted(seeded: Cli) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTSPACE_BUDGET_")}
+    env["SMARTSPACE_BUDGET_DATA_DIR"] = str(seeded.data_dir)
+    command = "from smartspace_budget.cli import main; main()"
+    args = ["monitor", "--every", "1s", "--account", "user_001/proj_001", "--json"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", command, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any('"cost_spike"' in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2.5)  # more rounds: alerts already raised must not be repeated
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+        reader.join(timeout=5)
+        err = process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+    assert process.returncode == 0, err
+    from smartspace_budget.models import loads
+
+    alerts = [loads(line) for line in lines if line.strip()]
+    types = [a["alert_type"] for a in alerts]  # type: ignore[index]
+    assert "cost_spike" in types
+    assert len(types) == len(set(types))
+    assert "Monitoring every 1s" in err
