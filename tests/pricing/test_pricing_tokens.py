@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import tiktoken
+import tiktoken_ext.openai_public
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -285,3 +286,19 @@ def test_chunked_counting_equals_the_whole_text(text: str, chunk: int) -> None:
         counted, rough = count_text_tokens(encoding, text, chunk_chars=chunk)
         if rough == 0:  # every cut fell where tiktoken splits anyway
             assert counted == len(encoding.encode_ordinary(text))
+
+
+def test_own_vocabulary_counts_like_tiktoken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a shared tiktoken encoding we build a lighter one; it must count the same."""
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+    for name in ("o200k_base", "cl100k_base"):
+        ours = tokens._load_vocabulary(name)
+        reference = tiktoken.Encoding(**tiktoken_ext.openai_public.ENCODING_CONSTRUCTORS[name]())
+        assert ours is not reference
+        for text in TEXTS:
+            assert ours.encode_ordinary(text) == reference.encode_ordinary(text)
+
+
+def test_a_shared_tiktoken_encoding_is_reused() -> None:
+    shared = tiktoken.get_encoding("cl100k_base")
+    assert tokens._load_vocabulary("cl100k_base") is shared

@@ -17,14 +17,12 @@ rounding; genai-prices' USD prices are taken as USDC at 1:1 (the default exchang
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from smartspace_budget.backend.cache import TTLCache
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import (
     CostAnomaly,
@@ -45,6 +43,12 @@ from smartspace_budget.pricing.cost import (
     to_usdc,
 )
 from smartspace_budget.pricing.tokens import estimate_tokens
+
+if TYPE_CHECKING:
+    from smartspace_budget.backend.cache import TTLCache
+
+# asyncio and the backend package are imported when first needed: importing this module
+# stays cheap for callers that only build estimates (see bench/pricing.py, import time).
 
 __all__ = [
     "DEFAULT_EXPECTED_OUTPUT_TOKENS",
@@ -123,6 +127,9 @@ class PricingEngine:
             raise InvalidInputError("cache_ttl_seconds must be a number of seconds")
         if cache_ttl_seconds < 0:
             raise InvalidInputError(f"cache_ttl_seconds must not be negative: {cache_ttl_seconds}")
+        from smartspace_budget.backend.cache import TTLCache
+
+        self._keys: dict[tuple[str, str], str] = {}
         self._prices: TTLCache[PricingData] = TTLCache(
             float(cache_ttl_seconds), clock=clock if clock is not None else time.monotonic
         )
@@ -131,8 +138,13 @@ class PricingEngine:
 
     async def _pricing(self, provider: str, model: str) -> PricingData:
         """The cached price version (shared: never handed out without a copy)."""
-        key = names.normalize(provider, what="provider") + "\x1f"
-        key += names.normalize(model, what="model")
+        key = self._keys.get((provider, model)) if isinstance(provider, str) else None
+        if key is None:
+            key = names.normalize(provider, what="provider") + "\x1f"
+            key += names.normalize(model, what="model")
+            if len(self._keys) >= 10_000:  # names come from callers: keep the memo bounded
+                self._keys.clear()
+            self._keys[(provider, model)] = key
         cached = self._prices.peek(key)
         if cached is not None:
             return cached
@@ -170,6 +182,8 @@ class PricingEngine:
         Long inputs are tokenized in a worker thread so the event loop keeps running.
         """
         if _size(text) > _THREAD_THRESHOLD_CHARS:
+            import asyncio
+
             return await asyncio.to_thread(estimate_tokens, text, model, provider)
         return estimate_tokens(text, model, provider)
 
@@ -223,7 +237,10 @@ class PricingEngine:
             text: str | Sequence[Mapping[str, Any]] = (
                 input_text if input_text is not None else messages  # type: ignore[assignment]
             )
-            token_estimate = await self.estimate_tokens(text, model, provider=pricing.provider)
+            if _size(text) > _THREAD_THRESHOLD_CHARS:
+                token_estimate = await self.estimate_tokens(text, model, provider=pricing.provider)
+            else:
+                token_estimate = estimate_tokens(text, model, pricing.provider)
             tokens = token_estimate.token_count
             chars = token_estimate.character_count if chars is None else chars
         else:
@@ -335,6 +352,8 @@ class PricingEngine:
                     f"each entry must be a (provider, model) pair, got {pair!r}"
                 )
             pairs.setdefault(f"{pair[0]}/{pair[1]}", (pair[0], pair[1]))
+        import asyncio
+
         results = await asyncio.gather(
             *(
                 self.estimate_cost(

@@ -223,10 +223,28 @@ _lock = threading.Lock()
 
 
 def _load_vocabulary(name: str) -> Any:
-    """Load a tiktoken encoding (may read the network when the file is not cached)."""
+    """Load a tiktoken encoding (may read the network when the file is not cached).
+
+    An encoding someone already loaded through tiktoken is shared. Otherwise we build our own
+    from tiktoken's public constructors and drop its Python copy of the vocabulary: tiktoken
+    keeps that 200k-entry dict only to pickle the encoding (the Rust core has its own), and
+    releasing it saves about 28 MB per encoding. Our instance is never pickled or shared.
+    """
     import tiktoken
 
-    return tiktoken.get_encoding(name)
+    shared = getattr(tiktoken.registry, "ENCODINGS", {}).get(name)
+    if shared is not None:
+        return shared
+    try:
+        from tiktoken_ext.openai_public import ENCODING_CONSTRUCTORS  # type: ignore[import-untyped]
+
+        constructor = ENCODING_CONSTRUCTORS[name]
+    except (ImportError, KeyError):
+        return tiktoken.get_encoding(name)
+    encoding = tiktoken.Encoding(**constructor())
+    if isinstance(getattr(encoding, "_mergeable_ranks", None), dict):
+        encoding._mergeable_ranks = {}
+    return encoding
 
 
 def _encoding(name: str) -> tuple[Any | None, str | None]:

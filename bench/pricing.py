@@ -1,0 +1,364 @@
+"""Cost estimation speed against tokencost, LiteLLM and genai-prices, in one run.
+
+Run: ``.venv/bin/python bench/pricing.py`` (``--seconds`` per measurement, default 1.0;
+``--quick`` for a short run while developing). Needs the ``bench`` extra.
+
+Part 1, throughput (one process, warm): calls per second for a 20-token and a 1K-token
+prompt, all on ``gpt-4o`` with 500 expected output tokens, and from known token counts:
+
+- smartspace-budget: ``await PricingEngine.estimate_cost(...)`` on the genai-prices price
+  book (tokenizing the prompt with tiktoken, pricing, 5% fee, a validated ``CostEstimate``);
+- tokencost: ``calculate_prompt_cost`` (tokenizes) + ``calculate_cost_by_tokens`` for the 500
+  output tokens (``calculate_completion_cost`` needs the completion's text, which does not
+  exist before the call);
+- LiteLLM: ``token_counter`` + ``cost_per_token``;
+- genai-prices: a bare tiktoken count + ``calc_price`` (it has no tokenizer);
+- bare tiktoken: ``len(encoding.encode_ordinary(prompt))``, the floor for any estimate that
+  reads the text. Our overhead is our time over this.
+
+Part 2, cold start (a fresh interpreter per library, median of three): import time, time
+to the first estimate after the import (loading the tokenizer and the price data), and the
+resident memory after it. LiteLLM reads its bundled price map
+(``LITELLM_LOCAL_MODEL_COST_MAP=True``) instead of the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+MODEL = "gpt-4o"
+OUTPUT_TOKENS = 500
+PROMPT_20 = "Summarize the main causes of the French Revolution in three short bullet points."
+_PARAGRAPH = (
+    "The committee reviewed the quarterly infrastructure report and found that spending on "
+    "model inference had grown faster than any other line item. Engineers traced most of the "
+    "increase to retries after timeouts, to prompts that carried entire documents when a "
+    "summary would do, and to a nightly batch job that re-embedded unchanged records. "
+    "Finance asked for a per-project budget with alerts at eighty and ninety-five percent, "
+    "while the platform team proposed estimating every request before it is sent and "
+    "settling it at the provider's reported usage afterwards. "
+)
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_OVERHEAD = 1.3
+TARGET_IMPORT_MS = 300.0
+TARGET_RSS_MB = 120.0
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    shared = ROOT.parent / "shared" / "tiktoken-cache"
+    if "TIKTOKEN_CACHE_DIR" not in env and shared.is_dir():
+        env["TIKTOKEN_CACHE_DIR"] = str(shared)
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    return env
+
+
+def prompt_1k() -> str:
+    """About 1,000 gpt-4o tokens of ordinary prose, varied so no piece repeats exactly."""
+    import tiktoken
+
+    encoding = tiktoken.get_encoding("o200k_base")
+    parts: list[str] = []
+    index = 0
+    while len(encoding.encode_ordinary(" ".join(parts))) < 1000:
+        parts.append(f"Item {index}: " + _PARAGRAPH.replace("committee", f"committee {index}"))
+        index += 1
+    text = " ".join(parts)
+    tokens = encoding.encode_ordinary(text)[:1000]
+    return encoding.decode(tokens)
+
+
+# -- part 1: throughput -------------------------------------------------------------------
+
+
+def _rate(call: Callable[[], object], seconds: float) -> float:
+    best = 0.0
+    for _ in range(3):
+        done, started = 0, time.perf_counter()
+        deadline = started + seconds / 3
+        while True:
+            for _ in range(20):
+                call()
+            done += 20
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+        best = max(best, done / (now - started))
+    return best
+
+
+async def _arate(call: Callable[[], Awaitable[object]], seconds: float) -> float:
+    best = 0.0
+    for _ in range(3):
+        done, started = 0, time.perf_counter()
+        deadline = started + seconds / 3
+        while True:
+            for _ in range(20):
+                await call()
+            done += 20
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+        best = max(best, done / (now - started))
+    return best
+
+
+def throughput(seconds: float) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Calls per second of each library on the same prompts and token counts."""
+    import genai_prices
+    import litellm
+    import tiktoken
+    import tokencost  # type: ignore[import-untyped]
+
+    from smartspace_budget.pricing import PriceBook, PricingEngine
+
+    litellm.suppress_debug_info = True
+    encoding = tiktoken.encoding_for_model(MODEL)
+    prompts = {"20": PROMPT_20, "1k": prompt_1k()}
+    counts = {name: len(encoding.encode_ordinary(text)) for name, text in prompts.items()}
+    engine = PricingEngine(PriceBook.from_genai_prices())
+
+    async def ours(text: str) -> object:
+        return await engine.estimate_cost(
+            "openai", MODEL, input_text=text, expected_output_tokens=OUTPUT_TOKENS
+        )
+
+    async def ours_tokens() -> object:
+        return await engine.estimate_cost(
+            "openai", MODEL, input_tokens=counts["1k"], expected_output_tokens=OUTPUT_TOKENS
+        )
+
+    def tokencost_text(text: str) -> object:
+        return tokencost.calculate_prompt_cost(text, MODEL) + tokencost.calculate_cost_by_tokens(
+            OUTPUT_TOKENS, MODEL, "output"
+        )
+
+    def tokencost_tokens() -> object:
+        return tokencost.calculate_cost_by_tokens(
+            counts["1k"], MODEL, "input"
+        ) + tokencost.calculate_cost_by_tokens(OUTPUT_TOKENS, MODEL, "output")
+
+    def litellm_text(text: str) -> object:
+        n = litellm.token_counter(model=MODEL, text=text)
+        return litellm.cost_per_token(model=MODEL, prompt_tokens=n, completion_tokens=OUTPUT_TOKENS)
+
+    def litellm_tokens() -> object:
+        return litellm.cost_per_token(
+            model=MODEL, prompt_tokens=counts["1k"], completion_tokens=OUTPUT_TOKENS
+        )
+
+    def genai_tokens(n: int) -> object:
+        usage = genai_prices.Usage(input_tokens=n, output_tokens=OUTPUT_TOKENS)
+        return genai_prices.calc_price(usage, MODEL, provider_id="openai").total_price
+
+    def genai_text(text: str) -> object:
+        return genai_tokens(len(encoding.encode_ordinary(text)))
+
+    def bare(text: str) -> object:
+        return len(encoding.encode_ordinary(text))
+
+    async def measure_ours() -> dict[str, Any]:
+        await ours(PROMPT_20)  # warm: tokenizer and price loaded
+        return {
+            "20": await _arate(lambda: ours(prompts["20"]), seconds),
+            "1k": await _arate(lambda: ours(prompts["1k"]), seconds),
+            "tokens": await _arate(ours_tokens, seconds),
+        }
+
+    rows = [{"library": "smartspace-budget", **asyncio.run(measure_ours())}]
+    peers: list[tuple[str, Callable[[str], object], Callable[[], object] | None]] = [
+        ("tokencost", tokencost_text, tokencost_tokens),
+        ("LiteLLM", litellm_text, litellm_tokens),
+        ("genai-prices", genai_text, lambda: genai_tokens(counts["1k"])),
+        ("bare tiktoken count", bare, None),
+    ]
+    for name, by_text, by_tokens in peers:
+        by_text(PROMPT_20)
+        row: dict[str, Any] = {
+            "library": name,
+            "20": _rate(lambda f=by_text: f(prompts["20"]), seconds),  # type: ignore[misc]
+            "1k": _rate(lambda f=by_text: f(prompts["1k"]), seconds),  # type: ignore[misc]
+            "tokens": _rate(by_tokens, seconds) if by_tokens else None,
+        }
+        rows.append(row)
+    return rows, counts
+
+
+# -- part 2: cold start -------------------------------------------------------------------
+
+_CHILD = """
+import json, os, sys, time, warnings
+warnings.simplefilter("ignore")
+import psutil
+started = time.perf_counter()
+{imports}
+imported = time.perf_counter()
+{first}
+first = time.perf_counter()
+print(json.dumps({{
+    "import_ms": (imported - started) * 1000,
+    "first_ms": (first - imported) * 1000,
+    "rss_mb": psutil.Process().memory_info().rss / 2**20,
+}}))
+"""
+
+COLD: dict[str, tuple[str, str]] = {
+    "python + psutil (baseline)": ("pass", "pass"),
+    "smartspace-budget": (
+        "import asyncio\nfrom smartspace_budget.pricing import PriceBook, PricingEngine",
+        "asyncio.run(PricingEngine(PriceBook.from_genai_prices()).estimate_cost("
+        f"'openai', {MODEL!r}, input_text={PROMPT_20!r}, expected_output_tokens={OUTPUT_TOKENS}))",
+    ),
+    "smartspace-budget, PricingEngine() (embedded SQLite ledger)": (
+        "import asyncio\nfrom smartspace_budget.pricing import PricingEngine",
+        "async def go():\n"
+        "    engine = PricingEngine()\n"
+        f"    await engine.estimate_cost('openai', {MODEL!r}, input_text={PROMPT_20!r})\n"
+        "    await engine.backend.aclose()\n"
+        "asyncio.run(go())",
+    ),
+    "tokencost": (
+        "import tokencost",
+        f"tokencost.calculate_prompt_cost({PROMPT_20!r}, {MODEL!r})"
+        f" + tokencost.calculate_cost_by_tokens({OUTPUT_TOKENS}, {MODEL!r}, 'output')",
+    ),
+    "LiteLLM": (
+        "import litellm",
+        f"litellm.cost_per_token(model={MODEL!r}, prompt_tokens=litellm.token_counter("
+        f"model={MODEL!r}, text={PROMPT_20!r}), completion_tokens={OUTPUT_TOKENS})",
+    ),
+    "genai-prices (+ tiktoken count)": (
+        "import genai_prices, tiktoken",
+        f"n = len(tiktoken.encoding_for_model({MODEL!r}).encode_ordinary({PROMPT_20!r}))\n"
+        f"genai_prices.calc_price(genai_prices.Usage(input_tokens=n, output_tokens="
+        f"{OUTPUT_TOKENS}), {MODEL!r}, provider_id='openai')",
+    ),
+}
+
+
+def cold_start(runs: int) -> list[dict[str, Any]]:
+    """Import, first estimate and memory of each library in fresh interpreters."""
+    rows = []
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = _env() | {"SMARTSPACE_BUDGET_DATA_DIR": data_dir}
+        for name in ("SMARTSPACE_BUDGET_URL", "SMARTSPACE_BUDGET_DATABASE_URL"):
+            env.pop(name, None)
+        for library, (imports, first) in COLD.items():
+            script = _CHILD.format(imports=imports, first=first)
+            samples = []
+            for _ in range(runs):
+                done = subprocess.run(
+                    [sys.executable, "-c", script],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=ROOT,
+                    check=False,
+                    timeout=300,
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(f"{library} failed:\n{done.stderr[-2000:]}")
+                samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            rows.append(
+                {
+                    "library": library,
+                    **{
+                        key: statistics.median(s[key] for s in samples)
+                        for key in ("import_ms", "first_ms", "rss_mb")
+                    },
+                }
+            )
+    return rows
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def report(
+    speed: list[dict[str, Any]], counts: dict[str, int], cold: list[dict[str, Any]]
+) -> tuple[str, bool]:
+    ours = speed[0]
+    bare = next(r for r in speed if r["library"] == "bare tiktoken count")
+    lines = [
+        f"Throughput, {MODEL}, {OUTPUT_TOKENS} expected output tokens (calls/s, higher is better;"
+        f" prompts of {counts['20']} and {counts['1k']} tokens)",
+        "",
+        f"| library | {counts['20']}-token prompt | {counts['1k']}-token prompt "
+        f"| from token counts ({counts['1k']} + {OUTPUT_TOKENS}) |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['library']} | {_fmt(r['20'])} | {_fmt(r['1k'])} | {_fmt(r['tokens'])} |"
+        for r in speed
+    ]
+    overhead_1k = bare["1k"] / ours["1k"]
+    overhead_20 = bare["20"] / ours["20"]
+    lines += [
+        "",
+        f"Our time over a bare tiktoken count: {overhead_1k:.2f}x on the {counts['1k']}-token "
+        f"prompt (target <= {TARGET_OVERHEAD}x), {overhead_20:.1f}x on the "
+        f"{counts['20']}-token prompt.",
+        "",
+        "Cold start, fresh interpreter per library (median of runs):",
+        "",
+        "| library | import (ms) | first estimate after import (ms) | RSS after (MB) |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['library']} | {r['import_ms']:,.0f} | {r['first_ms']:,.0f} | {r['rss_mb']:,.0f} |"
+        for r in cold
+    ]
+    ours_cold = next(r for r in cold if r["library"] == "smartspace-budget")
+    peers = [r for r in speed[1:] if r["library"] != "bare tiktoken count"]
+    checks = {
+        f"1K-token estimate within {TARGET_OVERHEAD}x of a bare tiktoken count": (
+            overhead_1k <= TARGET_OVERHEAD
+        ),
+        "faster than each peer per call (text prompts)": all(
+            ours[k] > r[k] for r in peers for k in ("20", "1k")
+        ),
+        f"import under {TARGET_IMPORT_MS:.0f} ms": ours_cold["import_ms"] < TARGET_IMPORT_MS,
+        f"memory under {TARGET_RSS_MB:.0f} MB": ours_cold["rss_mb"] < TARGET_RSS_MB,
+    }
+    lines += ["", "Targets:"]
+    lines += [f"- [{'x' if ok else ' '}] {what}" for what, ok in checks.items()]
+    return "\n".join(lines), all(checks.values())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per throughput cell")
+    parser.add_argument("--runs", type=int, default=3, help="fresh processes per library")
+    parser.add_argument("--quick", action="store_true", help="0.2 s per cell, one run each")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+    seconds, runs = (0.2, 1) if args.quick else (args.seconds, args.runs)
+    os.environ.update(_env())
+    warnings.simplefilter("ignore")
+    speed, counts = throughput(seconds)
+    cold = cold_start(runs)
+    text, ok = report(speed, counts, cold)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"throughput": speed, "cold": cold}, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
