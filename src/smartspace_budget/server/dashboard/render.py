@@ -26,7 +26,14 @@ from smartspace_budget.server.dashboard.charts import (
 )
 from smartspace_budget.server.dashboard.view import DashboardView, Period, ranked_amounts
 
-__all__ = ["STATIC_FILES", "format_amount", "render_accounts", "render_message", "render_page"]
+__all__ = [
+    "STATIC_FILES",
+    "format_amount",
+    "preload",
+    "render_accounts",
+    "render_message",
+    "render_page",
+]
 
 STATIC_FILES = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 """The only files ``/dashboard/static/`` serves (a fixed list, so no path is ever joined)."""
@@ -88,6 +95,13 @@ def static_file(name: str) -> bytes:
 def _link(base: dict[str, str], **changes: str) -> str:
     params = {**base, **changes}
     return "?" + urlencode({k: v for k, v in params.items() if v})
+
+
+def preload() -> None:
+    """Compile the templates now, so the first visitor does not wait for it."""
+    env = _environment()
+    for name in ("dashboard.html", "accounts.html", "message.html"):
+        env.get_template(name)
 
 
 def render_page(view: DashboardView, query: dict[str, str]) -> str:

@@ -37,6 +37,7 @@ from smartspace_budget.server.auth import Authenticator, Principal, RateLimiter
 from smartspace_budget.server.dashboard.export import view_to_csv, view_to_json
 from smartspace_budget.server.dashboard.render import (
     STATIC_FILES,
+    preload,
     render_accounts,
     render_message,
     render_page,
@@ -134,6 +135,7 @@ def install_dashboard(
         clock=clock or (lambda: datetime.now(UTC)),
     )
     app.include_router(router)
+    preload()
 
 
 def _services(request: Request) -> tuple[DashboardServices, Backend]:
