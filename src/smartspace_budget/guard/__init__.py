@@ -13,7 +13,9 @@ or around any provider call::
         call.record_usage(input_tokens=..., output_tokens=...)
 """
 
-from smartspace_budget.guard.core import Guard, GuardedCall, deliver_alert
+from smartspace_budget.guard.anomalies import deliver_alert
+from smartspace_budget.guard.call import GuardBackend, GuardedCall, PricingSource
+from smartspace_budget.guard.core import Guard
 from smartspace_budget.guard.costing import (
     ProviderUsage,
     call_cost,
@@ -24,8 +26,10 @@ from smartspace_budget.guard.portal import Portal
 
 __all__ = [
     "Guard",
+    "GuardBackend",
     "GuardedCall",
     "Portal",
+    "PricingSource",
     "ProviderUsage",
     "call_cost",
     "deliver_alert",

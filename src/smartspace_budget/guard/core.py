@@ -26,30 +26,30 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
-from smartspace_budget.backend.base import Backend, LedgerClient
 from smartspace_budget.errors import BackendError, InvalidInputError, MissingPricingError
+from smartspace_budget.guard.anomalies import (
+    REPORTED,
+    anomaly_alert,
+    can_receive,
+    deliver_alert,
+    isolated,
+)
+from smartspace_budget.guard.call import GuardBackend, GuardedCall, PricingSource
 from smartspace_budget.guard.costing import ProviderUsage, call_cost
 from smartspace_budget.guard.portal import Portal
 from smartspace_budget.models import (
-    AlertLevel,
-    AlertType,
     AnomalyDirection,
-    AnomalySeverity,
-    BudgetReservation,
     CostAnomaly,
     CostEstimate,
     LedgerEntry,
     PricingData,
-    SpendingAlert,
     UsageEvent,
 )
 from smartspace_budget.pricing.cost import to_usdc
@@ -58,103 +58,7 @@ __all__ = ["Guard", "GuardBackend", "GuardedCall", "PricingSource"]
 
 log = logging.getLogger("smartspace_budget.guard")
 
-_REPORTED = {
-    AnomalySeverity.MEDIUM: AlertLevel.WARNING,
-    AnomalySeverity.HIGH: AlertLevel.CRITICAL,
-    AnomalySeverity.CRITICAL: AlertLevel.EMERGENCY,
-}
 _SETTLE_ATTEMPTS = 3
-
-
-class GuardBackend(Backend, LedgerClient, Protocol):
-    """What the guard needs: the ledger writes (reserve/settle/release) and the reads."""
-
-
-class PricingSource(Protocol):
-    """The part of :class:`~smartspace_budget.pricing.PricingEngine` the guard uses."""
-
-    async def get_provider_pricing(self, provider: str, model: str) -> PricingData: ...
-
-    async def estimate_cost(
-        self,
-        provider: str,
-        model: str,
-        input_text: str | None = None,
-        *,
-        messages: Sequence[dict[str, Any]] | None = None,
-        input_tokens: int | None = None,
-        expected_output_tokens: int = ...,
-        currency: str = "USDC",
-    ) -> CostEstimate: ...
-
-    async def detect_cost_anomaly(
-        self,
-        request_id: str,
-        provider: str,
-        model: str,
-        estimated_cost: Decimal,
-        actual_cost: Decimal,
-    ) -> CostAnomaly: ...
-
-
-@dataclass
-class GuardedCall:
-    """One call in flight: its estimate, its hold and, once settled, what it cost.
-
-    Inside ``guard.request(...)`` call :meth:`record_usage` with what the provider reported;
-    if it is never called the reservation amount is charged as an estimate.
-    """
-
-    call_id: str
-    request_id: str
-    provider: str
-    model: str
-    estimate: CostEstimate
-    reservation: BudgetReservation
-    expected_cost: Decimal
-    usage: ProviderUsage | None = None
-    entry: LedgerEntry | None = None
-    actual_cost: Decimal | None = None
-    cost_is_estimate: bool = False
-    anomaly: CostAnomaly | None = None
-    released: bool = False
-    expected_given: bool = False
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def reserved_amount(self) -> Decimal:
-        """The amount held for this call (the worst-case estimate)."""
-        return self.reservation.amount
-
-    @property
-    def finished(self) -> bool:
-        """Settled or released: the hold is resolved."""
-        return self.entry is not None or self.released
-
-    def record_usage(
-        self,
-        usage: ProviderUsage | None = None,
-        *,
-        input_tokens: int | None = None,
-        output_tokens: int | None = None,
-        cached_input_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        reasoning_tokens: int = 0,
-    ) -> None:
-        """Tell the guard what the provider reported (input includes cached and cache writes)."""
-        if usage is None:
-            if input_tokens is None or output_tokens is None:
-                raise InvalidInputError(
-                    "record_usage needs usage or input_tokens and output_tokens"
-                )
-            usage = ProviderUsage(
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cached_input_tokens=cached_input_tokens,
-                cache_write_tokens=cache_write_tokens,
-                reasoning_tokens=reasoning_tokens,
-            )
-        self.usage = usage
 
 
 class Guard:
@@ -183,7 +87,7 @@ class Guard:
             raise InvalidInputError("user_id and project_id must not be empty")
         if isinstance(reservation_ttl, bool) or not 1 <= reservation_ttl <= 86_400:
             raise InvalidInputError("reservation_ttl must be between 1 and 86400 seconds")
-        if monitor is not None and not _can_receive(monitor):
+        if monitor is not None and not can_receive(monitor):
             raise InvalidInputError(
                 f"{type(monitor).__name__} cannot receive alerts (expected a SpendingMonitor)"
             )
@@ -426,7 +330,7 @@ class Guard:
             log.exception("cost anomaly check failed for %s", call.request_id)
             return
         call.anomaly = anomaly
-        level = _REPORTED.get(anomaly.severity)
+        level = REPORTED.get(anomaly.severity)
         # A worst-case hold is meant to be above the cost: coming in under it is news only
         # when the caller said what it expected.
         if level is None or (
@@ -434,40 +338,11 @@ class Guard:
         ):
             return
         if self.on_anomaly is not None:
-            _isolated(self.on_anomaly, anomaly)
+            isolated(self.on_anomaly, anomaly)
         if self.monitor is not None:
-            await self._alert_monitor(call, anomaly, level)
-
-    async def _alert_monitor(
-        self, call: GuardedCall, anomaly: CostAnomaly, level: AlertLevel
-    ) -> None:
-        alert = SpendingAlert(
-            user_id=self.user_id,
-            project_id=self.project_id,
-            alert_type=AlertType.COST_ANOMALY,
-            level=level,
-            title=f"Cost anomaly on {call.provider}/{call.model}",
-            message=anomaly.message
-            or (
-                f"request {call.request_id} cost {anomaly.actual_cost} USDC, "
-                f"estimated {anomaly.estimated_cost} USDC ({anomaly.severity.value})"
-            ),
-            current_value=anomaly.actual_cost,
-            threshold_value=anomaly.estimated_cost,
-            metadata={
-                "request_id": call.request_id,
-                "provider": call.provider,
-                "model": call.model,
-                "severity": anomaly.severity.value,
-                "direction": anomaly.direction.value,
-                "difference_percent": (
-                    str(anomaly.difference_percent)
-                    if anomaly.difference_percent is not None
-                    else None
-                ),
-            },
-        )
-        await deliver_alert(self.monitor, alert)
+            await deliver_alert(
+                self.monitor, anomaly_alert(self.user_id, self.project_id, call, anomaly, level)
+            )
 
     # -- background settlement (streams dropped without being closed) ---------------------
 
@@ -508,40 +383,3 @@ class Guard:
                 return_exceptions=True,
             )
             self._pending.difference_update(batch)
-
-
-async def deliver_alert(monitor: Any, alert: SpendingAlert) -> None:
-    """Hand ``alert`` to a monitor's handlers; a failing handler never hides the others.
-
-    Uses the monitor's public ``report_alert`` when it has one; a ``SpendingMonitor``
-    without it gets the alert remembered (``get_active_alerts`` lists it) and delivered
-    through its own retrying delivery.
-    """
-    report = getattr(monitor, "report_alert", None)
-    if callable(report):
-        result = report(alert)
-        if inspect.isawaitable(result):
-            await result
-        return
-    remember = getattr(monitor, "_remember", None)
-    deliver = getattr(monitor, "_deliver", None)
-    if callable(remember) and callable(deliver):
-        remember(alert)
-        await deliver(alert)
-        return
-    raise InvalidInputError(f"{type(monitor).__name__} cannot receive alerts")
-
-
-def _can_receive(monitor: Any) -> bool:
-    if callable(getattr(monitor, "report_alert", None)):
-        return True
-    return callable(getattr(monitor, "_remember", None)) and callable(
-        getattr(monitor, "_deliver", None)
-    )
-
-
-def _isolated(callback: Callable[[CostAnomaly], None], anomaly: CostAnomaly) -> None:
-    try:
-        callback(anomaly)
-    except Exception:
-        log.exception("on_anomaly callback failed")

@@ -1,0 +1,101 @@
+"""Cost anomalies of guarded calls, turned into the monitor's alerts.
+
+The spec's bands map to alert levels: medium → warning, high → critical, critical →
+emergency; low and none raise nothing. Handlers are the monitor's own, so one failing
+handler never keeps the alert from the others.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.guard.call import GuardedCall
+from smartspace_budget.models import (
+    AlertLevel,
+    AlertType,
+    AnomalySeverity,
+    CostAnomaly,
+    SpendingAlert,
+)
+
+__all__ = ["REPORTED", "anomaly_alert", "can_receive", "deliver_alert", "isolated"]
+
+log = logging.getLogger("smartspace_budget.guard")
+
+REPORTED = {
+    AnomalySeverity.MEDIUM: AlertLevel.WARNING,
+    AnomalySeverity.HIGH: AlertLevel.CRITICAL,
+    AnomalySeverity.CRITICAL: AlertLevel.EMERGENCY,
+}
+"""Alert level of each reported severity."""
+
+
+def anomaly_alert(
+    user_id: str, project_id: str, call: GuardedCall, anomaly: CostAnomaly, level: AlertLevel
+) -> SpendingAlert:
+    """The monitor's alert for a call whose cost was far from its estimate."""
+    return SpendingAlert(
+        user_id=user_id,
+        project_id=project_id,
+        alert_type=AlertType.COST_ANOMALY,
+        level=level,
+        title=f"Cost anomaly on {call.provider}/{call.model}",
+        message=anomaly.message
+        or (
+            f"request {call.request_id} cost {anomaly.actual_cost} USDC, "
+            f"estimated {anomaly.estimated_cost} USDC ({anomaly.severity.value})"
+        ),
+        current_value=anomaly.actual_cost,
+        threshold_value=anomaly.estimated_cost,
+        metadata={
+            "request_id": call.request_id,
+            "provider": call.provider,
+            "model": call.model,
+            "severity": anomaly.severity.value,
+            "direction": anomaly.direction.value,
+            "difference_percent": (
+                str(anomaly.difference_percent) if anomaly.difference_percent is not None else None
+            ),
+        },
+    )
+
+
+async def deliver_alert(monitor: Any, alert: SpendingAlert) -> None:
+    """Hand ``alert`` to a monitor's handlers; a failing handler never hides the others.
+
+    Uses the monitor's public ``report_alert`` when it has one; a ``SpendingMonitor``
+    without it gets the alert remembered (``get_active_alerts`` lists it) and delivered
+    through its own retrying delivery.
+    """
+    report = getattr(monitor, "report_alert", None)
+    if callable(report):
+        result = report(alert)
+        if inspect.isawaitable(result):
+            await result
+        return
+    remember = getattr(monitor, "_remember", None)
+    deliver = getattr(monitor, "_deliver", None)
+    if callable(remember) and callable(deliver):
+        remember(alert)
+        await deliver(alert)
+        return
+    raise InvalidInputError(f"{type(monitor).__name__} cannot receive alerts")
+
+
+def can_receive(monitor: Any) -> bool:
+    if callable(getattr(monitor, "report_alert", None)):
+        return True
+    return callable(getattr(monitor, "_remember", None)) and callable(
+        getattr(monitor, "_deliver", None)
+    )
+
+
+def isolated(callback: Callable[[CostAnomaly], None], anomaly: CostAnomaly) -> None:
+    try:
+        callback(anomaly)
+    except Exception:
+        log.exception("on_anomaly callback failed")

@@ -1,0 +1,112 @@
+"""What the guard works with: its two collaborators' protocols and one call in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from smartspace_budget.backend.base import Backend, LedgerClient
+from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.guard.costing import ProviderUsage
+from smartspace_budget.models import (
+    BudgetReservation,
+    CostAnomaly,
+    CostEstimate,
+    LedgerEntry,
+    PricingData,
+)
+
+__all__ = ["GuardBackend", "GuardedCall", "PricingSource"]
+
+
+class GuardBackend(Backend, LedgerClient, Protocol):
+    """What the guard needs: the ledger writes (reserve/settle/release) and the reads."""
+
+
+class PricingSource(Protocol):
+    """The part of :class:`~smartspace_budget.pricing.PricingEngine` the guard uses."""
+
+    async def get_provider_pricing(self, provider: str, model: str) -> PricingData: ...
+
+    async def estimate_cost(
+        self,
+        provider: str,
+        model: str,
+        input_text: str | None = None,
+        *,
+        messages: Sequence[dict[str, Any]] | None = None,
+        input_tokens: int | None = None,
+        expected_output_tokens: int = ...,
+        currency: str = "USDC",
+    ) -> CostEstimate: ...
+
+    async def detect_cost_anomaly(
+        self,
+        request_id: str,
+        provider: str,
+        model: str,
+        estimated_cost: Decimal,
+        actual_cost: Decimal,
+    ) -> CostAnomaly: ...
+
+
+@dataclass
+class GuardedCall:
+    """One call in flight: its estimate, its hold and, once settled, what it cost.
+
+    Inside ``guard.request(...)`` call :meth:`record_usage` with what the provider reported;
+    if it is never called the reservation amount is charged as an estimate.
+    """
+
+    call_id: str
+    request_id: str
+    provider: str
+    model: str
+    estimate: CostEstimate
+    reservation: BudgetReservation
+    expected_cost: Decimal
+    usage: ProviderUsage | None = None
+    entry: LedgerEntry | None = None
+    actual_cost: Decimal | None = None
+    cost_is_estimate: bool = False
+    anomaly: CostAnomaly | None = None
+    released: bool = False
+    expected_given: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reserved_amount(self) -> Decimal:
+        """The amount held for this call (the worst-case estimate)."""
+        return self.reservation.amount
+
+    @property
+    def finished(self) -> bool:
+        """Settled or released: the hold is resolved."""
+        return self.entry is not None or self.released
+
+    def record_usage(
+        self,
+        usage: ProviderUsage | None = None,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+    ) -> None:
+        """Tell the guard what the provider reported (input includes cached and cache writes)."""
+        if usage is None:
+            if input_tokens is None or output_tokens is None:
+                raise InvalidInputError(
+                    "record_usage needs usage or input_tokens and output_tokens"
+                )
+            usage = ProviderUsage(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cached_input_tokens=cached_input_tokens,
+                cache_write_tokens=cache_write_tokens,
+                reasoning_tokens=reasoning_tokens,
+            )
+        self.usage = usage
