@@ -116,11 +116,13 @@ def _register() -> None:
         demo,
         keys_cmds,
         ledger_cmds,
+        prices_cmds,
         pricing_cmds,
         serve_cmds,
     )
 
-    for module in (pricing_cmds, budget_cmds, ledger_cmds, keys_cmds, serve_cmds, demo):
+    modules = (pricing_cmds, prices_cmds, budget_cmds, ledger_cmds, keys_cmds, serve_cmds, demo)
+    for module in modules:
         module.register(app)
 
 

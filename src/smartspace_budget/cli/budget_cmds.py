@@ -20,8 +20,7 @@ from smartspace_budget.cli.output import (
     run,
     table,
 )
-from smartspace_budget.cli.pricing_cmds import JSON, PROJECT, USER
-from smartspace_budget.cli.runtime import open_backend, options
+from smartspace_budget.cli.runtime import JSON, PROJECT, USER, open_backend, options
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import AlertLevel, BudgetPolicy, BudgetStatus, SpendingAlert
 from smartspace_budget.money import parse_amount

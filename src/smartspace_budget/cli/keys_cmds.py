@@ -9,8 +9,7 @@ from typing import Any
 import typer
 
 from smartspace_budget.cli.output import console, key_values, print_json, run, table
-from smartspace_budget.cli.pricing_cmds import JSON
-from smartspace_budget.cli.runtime import CliOptions, options, settings
+from smartspace_budget.cli.runtime import JSON, CliOptions, options, settings
 from smartspace_budget.errors import InvalidInputError
 
 __all__ = ["register"]

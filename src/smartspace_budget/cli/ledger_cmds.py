@@ -13,8 +13,7 @@ from typing import Any
 import typer
 
 from smartspace_budget.cli.output import console, key_values, money, print_json, run, table
-from smartspace_budget.cli.pricing_cmds import JSON, PROJECT, USER
-from smartspace_budget.cli.runtime import open_backend, options
+from smartspace_budget.cli.runtime import JSON, PROJECT, USER, open_backend, options
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import LedgerEntry, UsageEvent
 from smartspace_budget.money import parse_amount

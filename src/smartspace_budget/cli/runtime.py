@@ -17,7 +17,11 @@ import typer
 from smartspace_budget.backend import LedgerBackend, default_backend
 from smartspace_budget.config import Settings
 
-__all__ = ["CliOptions", "open_backend", "options", "settings"]
+__all__ = ["JSON", "PROJECT", "USER", "CliOptions", "open_backend", "options", "settings"]
+
+JSON = typer.Option(False, "--json", help="Print JSON (exact amounts) instead of a table.")
+USER = typer.Option(..., "--user", "-u", help="User id of the account.")
+PROJECT = typer.Option(..., "--project", "-p", help="Project id of the account.")
 
 
 @dataclass(frozen=True)
