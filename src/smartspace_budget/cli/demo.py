@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from smartspace_budget.cli.budget_cmds import alerts_table, collect_alerts, print_analytics
+from smartspace_budget.cli.budget_cmds import collect_alerts, print_analytics
 from smartspace_budget.cli.output import console, money, progress, run, table
 from smartspace_budget.cli.pricing_cmds import SPEC_COMPARISON
 from smartspace_budget.cli.runtime import open_backend, options
@@ -116,10 +116,13 @@ async def _demo(ctx: typer.Context, user: str, project: str, seed: int) -> None:
             console.print(f"Anomaly detected: {anomaly.message}")
         if spike is not None:
             console.print(f"Cost spike detected: {spike.message}")
-        if alerts:
-            console.print(alerts_table(alerts, f"{len(alerts)} alert(s) raised"))
-        else:
-            console.print("No alerts.")
+        levels = [a.level for a in sorted(alerts, key=lambda a: -a.level.rank)]
+        counts = ", ".join(
+            f"{levels.count(level)} {level.value}" for level in dict.fromkeys(levels)
+        )
+        console.print(
+            f"{len(alerts)} alert(s) raised ({counts or 'none'}); see `alerts` for the table."
+        )
 
         # Example 4: provider cost comparison.
         _rule("Example 4: provider cost comparison")
