@@ -265,3 +265,10 @@ async def test_time_of_day_prices_never_underestimate(book: PriceBook) -> None:
     pricing = await book.get_pricing("deepseek", "deepseek-flash")
     assert pricing.input_price_per_1k == Decimal("0.0003")  # peak: 0.3/M, off-peak 0.15/M
     assert pricing.output_price_per_1k == Decimal("0.0012")
+
+
+async def test_free_variants_cost_nothing_but_unpriced_models_are_errors(book: PriceBook) -> None:
+    free = await book.get_pricing("openrouter", "deepseek/deepseek-r1:free")
+    assert (free.input_price_per_1k, free.output_price_per_1k) == (Decimal(0), Decimal(0))
+    with pytest.raises(MissingPricingError, match="no price at all"):
+        await book.get_pricing("google", "gemma-3")
