@@ -279,3 +279,52 @@ async def test_without_a_cap_the_models_output_limit_is_held(local: LocalBackend
     assert call.anomaly.severity.value in ("medium", "high")
     assert received == []  # far under a worst-case hold is what the hold is for
     assert call.actual_cost == Decimal("0.000084")  # (20*0.001 + 30*0.002)/1K + 5%
+
+
+async def test_guard_through_the_service_with_an_account_key(
+    server: ProviderServer, tmp_path: Path, client: openai.AsyncOpenAI
+) -> None:
+    """A platform's deployment: the guard talks to the service (HttpBackend), not the DB."""
+    import httpx
+
+    from smartspace_budget.backend.http import HttpBackend
+    from smartspace_budget.config import Settings
+    from smartspace_budget.ledger.ledger import Ledger
+    from smartspace_budget.pricing.catalog import PriceBook
+    from smartspace_budget.server.app import create_app
+    from smartspace_budget.server.key_tables import create_api_key, ensure_key_table
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'svc.sqlite3'}"
+    ledger = await Ledger.connect(url)
+    try:
+        app = create_app(
+            Settings(database_url=url, rate_limit_per_second=0),
+            ledger=ledger,
+            price_book=PriceBook.from_genai_prices(),
+        )
+        await ensure_key_table(ledger.engine)
+        _, key = await create_api_key(
+            ledger.engine, scope="account", user_id=USER, project_id=PROJECT
+        )
+        await ledger.deposit(USER, PROJECT, Decimal(1), idempotency_key="seed")
+        backend = HttpBackend(
+            "http://service", key, transport=httpx.ASGITransport(app=app), status_ttl=0
+        )
+        try:
+            guard = Guard(backend, PricingEngine(backend), user_id=USER, project_id=PROJECT)
+            server.behaviour.input_tokens, server.behaviour.output_tokens = 500, 100
+            await guard.wrap(client).chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, max_tokens=150
+            )
+            stream = await guard.wrap(client).chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, max_tokens=150, stream=True
+            )
+            async for _ in stream:
+                pass
+        finally:
+            await backend.aclose()
+        balance = await ledger.get_balance(USER, PROJECT)
+        assert balance.total_balance == Decimal(1) - 2 * gpt4o_cost(500, 0, 100)
+        assert balance.reserved_amount == 0
+    finally:
+        await ledger.close()
