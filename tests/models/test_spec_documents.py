@@ -203,3 +203,15 @@ def test_unlimited_spec_keys_are_written_as_null() -> None:
         SPEC_STATUS.replace('"daily_limit": 50.00', '"daily_limit": null')
     )
     assert json.loads(status.to_json())["daily_limit"] is None
+
+
+def test_tiny_amounts_are_written_positionally() -> None:
+    assert (
+        dumps({"fee": Decimal("1E-9"), "big": Decimal("1E+3")})
+        == '{"fee": 0.000000001, "big": 1000}'
+    )
+
+
+def test_non_utf8_json_is_invalid_input() -> None:
+    with pytest.raises(InvalidInputError, match="UTF-8"):
+        loads(b'{"a": "\xff"}')

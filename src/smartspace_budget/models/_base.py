@@ -67,6 +67,25 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError("not valid JSON: the body is not UTF-8 text") from None
+
+
+class _PlainDecimal(Decimal):
+    """A Decimal that prints in positional notation (``0.000000001``, never ``1E-9``)."""
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+
+def _positional(data: Any) -> Any:
+    if isinstance(data, Decimal):
+        return _PlainDecimal(data)
+    if isinstance(data, dict):
+        return {key: _positional(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_positional(value) for value in data]
+    return data
 
 
 def _json_default(value: object) -> Any:
@@ -89,7 +108,7 @@ def dumps(data: Any, *, indent: int | None = None) -> str:
         data = data.model_dump(mode="python")
     return str(
         simplejson.dumps(
-            data,
+            _positional(data),
             use_decimal=True,
             default=_json_default,
             indent=indent,
