@@ -76,19 +76,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(exc.detail, exit_code_for(exc))
 
 
-class _FixedPoint(Decimal):
-    """A Decimal written without an exponent (``0.000000000``, not ``0E-9``), same value."""
-
-    def __str__(self) -> str:
-        return format(self, "f")
-
-
 def plain(data: Any) -> Any:
     """Models (also inside dicts and lists) as plain data; amounts stay exact Decimals."""
     if isinstance(data, BaseModel):
-        return plain(data.model_dump(mode="python"))
-    if isinstance(data, Decimal):
-        return _FixedPoint(data)
+        return data.model_dump(mode="python")
     if isinstance(data, dict):
         return {key: plain(value) for key, value in data.items()}
     if isinstance(data, list | tuple):
