@@ -17,7 +17,8 @@ EXPECTED = {
     "SpendingAlert", "SpendingAnalytics", "SpendingPeriod",
     "SpendingThreshold", "SpendingTrend", "ThresholdType", "TokenEstimate",
     "TokenEstimationMethod", "UnauthorizedError", "UnknownCurrencyError", "UnknownModelError",
-    "UnknownProviderError", "UsageEvent", "__version__",
+    "UnknownProviderError", "UsageEvent", "__version__", "BudgetTracker", "SpendingMonitor",
+    "PricingEngine", "Guard", "LocalBackend", "HttpBackend", "default_backend",
 }  # fmt: skip
 
 

@@ -8,7 +8,7 @@ only need the models or the errors.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartspace_budget.errors import (
     BackendError,
@@ -59,6 +59,14 @@ from smartspace_budget.models import (
 from smartspace_budget.money import ExchangeRates
 from smartspace_budget.periods import SpendingPeriod
 
+if TYPE_CHECKING:
+    from smartspace_budget.backend import default_backend
+    from smartspace_budget.backend.http import HttpBackend
+    from smartspace_budget.backend.local import LocalBackend
+    from smartspace_budget.budgets import BudgetTracker, SpendingMonitor
+    from smartspace_budget.guard import Guard
+    from smartspace_budget.pricing import PricingEngine
+
 __version__ = "0.1.0"
 
 # Heavy components, loaded on first attribute access (PEP 562).
@@ -66,6 +74,10 @@ _LAZY = {
     "BudgetTracker": "smartspace_budget.budgets",
     "SpendingMonitor": "smartspace_budget.budgets",
     "PricingEngine": "smartspace_budget.pricing",
+    "Guard": "smartspace_budget.guard",
+    "LocalBackend": "smartspace_budget.backend.local",
+    "HttpBackend": "smartspace_budget.backend.http",
+    "default_backend": "smartspace_budget.backend",
 }
 
 __all__ = [
@@ -82,19 +94,24 @@ __all__ = [
     "BudgetPolicy",
     "BudgetReservation",
     "BudgetStatus",
+    "BudgetTracker",
     "ConflictError",
     "ContextLimitExceededError",
     "CostAnomaly",
     "CostEstimate",
     "ExchangeRates",
     "ForbiddenError",
+    "Guard",
+    "HttpBackend",
     "IdempotencyConflictError",
     "InvalidAmountError",
     "InvalidInputError",
+    "LocalBackend",
     "MissingPricingError",
     "NotFoundError",
     "PolicyViolationError",
     "PricingData",
+    "PricingEngine",
     "PricingError",
     "PricingModel",
     "RateLimitedError",
@@ -102,6 +119,7 @@ __all__ = [
     "SmartspaceBudgetError",
     "SpendingAlert",
     "SpendingAnalytics",
+    "SpendingMonitor",
     "SpendingPeriod",
     "SpendingThreshold",
     "SpendingTrend",
@@ -114,6 +132,7 @@ __all__ = [
     "UnknownProviderError",
     "UsageEvent",
     "__version__",
+    "default_backend",
 ]
 
 
