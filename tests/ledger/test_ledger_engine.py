@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from ledger_helpers import T0, D
+from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
 from smartspace_budget.errors import InvalidInputError
@@ -24,6 +26,8 @@ from smartspace_budget.ledger.migrate import (
     import_table_modules,
     upgrade,
 )
+from smartspace_budget.ledger.tables import accounts, entries, rollups
+from smartspace_budget.models import SpendingPeriod
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SMARTSPACE_BUDGET_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -146,6 +150,88 @@ async def test_replicas_starting_together_migrate_once(
             assert await conn.run_sync(_differences) == []
     finally:
         await engine.dispose()
+        if created is not None:
+            import asyncpg
+
+            admin = await asyncpg.connect(POSTGRES_ADMIN_URL.replace("+asyncpg", "", 1))
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)')
+            finally:
+                await admin.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_daily_rollups_are_backfilled_from_history(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A ledger with entries from before daily rollups existed reads the same after upgrade."""
+    if kind == "postgresql":
+        request.getfixturevalue("postgres_url")
+    url, created = await _fresh_database(kind, tmp_path)
+    try:
+        await upgrade(url, "0003_api_keys")
+        engine = create_engine(url)
+        when = datetime(2026, 1, 31, 18, 45, tzinfo=UTC)  # 00:15 on 1 February in India
+        hour = datetime(2026, 1, 31, 18, 30, tzinfo=UTC)
+        try:
+            async with engine.begin() as conn:
+                account_id = await conn.scalar(
+                    insert(accounts)
+                    .values(
+                        user_id="old",
+                        project_id="p",
+                        timezone="Asia/Kolkata",
+                        balance_nano=-3_000_000_000,
+                        spent_nano=3_000_000_000,
+                        created_at=when,
+                        updated_at=when,
+                    )
+                    .returning(accounts.c.id)
+                )
+                await conn.execute(
+                    insert(entries).values(
+                        entry_id="e1",
+                        account_id=account_id,
+                        kind="usage",
+                        amount_nano=-3_000_000_000,
+                        hold_nano=0,
+                        balance_after_nano=-3_000_000_000,
+                        occurred_at=when,
+                        recorded_at=when,
+                        bucket_start=hour,
+                        provider="openai",
+                        model="gpt-4o",
+                        input_tokens=10,
+                        output_tokens=5,
+                        cached_input_tokens=0,
+                        cache_write_tokens=0,
+                        reasoning_tokens=0,
+                    )
+                )
+                await conn.execute(
+                    insert(rollups).values(
+                        account_id=account_id,
+                        bucket_start=hour,
+                        provider="openai",
+                        model="gpt-4o",
+                        spent_nano=3_000_000_000,
+                        request_count=1,
+                        input_tokens=10,
+                        output_tokens=5,
+                    )
+                )
+        finally:
+            await engine.dispose()
+        async with await Ledger.connect(url) as ledger:
+            report = await ledger.check_integrity()
+            assert report.ok, str(report)
+            february = await ledger.get_spending("old", "p", SpendingPeriod.MONTHLY, at=when)
+            assert (february.total_spent, february.request_count) == (D("3"), 1)
+            january = await ledger.get_spending(
+                "old", "p", SpendingPeriod.MONTHLY, at=when - timedelta(hours=1)
+            )
+            assert january.total_spent == 0
+    finally:
         if created is not None:
             import asyncpg
 

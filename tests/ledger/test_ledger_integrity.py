@@ -7,7 +7,13 @@ from ledger_helpers import T0, D, usage
 from sqlalchemy import update
 
 from smartspace_budget.ledger import Ledger
-from smartspace_budget.ledger.tables import accounts, entries, reservations, rollups
+from smartspace_budget.ledger.tables import (
+    accounts,
+    daily_rollups,
+    entries,
+    reservations,
+    rollups,
+)
 
 
 async def _books(ledger: Ledger) -> str:
@@ -45,6 +51,10 @@ TAMPERING = {
     ),
     "rollup spend": (update(rollups).values(spent_nano=rollups.c.spent_nano + 5), "rollup"),
     "rollup count": (update(rollups).values(request_count=0), "rollup"),
+    "daily rollup": (
+        update(daily_rollups).values(input_tokens=daily_rollups.c.input_tokens + 1),
+        "daily rollup",
+    ),
 }
 
 
@@ -57,7 +67,7 @@ async def test_clean_books_pass(ledger: Ledger) -> None:
         7,  # deposit, usage, hold, settlement, refund, adjustment, hold
         2,
     )
-    assert report.rollups_checked == 1
+    assert report.rollups_checked == 2  # one hourly, one daily
     assert "consistent" in str(report)
 
 

@@ -38,7 +38,7 @@ from smartspace_budget.errors import (
     ReservationResolvedError,
 )
 from smartspace_budget.ledger.batch import Batch
-from smartspace_budget.ledger.buckets import hour_bucket, utc_window, window_of
+from smartspace_budget.ledger.buckets import day_bucket, hour_bucket, utc_window, window_of
 from smartspace_budget.ledger.ids import new_id
 from smartspace_budget.ledger.ops import (
     AccountKey,
@@ -56,7 +56,7 @@ from smartspace_budget.ledger.ops import (
     Settle,
     UsageRecord,
 )
-from smartspace_budget.ledger.state import AccountState, HoldState, entry_model
+from smartspace_budget.ledger.state import AccountState, HoldState, entry_model, stored_result
 from smartspace_budget.models import BudgetReservation, LedgerEntry
 from smartspace_budget.money import MAX_NANO, from_nano
 from smartspace_budget.periods import SpendingPeriod
@@ -148,6 +148,12 @@ def _in_range(value: int, what: str) -> int:
     return value
 
 
+def _buckets(account: AccountState, instant: datetime) -> tuple[datetime, datetime]:
+    """The local hour and local day of ``instant`` in the account's timezone (UTC starts)."""
+    hour = hour_bucket(instant, account.timezone, account.zone)
+    return hour, day_bucket(hour, account.timezone, account.zone)
+
+
 def _usage_entry(
     batch: Batch,
     account: AccountState,
@@ -160,7 +166,7 @@ def _usage_entry(
     balance = _in_range(account.balance - usage.cost_nano, "the balance")
     spent = _in_range(account.spent + usage.cost_nano, "total spending")
     occurred = usage.occurred_at or op.now
-    bucket = hour_bucket(occurred, account.timezone, account.zone)
+    buckets = _buckets(account, occurred)
     batch.adopt(account, op.now)
     account.balance = balance
     account.spent = spent
@@ -177,7 +183,8 @@ def _usage_entry(
         balance_after_nano=balance,
         occurred_at=occurred,
         recorded_at=op.now,
-        bucket_start=bucket,
+        bucket_start=buckets[0],
+        day_start=buckets[1],
         provider=usage.provider,
         model=usage.model,
         input_tokens=usage.tokens[0],
@@ -193,7 +200,9 @@ def _usage_entry(
         tags=usage.tags_json,
         idempotency_key=op.key,
     )
-    batch.add_rollup(account, bucket, usage.provider, usage.model, usage.cost_nano, 1, usage.tokens)
+    batch.add_rollup(
+        account, buckets, usage.provider, usage.model, usage.cost_nano, 1, usage.tokens
+    )
     if hold is not None:
         hold.status = "settled"
         hold.settled = usage.cost_nano
@@ -201,7 +210,7 @@ def _usage_entry(
         hold.usage_entry_id = row["entry_id"]
         hold.dirty = True
     entry = entry_model(account.user_id, account.project_id, row)
-    batch.remember(account, op, entry.to_json(), op.now)
+    batch.remember(account, op, stored_result(entry), op.now)
     return entry
 
 
@@ -280,7 +289,7 @@ def _deposit(batch: Batch, op: Deposit) -> LedgerEntry:
         idempotency_key=op.key,
     )
     entry = entry_model(account.user_id, account.project_id, row)
-    batch.remember(account, op, entry.to_json(), op.now)
+    batch.remember(account, op, stored_result(entry), op.now)
     return entry
 
 
@@ -304,7 +313,7 @@ def _adjust(batch: Batch, op: Adjust) -> LedgerEntry:
         idempotency_key=op.key,
     )
     entry = entry_model(account.user_id, account.project_id, row)
-    batch.remember(account, op, entry.to_json(), op.now)
+    batch.remember(account, op, stored_result(entry), op.now)
     return entry
 
 
@@ -342,7 +351,7 @@ def _refund(batch: Batch, op: Refund) -> LedgerEntry:
         provider, model = target.provider, target.model
     balance = _in_range(account.balance + op.amount, "the balance")
     spent = _in_range(account.spent - op.amount, "total spending")
-    bucket = hour_bucket(op.now, account.timezone, account.zone)
+    buckets = _buckets(account, op.now)
     batch.adopt(account, op.now)
     account.balance = balance
     account.spent = spent
@@ -356,16 +365,17 @@ def _refund(batch: Batch, op: Refund) -> LedgerEntry:
         balance_after_nano=balance,
         occurred_at=op.now,
         recorded_at=op.now,
-        bucket_start=bucket,
+        bucket_start=buckets[0],
+        day_start=buckets[1],
         provider=provider,
         model=model,
         refund_of=op.usage_entry_id,
         reason=op.reason or None,
         idempotency_key=op.key,
     )
-    batch.add_rollup(account, bucket, provider, model, -op.amount, 0, (0, 0, 0, 0, 0))
+    batch.add_rollup(account, buckets, provider, model, -op.amount, 0, (0, 0, 0, 0, 0))
     entry = entry_model(account.user_id, account.project_id, row)
-    batch.remember(account, op, entry.to_json(), op.now)
+    batch.remember(account, op, stored_result(entry), op.now)
     return entry
 
 
@@ -449,7 +459,7 @@ def _reserve(batch: Batch, op: Reserve) -> BudgetReservation:
         idempotency_key=op.key,
     )
     result = hold.to_model()
-    batch.remember(account, op, result.to_json(), op.now)
+    batch.remember(account, op, stored_result(result), op.now)
     return result
 
 
@@ -467,7 +477,7 @@ def _release(batch: Batch, op: Release) -> BudgetReservation:
         return BudgetReservation.from_json(replay)
     _release_hold(batch, hold, op.now, "released", op.key)
     result = hold.to_model()
-    batch.remember(hold.account, op, result.to_json(), op.now)
+    batch.remember(hold.account, op, stored_result(result), op.now)
     return result
 
 

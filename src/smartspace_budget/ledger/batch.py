@@ -30,7 +30,7 @@ from smartspace_budget.ledger.ops import (
     Reserve,
     Settle,
 )
-from smartspace_budget.ledger.sql import ENTRY_COLUMNS, Call, Changes, WriteSql
+from smartspace_budget.ledger.sql import ENTRY_COLUMNS, Call, Changes, SqlDialect
 from smartspace_budget.ledger.state import AccountState, HoldState, UsageTarget
 from smartspace_budget.periods import SpendingPeriod
 
@@ -56,7 +56,7 @@ class Failure:
 class Batch:
     """Rows of one transaction: loaded state, then the changes to write."""
 
-    def __init__(self, sql: WriteSql) -> None:
+    def __init__(self, sql: SqlDialect) -> None:
         self.sql = sql
         self.accounts: dict[AccountKey, AccountState] = {}
         self.by_row: dict[int, AccountState] = {}
@@ -68,6 +68,7 @@ class Batch:
         self.expire_candidates: list[HoldState] = []
         self.entry_rows: list[tuple[AccountState, dict[str, Any]]] = []
         self.rollup_deltas: dict[RollupKey, list[int]] = {}
+        self.daily_deltas: dict[RollupKey, list[int]] = {}
         self.rollup_accounts: dict[AccountKey, AccountState] = {}
         self.idem_rows: list[tuple[AccountState, tuple[Any, ...]]] = []
 
@@ -198,29 +199,32 @@ class Batch:
     def add_rollup(
         self,
         account: AccountState,
-        bucket: datetime,
+        buckets: tuple[datetime, datetime],
         provider: str,
         model: str,
         spent: int,
         requests: int,
         tokens: Sequence[int],
     ) -> None:
-        key = (account.key, bucket, provider, model)
+        """Add to the hourly and the daily bucket (``buckets``) of ``account``."""
         self.rollup_accounts[account.key] = account
-        delta = self.rollup_deltas.get(key)
-        if delta is None:
-            self.rollup_deltas[key] = [spent, requests, *tokens]
-            return
-        delta[0] += spent
-        delta[1] += requests
-        for index, count in enumerate(tokens, start=2):
-            delta[index] += count
+        for deltas, bucket in zip((self.rollup_deltas, self.daily_deltas), buckets, strict=True):
+            key = (account.key, bucket, provider, model)
+            delta = deltas.get(key)
+            if delta is None:
+                deltas[key] = [spent, requests, *tokens]
+                continue
+            delta[0] += spent
+            delta[1] += requests
+            for index, count in enumerate(tokens, start=2):
+                delta[index] += count
 
     def pending_spend(self, account: AccountState, start: datetime, end: datetime) -> int:
-        """Net spending this batch added to ``account`` in ``[start, end)`` (not yet written)."""
+        """Net spending this batch added to ``account`` in ``[start, end)`` (whole local days)
+        that is not written yet."""
         total = 0
-        for (key, bucket, _, _), delta in self.rollup_deltas.items():
-            if key == account.key and start <= bucket < end:
+        for (key, day, _, _), delta in self.daily_deltas.items():
+            if key == account.key and start <= day < end:
                 total += delta[0]
         return total
 
@@ -245,9 +249,13 @@ class Batch:
                 changes.holds_new.append(hold.insert_values())
             elif hold.dirty:
                 changes.holds_resolved.append(hold.update_values())
-        changes.rollups = [
-            (self.rollup_accounts[key].row_id, bucket, provider, model, *delta)
-            for (key, bucket, provider, model), delta in self.rollup_deltas.items()
-        ]
+        for target, deltas in (
+            (changes.rollups, self.rollup_deltas),
+            (changes.daily_rollups, self.daily_deltas),
+        ):
+            target.extend(
+                (self.rollup_accounts[key].row_id, bucket, provider, model, *delta)
+                for (key, bucket, provider, model), delta in deltas.items()
+            )
         changes.idempotency = [(account.row_id, *row) for account, row in self.idem_rows]
         yield from self.sql.write(changes)

@@ -1,22 +1,29 @@
-"""Which rollup bucket an instant falls in, and which buckets make up a period window.
+"""Which rollup buckets an instant falls in, and which buckets make up a period window.
 
-A bucket is one *local* hour of the account's timezone, at the UTC offset in force (the
-repeated hour of a DST change is two buckets; an offset change inside an hour splits it).
-Every calendar window of :mod:`smartspace_budget.periods` (day, ISO week, month, year) starts
-and ends on local hour boundaries, so it is exactly the set of buckets whose start lies in
-``[window.start, window.end)``. That holds for half-hour and quarter-hour offsets too
-(India, Nepal, Chatham), where UTC-aligned hours would cut a local day in the middle of a
-bucket. The price: an account's timezone is fixed once it has entries.
+Two rollups are kept, both in the account's timezone:
+
+- an **hourly** bucket is one *local* hour at the UTC offset in force (the repeated hour of
+  a DST change is two buckets; an offset change inside an hour splits it);
+- a **daily** bucket is one local day (23, 24 or 25 hours long around DST changes).
+
+Every calendar window of :mod:`smartspace_budget.periods` starts and ends on local hour
+boundaries, and every window of a day or longer on local day boundaries, so a window is
+exactly the set of buckets whose start lies in ``[window.start, window.end)``. That holds
+for half-hour and quarter-hour offsets too (India, Nepal, Chatham), where UTC-aligned hours
+would cut a local day in the middle of a bucket. Reads of a day, week, month or year sum
+daily buckets (at most 366 per provider and model), the hourly period sums hourly ones. The
+price: an account's timezone is fixed once it has entries.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from smartspace_budget.periods import SpendingPeriod, Window, window_containing
 
-__all__ = ["hour_bucket", "utc_window", "window_of"]
+__all__ = ["day_bucket", "hour_bucket", "uses_daily", "utc_window", "window_of"]
 
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"})
 
@@ -27,6 +34,23 @@ def hour_bucket(instant: datetime, zone_name: str, zone: ZoneInfo) -> datetime:
         return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     start = window_containing(SpendingPeriod.HOURLY, instant, zone).start
     return start.astimezone(UTC)
+
+
+def day_bucket(hour: datetime, zone_name: str, zone: ZoneInfo) -> datetime:
+    """The UTC start of the local day containing the hourly bucket starting at ``hour``."""
+    if zone_name in _UTC_NAMES:
+        return hour.replace(hour=0)
+    return _local_day(hour, zone)
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_day(hour: datetime, zone: ZoneInfo) -> datetime:
+    return window_containing(SpendingPeriod.DAILY, hour, zone).start.astimezone(UTC)
+
+
+def uses_daily(period: SpendingPeriod) -> bool:
+    """Whether windows of ``period`` are whole local days (so daily rollups cover them)."""
+    return period is not SpendingPeriod.HOURLY
 
 
 def window_of(period: SpendingPeriod | str, instant: datetime, zone: ZoneInfo) -> Window:

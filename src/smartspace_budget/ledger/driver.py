@@ -1,4 +1,6 @@
-"""Run a write plan in one durable transaction, straight on the database driver.
+"""The ledger's connections for its hot paths, straight on the database drivers.
+
+Writes:
 
 - :class:`SqliteDriver` owns one ``sqlite3`` connection and one thread. The whole plan (reads,
   decisions, writes, commit) runs in that thread in one go: one hop from the event loop per
@@ -7,6 +9,10 @@
   a transaction on it; several drivers (one per writer task) work concurrently.
 
 Each keeps its connection between transactions and opens a new one after a failure.
+
+Reads (:class:`SqliteReader`, :class:`PostgresReader`) run one statement, or a few in one
+snapshot, on a small pool: reader threads with their own ``sqlite3`` connections (WAL lets
+them read while the writer writes), or an ``asyncpg`` pool.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -22,7 +29,15 @@ from smartspace_budget.ledger.batch import Plan
 from smartspace_budget.ledger.engine import BUSY_TIMEOUT_MS
 from smartspace_budget.ledger.sql import Call
 
-__all__ = ["PostgresDriver", "SqliteDriver", "WriteDriver", "is_retryable"]
+__all__ = [
+    "PostgresDriver",
+    "PostgresReader",
+    "ReadDriver",
+    "SqliteDriver",
+    "SqliteReader",
+    "WriteDriver",
+    "is_retryable",
+]
 
 _RETRYABLE_SQLSTATES = frozenset(
     {
@@ -30,6 +45,9 @@ _RETRYABLE_SQLSTATES = frozenset(
         "40P01",  # deadlock_detected
         "23505",  # unique_violation: another transaction created the same account first
         "55P03",  # lock_not_available
+        "57P01",  # admin_shutdown: the server ended this connection
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
     }
 )
 
@@ -140,7 +158,11 @@ class PostgresDriver:
         import asyncpg
 
         if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self._dsn)
+            # The writer's statements are few and always the same: plan them once, instead
+            # of PostgreSQL re-planning each execution of these array-parameter queries.
+            self._conn = await asyncpg.connect(
+                self._dsn, server_settings={"plan_cache_mode": "force_generic_plan"}
+            )
         return self._conn
 
     async def run(self, make_plan: Callable[[], Plan]) -> list[Any]:
@@ -183,3 +205,110 @@ class PostgresDriver:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             await conn.close()
+
+
+Statement = tuple[str, Sequence[Any]]
+
+
+class ReadDriver(Protocol):
+    """Runs read statements; several at once see one snapshot."""
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]: ...
+
+    async def fetch_all(self, statements: Sequence[Statement]) -> list[list[Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class SqliteReader:
+    """Reader threads, each with its own read-only connection to the file."""
+
+    def __init__(self, path: str, threads: int = 4) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ledger-read")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, cached_statements=128
+            )
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _fetch_all(self, statements: Sequence[Statement]) -> list[list[Any]]:
+        conn = self._connection()
+        if len(statements) == 1:
+            sql, params = statements[0]
+            return [conn.execute(sql, params).fetchall()]
+        conn.execute("BEGIN")
+        try:
+            return [conn.execute(sql, params).fetchall() for sql, params in statements]
+        finally:
+            conn.execute("COMMIT")
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return (await self.fetch_all([(sql, params)]))[0]
+
+    async def fetch_all(self, statements: Sequence[Statement]) -> list[list[Any]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._fetch_all, statements)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+
+class PostgresReader:
+    """An asyncpg pool, opened on first use; a read on a dropped connection is tried again."""
+
+    def __init__(self, dsn: str, size: int = 8) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._pool: Any = None
+        self._opening = asyncio.Lock()
+
+    async def _get_pool(self) -> Any:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    import asyncpg
+
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=1, max_size=self._size
+                    )
+        return self._pool
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return (await self.fetch_all([(sql, params)]))[0]
+
+    async def fetch_all(self, statements: Sequence[Statement]) -> list[list[Any]]:
+        pool = await self._get_pool()
+        for attempt in range(2):
+            try:
+                async with pool.acquire() as conn:
+                    if len(statements) == 1:
+                        sql, params = statements[0]
+                        return [await conn.fetch(sql, *params)]
+                    async with conn.transaction(isolation="repeatable_read", readonly=True):
+                        return [await conn.fetch(sql, *params) for sql, params in statements]
+            except Exception as exc:
+                if attempt == 0 and is_retryable(exc):
+                    continue  # the pooled connection was gone; the pool opens another
+                raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

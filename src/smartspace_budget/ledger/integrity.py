@@ -7,8 +7,8 @@ What is checked, in one consistent snapshot:
   refunds;
 - each entry's ``balance_after_nano`` = the running sum of the account's amounts up to it;
 - each reservation's entries hold its amount while it is pending and nothing once resolved;
-- every rollup row = the usage and refund entries of its account, bucket, provider and model
-  (and no rollup without entries).
+- every hourly and daily rollup row = the usage and refund entries of its account, bucket,
+  provider and model (and no rollup without entries).
 
 The bucket an entry was filed under is trusted: it was derived from the entry's time and the
 account's timezone when the entry was written.
@@ -19,10 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, except_, func, select
+from sqlalchemy import BigInteger, Table, case, cast, except_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from smartspace_budget.ledger.tables import accounts, entries, reservations, rollups
+from smartspace_budget.ledger.tables import (
+    accounts,
+    daily_rollups,
+    entries,
+    reservations,
+    rollups,
+)
 
 __all__ = ["IntegrityDifference", "IntegrityReport", "check_integrity"]
 
@@ -198,36 +204,39 @@ async def _reservations(conn: AsyncConnection, report: IntegrityReport) -> None:
 
 
 async def _rollups(conn: AsyncConnection, report: IntegrityReport) -> None:
+    for table, column, name in (
+        (rollups, "bucket_start", "hourly rollup"),
+        (daily_rollups, "day_start", "daily rollup"),
+    ):
+        await _rollup(conn, report, table, column, name)
+
+
+async def _rollup(
+    conn: AsyncConnection, report: IntegrityReport, table: Table, column: str, name: str
+) -> None:
     is_usage = entries.c.kind == "usage"
+    key = (entries.c.account_id, entries.c[column], entries.c.provider, entries.c.model)
     rebuilt = (
         select(
-            entries.c.account_id,
-            entries.c.bucket_start,
-            entries.c.provider,
-            entries.c.model,
+            *key,
             _big(-entries.c.amount_nano).label("spent_nano"),
             _big(case((is_usage, 1), else_=0)).label("request_count"),
-            *[_big(func.coalesce(entries.c[name], 0)).label(name) for name in _TOKENS],
+            *[_big(func.coalesce(entries.c[token], 0)).label(token) for token in _TOKENS],
         )
         .where(entries.c.kind.in_(("usage", "refund")))
-        .group_by(
-            entries.c.account_id,
-            entries.c.bucket_start,
-            entries.c.provider,
-            entries.c.model,
-        )
+        .group_by(*key)
     )
     stored = select(
-        rollups.c.account_id,
-        rollups.c.bucket_start,
-        rollups.c.provider,
-        rollups.c.model,
-        cast(rollups.c.spent_nano, BigInteger),
-        cast(rollups.c.request_count, BigInteger),
-        *[cast(rollups.c[name], BigInteger) for name in _TOKENS],
+        table.c.account_id,
+        table.c[column],
+        table.c.provider,
+        table.c.model,
+        cast(table.c.spent_nano, BigInteger),
+        cast(table.c.request_count, BigInteger),
+        *[cast(table.c[token], BigInteger) for token in _TOKENS],
     )
-    total = await conn.scalar(select(func.count()).select_from(rollups))
-    report.rollups_checked = int(total or 0)
+    total = await conn.scalar(select(func.count()).select_from(table))
+    report.rollups_checked += int(total or 0)
     for label, first, second in (
         ("missing or wrong", rebuilt, stored),
         ("unexplained", stored, rebuilt),
@@ -236,7 +245,7 @@ async def _rollups(conn: AsyncConnection, report: IntegrityReport) -> None:
         for row in result:
             report.differences.append(
                 IntegrityDifference(
-                    f"rollup ({label})",
+                    f"{name} ({label})",
                     f"account #{row[0]} bucket {row[1]} {row[2]}/{row[3]}",
                     "stored" if label == "unexplained" else "absent or different",
                     tuple(int(value) for value in row[4:]),

@@ -2,7 +2,8 @@
 
 Writes go through :class:`~smartspace_budget.ledger.writer.GroupCommitWriter` (validated
 first, then applied in a shared durable transaction, see ``apply.py`` for the rules); reads
-are single statements over the account row and the hourly rollups (``reads.py``).
+are single statements over the account row and the rollups (``reads.py``), on read
+connections of their own.
 
 Times: every method that depends on the clock takes ``now`` (writes) or ``at`` (reads);
 ``None`` means the real clock. Amounts are Decimal USDC in and out, stored as nano-USDC
@@ -13,11 +14,11 @@ write that names them (in UTC); reads of an unknown account raise :class:`NotFou
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -29,14 +30,19 @@ from smartspace_budget.errors import (
     InvalidInputError,
     SmartspaceBudgetError,
 )
-from smartspace_budget.ledger import reads
-from smartspace_budget.ledger.driver import PostgresDriver, SqliteDriver, WriteDriver
+from smartspace_budget.ledger.driver import (
+    PostgresDriver,
+    PostgresReader,
+    ReadDriver,
+    SqliteDriver,
+    SqliteReader,
+    WriteDriver,
+)
 from smartspace_budget.ledger.engine import (
     create_engine,
     default_database_url,
     is_sqlite,
     postgres_dsn,
-    read_options,
     snapshot_options,
     sqlite_path,
 )
@@ -64,6 +70,7 @@ from smartspace_budget.ledger.ops import (
     policy_to_nano,
     positive_nano,
 )
+from smartspace_budget.ledger.reads import AccountInfo, Reads
 from smartspace_budget.ledger.sql import sql_for
 from smartspace_budget.ledger.writer import GroupCommitWriter
 from smartspace_budget.models import (
@@ -80,6 +87,8 @@ from smartspace_budget.money import to_nano
 from smartspace_budget.periods import SpendingPeriod
 
 __all__ = ["Ledger"]
+
+T = TypeVar("T")
 
 _EXPIRE_CHUNK = 1000
 
@@ -109,15 +118,20 @@ class Ledger:
         self.engine = engine
         self._owns_engine = owns_engine
         make_driver: Callable[[], WriteDriver]
+        reader: ReadDriver
         if is_sqlite(engine):
             path = sqlite_path(engine)
             make_driver, count = (lambda: SqliteDriver(path)), 1
+            reader = SqliteReader(path)
         else:
             dsn = postgres_dsn(engine)
             make_driver, count = (lambda: PostgresDriver(dsn)), writers or 4
-        self._writer = GroupCommitWriter(make_driver, sql_for(engine.dialect.name), writers=count)
-        self._reader = engine.execution_options(**read_options(engine))
-        self._accounts: dict[tuple[str, str], reads.AccountInfo] = {}
+            reader = PostgresReader(dsn)
+        sql = sql_for(engine.dialect.name)
+        self._writer = GroupCommitWriter(make_driver, sql, writers=count)
+        self._reader = reader
+        self._reads = Reads(reader, sql)
+        self._accounts: dict[tuple[str, str], AccountInfo] = {}
 
     @classmethod
     async def connect(
@@ -136,6 +150,7 @@ class Ledger:
     async def close(self) -> None:
         """Finish queued writes, then release the connections (if the ledger made the engine)."""
         await self._writer.close()
+        await self._reader.close()
         if self._owns_engine:
             await self.engine.dispose()
 
@@ -190,12 +205,11 @@ class Ledger:
         return result
 
     async def get_policy(self, user_id: str, project_id: str) -> BudgetPolicy:
-        async with self._read() as conn:
-            return await reads.policy(conn, await self._info(conn, user_id, project_id))
+        return await self._call(self._reads.policy, user_id, project_id)
 
     async def list_accounts(self) -> list[AccountRef]:
-        async with self._read() as conn:
-            return await reads.list_accounts(conn)
+        async with self._guard():
+            return await self._reads.list_accounts()
 
     # -- writes (LedgerClient) -----------------------------------------------------------------
 
@@ -367,16 +381,12 @@ class Ledger:
     async def get_balance(
         self, user_id: str, project_id: str, *, at: datetime | None = None
     ) -> Balance:
-        async with self._read() as conn:
-            info = await self._info(conn, user_id, project_id)
-            return await reads.balance(conn, info, now_or(at))
+        return await self._call(self._reads.balance, user_id, project_id, now_or(at))
 
     async def get_budget_status(
         self, user_id: str, project_id: str, *, at: datetime | None = None
     ) -> BudgetStatus:
-        async with self._read() as conn:
-            info = await self._info(conn, user_id, project_id)
-            return await reads.status(conn, info, now_or(at))
+        return await self._call(self._reads.status, user_id, project_id, now_or(at))
 
     async def get_spending(
         self,
@@ -386,9 +396,9 @@ class Ledger:
         *,
         at: datetime | None = None,
     ) -> SpendingSummary:
-        async with self._read() as conn:
-            info = await self._info(conn, user_id, project_id)
-            return await reads.spending(conn, info, _period(period), now_or(at))
+        return await self._call(
+            self._reads.spending, user_id, project_id, _period(period), now_or(at)
+        )
 
     async def get_analytics(
         self,
@@ -400,9 +410,9 @@ class Ledger:
     ) -> SpendingAnalytics:
         """Totals and breakdowns; ``spending_trend`` and ``anomaly_detected`` are left at their
         defaults for the budgets layer, which has the history to judge them."""
-        async with self._read() as conn:
-            info = await self._info(conn, user_id, project_id)
-            return await reads.analytics(conn, info, _period(period), now_or(at))
+        return await self._call(
+            self._reads.analytics, user_id, project_id, _period(period), now_or(at)
+        )
 
     async def get_spending_series(
         self,
@@ -413,16 +423,16 @@ class Ledger:
         end: datetime,
     ) -> list[SpendingBucket]:
         first, last = check_instant(start, "start"), check_instant(end, "end")
-        async with self._read() as conn:
-            info = await self._info(conn, user_id, project_id)
-            return await reads.spending_series(conn, info, _period(granularity), first, last)
+        return await self._call(
+            self._reads.spending_series, user_id, project_id, _period(granularity), first, last
+        )
 
     async def get_reservation(
         self, reservation_id: str, *, at: datetime | None = None
     ) -> BudgetReservation:
-        async with self._read() as conn:
-            return await reads.reservation(
-                conn, check_id(reservation_id, "reservation_id"), now_or(at)
+        async with self._guard():
+            return await self._reads.reservation(
+                check_id(reservation_id, "reservation_id"), now_or(at)
             )
 
     async def list_entries(
@@ -432,9 +442,7 @@ class Ledger:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidInputError(f"limit must be an int in 1..1000, got {limit!r}")
         anchor = None if before is None else check_id(before, "before")
-        async with self._read() as conn:
-            info = await self._info(conn, user_id, project_id)
-            return await reads.list_entries(conn, info, limit, anchor)
+        return await self._call(self._reads.list_entries, user_id, project_id, limit, anchor)
 
     async def check_integrity(self) -> IntegrityReport:
         """Rebuild balances, holds and rollups from the entries, in one snapshot."""
@@ -446,31 +454,33 @@ class Ledger:
     async def _write(self, op: Any) -> Any:
         return await self._writer.submit(op)
 
-    async def _info(
-        self, conn: AsyncConnection, user_id: str, project_id: str
-    ) -> reads.AccountInfo:
+    async def _call(
+        self, read: Callable[..., Awaitable[T]], user_id: str, project_id: str, *args: Any
+    ) -> T:
+        """Run ``read(account, *args)`` for the account; unknown accounts are NotFoundError."""
         key = _account(user_id, project_id)
-        info = self._accounts.get(key)
-        if info is None:
-            info = await reads.find_account(conn, *key)
-            self._accounts[key] = info  # row id, timezone and currency never change
-        return info
+        async with self._guard():
+            info = self._accounts.get(key)
+            if info is None:
+                info = await self._reads.find_account(*key)
+                self._accounts[key] = info  # row id, timezone and currency never change
+            return await read(info, *args)
+
+    @contextlib.asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        """Database failures of a read become :class:`BackendUnavailableError`."""
+        try:
+            yield
+        except SmartspaceBudgetError:
+            raise
+        except Exception as exc:
+            raise BackendUnavailableError(f"the ledger database failed: {exc!r}") from exc
 
     @contextlib.asynccontextmanager
     async def _connection(self, options: dict[str, Any]) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.connect() as conn:
                 yield await conn.execution_options(**options)
-        except SmartspaceBudgetError:
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            raise BackendUnavailableError(f"the ledger database failed: {exc!r}") from exc
-
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._reader.connect() as conn:
-                yield conn
         except SmartspaceBudgetError:
             raise
         except (SQLAlchemyError, OSError) as exc:

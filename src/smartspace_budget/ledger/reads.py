@@ -1,9 +1,10 @@
 """The read side: balances, status, spending and analytics as single indexed statements.
 
-Each read is one statement, so it sees one consistent snapshot without a transaction (no
-``BEGIN`` round trip, no lock). Spending comes from the hourly rollups: a day is at most 24
-buckets per (provider, model) of the account and a month at most 744, read by a range scan
-of the rollups' primary key, so the cost does not depend on how many entries exist.
+Each read is one statement (a consistent snapshot without a transaction) on the ledger's
+read connections. Spending comes from the rollups, never from the entries: a day, week,
+month or year sums at most one daily row per day and (provider, model) of the account, the
+hourly period one hourly row per (provider, model), each a range scan of the rollup's
+primary key, so the cost does not depend on how many entries exist.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from smartspace_budget.backend.base import AccountRef, SpendingBucket
 from smartspace_budget.errors import InvalidInputError, NotFoundError
-from smartspace_budget.ledger.buckets import utc_window, window_of
+from smartspace_budget.ledger.buckets import uses_daily, utc_window, window_of
+from smartspace_budget.ledger.driver import ReadDriver
+from smartspace_budget.ledger.sql import HOLD_COLUMNS, SqlDialect
 from smartspace_budget.ledger.state import entry_model, policy_from_nano
-from smartspace_budget.ledger.tables import accounts, entries, reservations, rollups
 from smartspace_budget.models import (
     Balance,
     BudgetPolicy,
@@ -36,20 +35,7 @@ from smartspace_budget.models import (
 from smartspace_budget.money import from_nano, quantize
 from smartspace_budget.periods import SpendingPeriod, windows_between
 
-__all__ = [
-    "MAX_SERIES_WINDOWS",
-    "AccountInfo",
-    "analytics",
-    "balance",
-    "find_account",
-    "list_accounts",
-    "list_entries",
-    "policy",
-    "reservation",
-    "spending",
-    "spending_series",
-    "status",
-]
+__all__ = ["MAX_SERIES_WINDOWS", "AccountInfo", "Reads"]
 
 MAX_SERIES_WINDOWS = 10_000
 """Most windows one spending series may have (10,000 hours is over a year)."""
@@ -62,6 +48,11 @@ _NOMINAL = {
     SpendingPeriod.MONTHLY: timedelta(days=28),
     SpendingPeriod.YEARLY: timedelta(days=365),
 }
+_ENTRY_SELECT = (
+    "entry_id, kind, amount_nano, hold_nano, balance_after_nano, occurred_at, provider, model, "
+    "reservation_id, request_id, reason"
+)
+_LIMITS = "per_request_limit_nano, daily_limit_nano, monthly_limit_nano, low_balance_threshold_nano"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,282 +67,280 @@ class AccountInfo:
     currency: str
 
 
-async def find_account(conn: AsyncConnection, user_id: str, project_id: str) -> AccountInfo:
-    row = (
-        await conn.execute(
-            select(accounts.c.id, accounts.c.timezone, accounts.c.currency).where(
-                accounts.c.user_id == user_id, accounts.c.project_id == project_id
-            )
-        )
-    ).first()
-    if row is None:
-        raise NotFoundError(
-            f"no account for user {user_id!r}, project {project_id!r}",
-            user_id=user_id,
-            project_id=project_id,
-        )
-    return AccountInfo(
-        row.id, user_id, project_id, row.timezone, ZoneInfo(row.timezone), row.currency
-    )
-
-
-def _sum(value: Any) -> int:
+def _int(value: Any) -> int:
     return 0 if value is None else int(value)
 
 
-def _window_sum(account: AccountInfo, start: datetime, end: datetime) -> Any:
-    return (
-        select(func.coalesce(func.sum(rollups.c.spent_nano), 0))
-        .where(
-            rollups.c.account_id == account.row_id,
-            rollups.c.bucket_start >= start,
-            rollups.c.bucket_start < end,
+def _table(period: SpendingPeriod) -> tuple[str, str]:
+    if uses_daily(period):
+        return "ledger_daily_rollups", "day_start"
+    return "ledger_rollups", "bucket_start"
+
+
+def _money(nano: int | None) -> Decimal | None:
+    return None if nano is None else from_nano(nano)
+
+
+class Reads:
+    """The read statements of one database, run on ``driver``."""
+
+    def __init__(self, driver: ReadDriver, sql: SqlDialect) -> None:
+        self._driver = driver
+        self._sql = sql
+
+    async def _rows(self, sql: str, *params: Any) -> list[Any]:
+        return await self._driver.fetch(self._sql.text(sql), params)
+
+    async def find_account(self, user_id: str, project_id: str) -> AccountInfo:
+        rows = await self._rows(
+            "SELECT id, timezone, currency FROM ledger_accounts "
+            "WHERE user_id = $1 AND project_id = $2",
+            user_id,
+            project_id,
         )
-        .scalar_subquery()
-    )
-
-
-async def balance(conn: AsyncConnection, account: AccountInfo, at: datetime) -> Balance:
-    row = (
-        await conn.execute(
-            select(accounts.c.balance_nano, accounts.c.reserved_nano).where(
-                accounts.c.id == account.row_id
+        if not rows:
+            raise NotFoundError(
+                f"no account for user {user_id!r}, project {project_id!r}",
+                user_id=user_id,
+                project_id=project_id,
             )
+        row_id, timezone, currency = rows[0]
+        return AccountInfo(row_id, user_id, project_id, timezone, ZoneInfo(timezone), currency)
+
+    async def balance(self, account: AccountInfo, at: datetime) -> Balance:
+        ((balance, reserved),) = await self._rows(
+            "SELECT balance_nano, reserved_nano FROM ledger_accounts WHERE id = $1",
+            account.row_id,
         )
-    ).one()
-    return Balance(
-        total_balance=from_nano(row.balance_nano),
-        available_balance=from_nano(row.balance_nano - row.reserved_nano),
-        reserved_amount=from_nano(row.reserved_nano),
-        currency=account.currency,
-        as_of=at,
-    )
-
-
-async def status(conn: AsyncConnection, account: AccountInfo, at: datetime) -> BudgetStatus:
-    day = utc_window(window_of(SpendingPeriod.DAILY, at, account.zone))
-    month = utc_window(window_of(SpendingPeriod.MONTHLY, at, account.zone))
-    row = (
-        await conn.execute(
-            select(
-                accounts,
-                _window_sum(account, *day).label("spent_today"),
-                _window_sum(account, *month).label("spent_month"),
-            ).where(accounts.c.id == account.row_id)
+        return Balance(
+            total_balance=from_nano(balance),
+            available_balance=from_nano(balance - reserved),
+            reserved_amount=from_nano(reserved),
+            currency=account.currency,
+            as_of=at,
         )
-    ).one()
 
-    def money(nano: int | None) -> Decimal | None:
-        return None if nano is None else from_nano(nano)
+    async def status(self, account: AccountInfo, at: datetime) -> BudgetStatus:
+        day = utc_window(window_of(SpendingPeriod.DAILY, at, account.zone))
+        month = utc_window(window_of(SpendingPeriod.MONTHLY, at, account.zone))
+        window_sum = (
+            "(SELECT COALESCE(SUM(spent_nano), 0) FROM ledger_daily_rollups "
+            "WHERE account_id = a.id AND day_start >= ${} AND day_start < ${})"
+        )
+        ts = self._sql.ts
+        (
+            (balance, reserved, spent, per_request, daily, monthly, low, today, this_month),
+        ) = await self._rows(
+            f"SELECT balance_nano, reserved_nano, spent_nano, {_LIMITS}, "
+            f"{window_sum.format(2, 3)}, {window_sum.format(4, 5)} "
+            "FROM ledger_accounts AS a WHERE a.id = $1",
+            account.row_id,
+            ts(day[0]),
+            ts(day[1]),
+            ts(month[0]),
+            ts(month[1]),
+        )
+        return BudgetStatus(
+            total_balance=from_nano(balance),
+            available_balance=from_nano(balance - reserved),
+            reserved_amount=from_nano(reserved),
+            spent_today=from_nano(_int(today)),
+            spent_this_month=from_nano(_int(this_month)),
+            spent_total=from_nano(spent),
+            daily_limit=_money(daily),
+            monthly_limit=_money(monthly),
+            per_request_limit=_money(per_request),
+            low_balance_threshold=_money(low),
+            currency=account.currency,
+            timezone=account.timezone,
+            as_of=at,
+        )
 
-    return BudgetStatus(
-        total_balance=from_nano(row.balance_nano),
-        available_balance=from_nano(row.balance_nano - row.reserved_nano),
-        reserved_amount=from_nano(row.reserved_nano),
-        spent_today=from_nano(_sum(row.spent_today)),
-        spent_this_month=from_nano(_sum(row.spent_month)),
-        spent_total=from_nano(row.spent_nano),
-        daily_limit=money(row.daily_limit_nano),
-        monthly_limit=money(row.monthly_limit_nano),
-        per_request_limit=money(row.per_request_limit_nano),
-        low_balance_threshold=money(row.low_balance_threshold_nano),
-        currency=account.currency,
-        timezone=account.timezone,
-        as_of=at,
-    )
+    async def spending(
+        self, account: AccountInfo, period: SpendingPeriod, at: datetime
+    ) -> SpendingSummary:
+        window = window_of(period, at, account.zone)
+        start, end = utc_window(window)
+        table, column = _table(period)
+        ((spent, requests),) = await self._rows(
+            f"SELECT SUM(spent_nano), SUM(request_count) FROM {table} "
+            f"WHERE account_id = $1 AND {column} >= $2 AND {column} < $3",
+            account.row_id,
+            self._sql.ts(start),
+            self._sql.ts(end),
+        )
+        return SpendingSummary(
+            period=period,
+            period_start=window.start,
+            period_end=window.end,
+            total_spent=from_nano(_int(spent)),
+            request_count=_int(requests),
+            currency=account.currency,
+        )
 
+    async def analytics(
+        self, account: AccountInfo, period: SpendingPeriod, at: datetime
+    ) -> SpendingAnalytics:
+        """Totals and breakdowns; refunds not tied to a usage entry count only in the total."""
+        window = window_of(period, at, account.zone)
+        start, end = utc_window(window)
+        table, column = _table(period)
+        rows = await self._rows(
+            f"SELECT provider, model, SUM(spent_nano), SUM(request_count) FROM {table} "
+            f"WHERE account_id = $1 AND {column} >= $2 AND {column} < $3 "
+            "GROUP BY provider, model",
+            account.row_id,
+            self._sql.ts(start),
+            self._sql.ts(end),
+        )
+        total = requests = 0
+        by_provider: dict[str, int] = {}
+        requests_by_provider: dict[str, int] = {}
+        by_model: dict[str, int] = {}
+        requests_by_model: dict[str, int] = {}
+        for provider, model, spent_value, count_value in rows:
+            spent, count = _int(spent_value), _int(count_value)
+            total += spent
+            requests += count
+            if provider:
+                by_provider[provider] = by_provider.get(provider, 0) + spent
+                requests_by_provider[provider] = requests_by_provider.get(provider, 0) + count
+            if model:
+                by_model[model] = by_model.get(model, 0) + spent
+                requests_by_model[model] = requests_by_model.get(model, 0) + count
+        average = quantize(from_nano(total) / requests) if requests else from_nano(0)
+        return SpendingAnalytics(
+            total_spent=from_nano(total),
+            request_count=requests,
+            average_per_request=average,
+            spending_by_provider={key: from_nano(value) for key, value in by_provider.items()},
+            requests_by_provider=requests_by_provider,
+            spending_by_model={key: from_nano(value) for key, value in by_model.items()},
+            requests_by_model=requests_by_model,
+            period=period,
+            period_start=window.start,
+            period_end=window.end,
+            currency=account.currency,
+        )
 
-def _in_window(account: AccountInfo, start: datetime, end: datetime, *columns: Any) -> Select[Any]:
-    return select(*columns).where(
-        rollups.c.account_id == account.row_id,
-        rollups.c.bucket_start >= start,
-        rollups.c.bucket_start < end,
-    )
-
-
-async def spending(
-    conn: AsyncConnection, account: AccountInfo, period: SpendingPeriod, at: datetime
-) -> SpendingSummary:
-    window = window_of(period, at, account.zone)
-    start, end = utc_window(window)
-    row = (
-        await conn.execute(
-            _in_window(
-                account,
-                start,
-                end,
-                func.sum(rollups.c.spent_nano).label("spent"),
-                func.sum(rollups.c.request_count).label("requests"),
+    async def spending_series(
+        self,
+        account: AccountInfo,
+        granularity: SpendingPeriod,
+        start: datetime,
+        end: datetime,
+    ) -> list[SpendingBucket]:
+        # Refuse before building the windows: a decade of hours is 87,600 of them.
+        if (end - start) / _NOMINAL[granularity] > MAX_SERIES_WINDOWS:
+            raise InvalidInputError(
+                f"too many {granularity} windows from {start} to {end}; "
+                f"at most {MAX_SERIES_WINDOWS}"
             )
+        windows = windows_between(granularity, start, end, account.zone)
+        if not windows:
+            return []
+        starts = [utc_window(window)[0] for window in windows]
+        table, column = _table(granularity)
+        rows = await self._rows(
+            f"SELECT {column}, SUM(spent_nano), SUM(request_count) FROM {table} "
+            f"WHERE account_id = $1 AND {column} >= $2 AND {column} < $3 GROUP BY {column}",
+            account.row_id,
+            self._sql.ts(starts[0]),
+            self._sql.ts(utc_window(windows[-1])[1]),
         )
-    ).one()
-    return SpendingSummary(
-        period=period,
-        period_start=window.start,
-        period_end=window.end,
-        total_spent=from_nano(_sum(row.spent)),
-        request_count=_sum(row.requests),
-        currency=account.currency,
-    )
-
-
-async def analytics(
-    conn: AsyncConnection, account: AccountInfo, period: SpendingPeriod, at: datetime
-) -> SpendingAnalytics:
-    """Totals and breakdowns; refunds not tied to a usage entry count only in the total."""
-    window = window_of(period, at, account.zone)
-    start, end = utc_window(window)
-    result = await conn.execute(
-        _in_window(
-            account,
-            start,
-            end,
-            rollups.c.provider,
-            rollups.c.model,
-            func.sum(rollups.c.spent_nano),
-            func.sum(rollups.c.request_count),
-        ).group_by(rollups.c.provider, rollups.c.model)
-    )
-    total = requests = 0
-    by_provider: dict[str, int] = {}
-    requests_by_provider: dict[str, int] = {}
-    by_model: dict[str, int] = {}
-    requests_by_model: dict[str, int] = {}
-    for provider, model, spent_value, count_value in result:
-        spent, count = _sum(spent_value), _sum(count_value)
-        total += spent
-        requests += count
-        if provider:
-            by_provider[provider] = by_provider.get(provider, 0) + spent
-            requests_by_provider[provider] = requests_by_provider.get(provider, 0) + count
-        if model:
-            by_model[model] = by_model.get(model, 0) + spent
-            requests_by_model[model] = requests_by_model.get(model, 0) + count
-    average = quantize(from_nano(total) / requests) if requests else Decimal("0E-9")
-    return SpendingAnalytics(
-        total_spent=from_nano(total),
-        request_count=requests,
-        average_per_request=average,
-        spending_by_provider={key: from_nano(value) for key, value in by_provider.items()},
-        requests_by_provider=requests_by_provider,
-        spending_by_model={key: from_nano(value) for key, value in by_model.items()},
-        requests_by_model=requests_by_model,
-        period=period,
-        period_start=window.start,
-        period_end=window.end,
-        currency=account.currency,
-    )
-
-
-async def spending_series(
-    conn: AsyncConnection,
-    account: AccountInfo,
-    granularity: SpendingPeriod,
-    start: datetime,
-    end: datetime,
-) -> list[SpendingBucket]:
-    # Refuse before building the windows: a decade of hours is 87,600 of them.
-    if (end - start) / _NOMINAL[granularity] > MAX_SERIES_WINDOWS:
-        raise InvalidInputError(
-            f"too many {granularity} windows from {start} to {end}; at most {MAX_SERIES_WINDOWS}"
-        )
-    windows = windows_between(granularity, start, end, account.zone)
-    if not windows:
-        return []
-    first, _ = utc_window(windows[0])
-    _, last = utc_window(windows[-1])
-    starts = [utc_window(window)[0] for window in windows]
-    spent = [0] * len(windows)
-    counts = [0] * len(windows)
-    result = await conn.execute(
-        _in_window(
-            account,
-            first,
-            last,
-            rollups.c.bucket_start,
-            func.sum(rollups.c.spent_nano),
-            func.sum(rollups.c.request_count),
-        ).group_by(rollups.c.bucket_start)
-    )
-    for bucket, spent_value, count_value in result:
-        index = bisect_right(starts, bucket) - 1
-        spent[index] += _sum(spent_value)
-        counts[index] += _sum(count_value)
-    return [
-        SpendingBucket(
-            start=window.start, end=window.end, spent=from_nano(spent[i]), request_count=counts[i]
-        )
-        for i, window in enumerate(windows)
-    ]
-
-
-async def policy(conn: AsyncConnection, account: AccountInfo) -> BudgetPolicy:
-    row = (
-        await conn.execute(
-            select(
-                accounts.c.per_request_limit_nano,
-                accounts.c.daily_limit_nano,
-                accounts.c.monthly_limit_nano,
-                accounts.c.low_balance_threshold_nano,
-            ).where(accounts.c.id == account.row_id)
-        )
-    ).one()
-    return policy_from_nano(*row)
-
-
-async def list_accounts(conn: AsyncConnection) -> list[AccountRef]:
-    result = await conn.execute(
-        select(
-            accounts.c.user_id, accounts.c.project_id, accounts.c.currency, accounts.c.timezone
-        ).order_by(accounts.c.id)
-    )
-    return [AccountRef(user_id=u, project_id=p, currency=c, timezone=tz) for u, p, c, tz in result]
-
-
-async def list_entries(
-    conn: AsyncConnection, account: AccountInfo, limit: int, before: str | None
-) -> list[LedgerEntry]:
-    """Newest first; ``before`` is an entry id of this account to page back from."""
-    query = select(entries).where(entries.c.account_id == account.row_id)
-    if before is not None:
-        anchor = await conn.scalar(
-            select(entries.c.id).where(
-                entries.c.entry_id == before, entries.c.account_id == account.row_id
+        spent = [0] * len(windows)
+        counts = [0] * len(windows)
+        for bucket, spent_value, count_value in rows:
+            bucket_start = self._sql.ts_out(bucket)
+            assert bucket_start is not None  # a primary-key column
+            index = bisect_right(starts, bucket_start) - 1
+            spent[index] += _int(spent_value)
+            counts[index] += _int(count_value)
+        return [
+            SpendingBucket(
+                start=window.start,
+                end=window.end,
+                spent=from_nano(spent[index]),
+                request_count=counts[index],
             )
-        )
-        if anchor is None:
-            raise NotFoundError(f"no entry {before!r} on this account", entry_id=before)
-        query = query.where(entries.c.id < anchor)
-    result = await conn.execute(query.order_by(entries.c.id.desc()).limit(limit))
-    return [entry_model(account.user_id, account.project_id, row._mapping) for row in result]
+            for index, window in enumerate(windows)
+        ]
 
-
-async def reservation(
-    conn: AsyncConnection, reservation_id: str, at: datetime
-) -> BudgetReservation:
-    """A hold as stored; a pending one past its expiry shows as expired (it can no longer
-    settle), though its funds stay held until a write or a sweep releases it."""
-    row = (
-        await conn.execute(
-            select(reservations, accounts.c.user_id, accounts.c.project_id)
-            .join(accounts, accounts.c.id == reservations.c.account_id)
-            .where(reservations.c.reservation_id == reservation_id)
+    async def policy(self, account: AccountInfo) -> BudgetPolicy:
+        ((per_request, daily, monthly, low),) = await self._rows(
+            f"SELECT {_LIMITS} FROM ledger_accounts WHERE id = $1", account.row_id
         )
-    ).first()
-    if row is None:
-        raise NotFoundError(f"no reservation {reservation_id!r}", reservation_id=reservation_id)
-    state = ReservationStatus(row.status)
-    if state is ReservationStatus.PENDING and row.expires_at <= at:
-        state = ReservationStatus.EXPIRED
-    return BudgetReservation(
-        reservation_id=row.reservation_id,
-        user_id=row.user_id,
-        project_id=row.project_id,
-        amount=from_nano(row.amount_nano),
-        status=state,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        request_id=row.request_id,
-        settled_amount=None if row.settled_nano is None else from_nano(row.settled_nano),
-        resolved_at=row.resolved_at,
-    )
+        return policy_from_nano(per_request, daily, monthly, low)
+
+    async def list_accounts(self) -> list[AccountRef]:
+        rows = await self._rows(
+            "SELECT user_id, project_id, currency, timezone FROM ledger_accounts ORDER BY id"
+        )
+        return [
+            AccountRef(user_id=user, project_id=project, currency=currency, timezone=zone)
+            for user, project, currency, zone in rows
+        ]
+
+    async def list_entries(
+        self, account: AccountInfo, limit: int, before: str | None
+    ) -> list[LedgerEntry]:
+        """Newest first; ``before`` is an entry id of this account to page back from."""
+        if before is None:
+            rows = await self._rows(
+                f"SELECT {_ENTRY_SELECT} FROM ledger_entries WHERE account_id = $1 "
+                "ORDER BY id DESC LIMIT $2",
+                account.row_id,
+                limit,
+            )
+        else:
+            anchor = await self._rows(
+                "SELECT id FROM ledger_entries WHERE entry_id = $1 AND account_id = $2",
+                before,
+                account.row_id,
+            )
+            if not anchor:
+                raise NotFoundError(f"no entry {before!r} on this account", entry_id=before)
+            rows = await self._rows(
+                f"SELECT {_ENTRY_SELECT} FROM ledger_entries WHERE account_id = $1 AND id < $2 "
+                "ORDER BY id DESC LIMIT $3",
+                account.row_id,
+                anchor[0][0],
+                limit,
+            )
+        names = [name.strip() for name in _ENTRY_SELECT.split(",")]
+        entries = []
+        for row in rows:
+            values = dict(zip(names, row, strict=True))
+            values["occurred_at"] = self._sql.ts_out(values["occurred_at"])
+            entries.append(entry_model(account.user_id, account.project_id, values))
+        return entries
+
+    async def reservation(self, reservation_id: str, at: datetime) -> BudgetReservation:
+        """A hold as stored; a pending one past its expiry shows as expired (it can no longer
+        settle), though its funds stay held until a write or a sweep releases it."""
+        rows = await self._rows(
+            f"SELECT {', '.join('r.' + name for name in HOLD_COLUMNS)}, a.user_id, a.project_id "
+            "FROM ledger_reservations AS r JOIN ledger_accounts AS a ON a.id = r.account_id "
+            "WHERE r.reservation_id = $1",
+            reservation_id,
+        )
+        if not rows:
+            raise NotFoundError(f"no reservation {reservation_id!r}", reservation_id=reservation_id)
+        row = rows[0]
+        hold = self._sql.decode_hold(row[: len(HOLD_COLUMNS)])
+        user_id, project_id = row[len(HOLD_COLUMNS) :]
+        status = ReservationStatus(hold["status"])
+        if status is ReservationStatus.PENDING and hold["expires_at"] <= at:
+            status = ReservationStatus.EXPIRED
+        return BudgetReservation(
+            reservation_id=hold["reservation_id"],
+            user_id=user_id,
+            project_id=project_id,
+            amount=from_nano(hold["amount_nano"]),
+            status=status,
+            created_at=hold["created_at"],
+            expires_at=hold["expires_at"],
+            request_id=hold["request_id"],
+            settled_amount=_money(hold["settled_nano"]),
+            resolved_at=hold["resolved_at"],
+        )

@@ -1,14 +1,15 @@
-"""The write path's SQL, for SQLite and for PostgreSQL, in one place.
+"""The ledger's hot-path SQL for SQLite and PostgreSQL, in one place.
 
-Writes are the ledger's hot path, so the writer talks to the driver directly (``sqlite3`` in
-its own thread, ``asyncpg``) with statements prepared once, rather than through SQLAlchemy's
-execution layer, which costs more per statement than a whole SQLite write. The tables are
-still SQLAlchemy's (``tables.py``, migrated by Alembic); this module only speaks to them.
+Writes and the frequent reads talk to the driver directly (``sqlite3`` in its own threads,
+``asyncpg``) with statements built once, rather than through SQLAlchemy's execution layer,
+which costs more per statement than a whole SQLite write. The tables are still SQLAlchemy's
+(``tables.py``, migrated by Alembic); this module only speaks to them.
 
 A batch of any size is loaded with a few statements and written with one statement per
 table (SQLite: ``executemany``, no round trips to save) or one statement in all
 (PostgreSQL: data-modifying CTEs over ``unnest``-ed arrays, one round trip). Lists travel as
-JSON arrays read by ``json_each`` on SQLite and as typed arrays on PostgreSQL.
+JSON arrays read by ``json_each`` on SQLite and as typed arrays on PostgreSQL. Statements
+are written with ``$N`` placeholders; SQLite's numbered ``?N`` is the same with another sign.
 
 Instants are aware UTC datetimes in Python; SQLite stores them as naive UTC text in the
 fixed-width format SQLAlchemy uses for its ``DateTime`` type, so both layers read each
@@ -17,6 +18,7 @@ other's rows.
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -33,8 +35,8 @@ __all__ = [
     "Call",
     "Changes",
     "PostgresSql",
+    "SqlDialect",
     "SqliteSql",
-    "WriteSql",
     "sql_for",
 ]
 
@@ -88,6 +90,7 @@ ENTRY_COLUMNS = (
     "occurred_at",
     "recorded_at",
     "bucket_start",
+    "day_start",
     "provider",
     "model",
     "input_tokens",
@@ -105,7 +108,6 @@ ENTRY_COLUMNS = (
     "tags",
     "idempotency_key",
 )
-ROLLUP_KEY = ("account_id", "bucket_start", "provider", "model")
 ROLLUP_SUMS = (
     "spent_nano",
     "request_count",
@@ -115,7 +117,8 @@ ROLLUP_SUMS = (
     "cache_write_tokens",
     "reasoning_tokens",
 )
-ROLLUP_COLUMNS = ROLLUP_KEY + ROLLUP_SUMS
+ROLLUP_COLUMNS = ("account_id", "bucket_start", "provider", "model", *ROLLUP_SUMS)
+DAILY_ROLLUP_COLUMNS = ("account_id", "day_start", "provider", "model", *ROLLUP_SUMS)
 IDEMPOTENCY_COLUMNS = ("account_id", "key", "operation", "fingerprint", "result", "created_at")
 
 _TIME_COLUMNS = frozenset(
@@ -127,34 +130,78 @@ _TIME_COLUMNS = frozenset(
         "occurred_at",
         "recorded_at",
         "bucket_start",
+        "day_start",
     }
 )
-_BIGINT_COLUMNS = frozenset(
+_TEXT_COLUMNS = frozenset(
     {
-        "id",
-        "account_id",
-        "balance_nano",
-        "reserved_nano",
-        "spent_nano",
-        "per_request_limit_nano",
-        "daily_limit_nano",
-        "monthly_limit_nano",
-        "low_balance_threshold_nano",
-        "amount_nano",
-        "hold_nano",
-        "balance_after_nano",
-        "settled_nano",
-        "estimated_cost_nano",
-        "request_count",
-        "input_tokens",
-        "output_tokens",
-        "cached_input_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
+        "user_id",
+        "project_id",
+        "currency",
+        "timezone",
+        "reservation_id",
+        "status",
+        "request_id",
+        "usage_entry_id",
+        "entry_id",
+        "kind",
+        "provider",
+        "model",
+        "price_version",
+        "refund_of",
+        "reason",
+        "tags",
+        "idempotency_key",
+        "key",
+        "operation",
+        "fingerprint",
+        "result",
     }
 )
 _SELECT_ACCOUNT = ", ".join(f"a.{name}" for name in ACCOUNT_COLUMNS)
 _SELECT_HOLD = ", ".join(HOLD_COLUMNS)
+_TARGETS = (
+    "SELECT e.entry_id, e.account_id, e.amount_nano, e.provider, e.model, "
+    "(SELECT COALESCE(SUM(r.amount_nano), 0) FROM ledger_entries AS r "
+    "WHERE r.refund_of = e.entry_id) "
+    "FROM ledger_entries AS e WHERE e.kind = 'usage' AND e.entry_id IN ({ids})"
+)
+
+
+def _conflict(bucket: str, table: str) -> str:
+    return f"ON CONFLICT (account_id, {bucket}, provider, model) DO UPDATE SET " + ", ".join(
+        f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_SUMS
+    )
+
+
+# Tables a batch writes: (Changes attribute, table, columns, suffix of the INSERT).
+_INSERTS = (
+    ("entries", "ledger_entries", ENTRY_COLUMNS, ""),
+    ("holds_new", "ledger_reservations", HOLD_COLUMNS, ""),
+    ("rollups", "ledger_rollups", ROLLUP_COLUMNS, _conflict("bucket_start", "ledger_rollups")),
+    (
+        "daily_rollups",
+        "ledger_daily_rollups",
+        DAILY_ROLLUP_COLUMNS,
+        _conflict("day_start", "ledger_daily_rollups"),
+    ),
+    ("idempotency", "ledger_idempotency", IDEMPOTENCY_COLUMNS, ""),
+)
+
+
+@functools.cache
+def _time_positions(columns: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(index for index, name in enumerate(columns) if name in _TIME_COLUMNS)
+
+
+def _pg_type(name: str) -> str:
+    if name in _TIME_COLUMNS:
+        return "timestamptz"
+    if name in _TEXT_COLUMNS:
+        return "text"
+    if name == "cost_is_estimate":
+        return "boolean"
+    return "bigint"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,24 +222,11 @@ class Changes:
     holds_new: list[tuple[Any, ...]] = field(default_factory=list)
     holds_resolved: list[tuple[Any, ...]] = field(default_factory=list)
     rollups: list[tuple[Any, ...]] = field(default_factory=list)
+    daily_rollups: list[tuple[Any, ...]] = field(default_factory=list)
     idempotency: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def _insert_account_sql(placeholders: Sequence[str]) -> str:
-    columns = ACCOUNT_COLUMNS[1:]
-    return (
-        f"INSERT INTO ledger_accounts ({', '.join(columns)}) "
-        f"VALUES ({', '.join(placeholders[: len(columns)])}) RETURNING id"
-    )
-
-
-_ROLLUP_CONFLICT = (
-    "ON CONFLICT (account_id, bucket_start, provider, model) DO UPDATE SET "
-    + ", ".join(f"{name} = ledger_rollups.{name} + excluded.{name}" for name in ROLLUP_SUMS)
-)
-
-
-class WriteSql(ABC):
+class SqlDialect(ABC):
     """What differs between the databases: placeholders, lists, instants, row locks."""
 
     name = ""
@@ -204,6 +238,10 @@ class WriteSql(ABC):
     @abstractmethod
     def ts_out(self, value: Any) -> datetime | None:
         """An instant as the driver returns it, made an aware UTC datetime."""
+
+    @abstractmethod
+    def text(self, sql: str) -> str:
+        """A statement written with ``$N`` placeholders, in this database's style."""
 
     @abstractmethod
     def lock_accounts(
@@ -233,41 +271,50 @@ class WriteSql(ABC):
     def write(self, changes: Changes) -> list[Call]:
         """The statements that store ``changes`` (after new accounts have their ids)."""
 
-    # -- loading ---------------------------------------------------------------------------
-
     def expire_candidates(self, at: datetime, limit: int) -> Call:
-        p = self.placeholders(2)
         return Call(
             "rows",
-            "SELECT reservation_id, account_id FROM ledger_reservations "
-            f"WHERE status = 'pending' AND expires_at <= {p[0]} ORDER BY expires_at LIMIT {p[1]}",
+            self.text(
+                "SELECT reservation_id, account_id FROM ledger_reservations "
+                "WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2"
+            ),
             (self.ts(at), limit),
         )
 
     def window_spend(self, account_id: int, start: datetime, end: datetime) -> Call:
-        p = self.placeholders(3)
+        """Net spending in ``[start, end)``, a window of whole local days."""
         return Call(
             "scalar",
-            "SELECT COALESCE(SUM(spent_nano), 0) FROM ledger_rollups "
-            f"WHERE account_id = {p[0]} AND bucket_start >= {p[1]} AND bucket_start < {p[2]}",
+            self.text(
+                "SELECT COALESCE(SUM(spent_nano), 0) FROM ledger_daily_rollups "
+                "WHERE account_id = $1 AND day_start >= $2 AND day_start < $3"
+            ),
             (account_id, self.ts(start), self.ts(end)),
         )
 
     def insert_account(self, values: tuple[Any, ...]) -> Call:
+        columns = ACCOUNT_COLUMNS[1:]
+        placeholders = ", ".join(f"${index}" for index in range(1, len(columns) + 1))
         return Call(
             "scalar",
-            _insert_account_sql(self.placeholders(len(values))),
-            self._encode(ACCOUNT_COLUMNS[1:], values),
+            self.text(
+                f"INSERT INTO ledger_accounts ({', '.join(columns)}) "
+                f"VALUES ({placeholders}) RETURNING id"
+            ),
+            self.encode(columns, values),
         )
 
-    def placeholders(self, count: int) -> list[str]:
-        return [f"${index}" for index in range(1, count + 1)]
-
-    def _encode(self, columns: Sequence[str], row: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(
-            self.ts(value) if name in _TIME_COLUMNS else value
-            for name, value in zip(columns, row, strict=True)
-        )
+    def encode(self, columns: tuple[str, ...], row: Sequence[Any]) -> tuple[Any, ...]:
+        """``row`` with its instants converted for the driver."""
+        if len(row) != len(columns):
+            raise ValueError(f"{len(row)} values for {len(columns)} columns")
+        times = _time_positions(columns)
+        if not times:
+            return tuple(row)
+        values = list(row)
+        for index in times:
+            values[index] = self.ts(values[index])
+        return tuple(values)
 
     def decode_account(self, row: Sequence[Any]) -> dict[str, Any]:
         values = dict(zip(ACCOUNT_COLUMNS, row[: len(ACCOUNT_COLUMNS)], strict=True))
@@ -282,7 +329,7 @@ class WriteSql(ABC):
         return values
 
 
-class SqliteSql(WriteSql):
+class SqliteSql(SqlDialect):
     """SQLite: ``?N`` placeholders, JSON arrays, no row locks (the write lock is held)."""
 
     name = "sqlite"
@@ -290,15 +337,15 @@ class SqliteSql(WriteSql):
     def ts(self, value: datetime | None) -> str | None:
         if value is None:
             return None
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def ts_out(self, value: Any) -> datetime | None:
         if value is None:
             return None
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
-    def placeholders(self, count: int) -> list[str]:
-        return [f"?{index}" for index in range(1, count + 1)]
+    def text(self, sql: str) -> str:
+        return _sqlite_text(sql)
 
     def lock_accounts(
         self,
@@ -307,19 +354,15 @@ class SqliteSql(WriteSql):
         reservation_ids: Sequence[str],
         idempotency_keys: Sequence[str],
     ) -> Call:
+        if not row_ids and not reservation_ids:
+            return Call(
+                "rows",
+                _SQLITE_LOCK_BY_KEY,
+                (json.dumps(list(keys)), json.dumps(list(idempotency_keys))),
+            )
         return Call(
             "rows",
-            f"SELECT {_SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
-            "FROM ledger_accounts AS a "
-            "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id "
-            "AND i.key IN (SELECT value FROM json_each(?4)) "
-            "WHERE a.id IN ("
-            "SELECT id FROM ledger_accounts WHERE (user_id, project_id) IN "
-            "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)) "
-            "UNION SELECT value FROM json_each(?2) "
-            "UNION SELECT account_id FROM ledger_reservations "
-            "WHERE reservation_id IN (SELECT value FROM json_each(?3))) "
-            "ORDER BY a.id",
+            _SQLITE_LOCK,
             (
                 json.dumps(list(keys)),
                 json.dumps(list(row_ids)),
@@ -336,12 +379,7 @@ class SqliteSql(WriteSql):
     ) -> Call:
         return Call(
             "rows",
-            f"SELECT {_SELECT_HOLD} FROM ledger_reservations "
-            "WHERE reservation_id IN (SELECT value FROM json_each(?1)) "
-            "UNION SELECT "
-            f"{_SELECT_HOLD} FROM ledger_reservations "
-            "WHERE status = 'pending' AND expires_at <= ?3 "
-            "AND account_id IN (SELECT value FROM json_each(?2))",
+            _SQLITE_HOLDS,
             (
                 json.dumps(list(reservation_ids)),
                 json.dumps(list(account_ids) if overdue_at is not None else []),
@@ -350,83 +388,92 @@ class SqliteSql(WriteSql):
         )
 
     def load_targets(self, entry_ids: Sequence[str]) -> Call:
-        return Call(
-            "rows",
-            _TARGETS.format(ids="SELECT value FROM json_each(?1)"),
-            (json.dumps(list(entry_ids)),),
-        )
+        return Call("rows", _SQLITE_TARGETS, (json.dumps(list(entry_ids)),))
 
     def write(self, changes: Changes) -> list[Call]:
         calls = []
-        for rows, table, columns in (
-            (changes.entries, "ledger_entries", ENTRY_COLUMNS),
-            (changes.holds_new, "ledger_reservations", HOLD_COLUMNS),
-            (changes.idempotency, "ledger_idempotency", IDEMPOTENCY_COLUMNS),
-        ):
+        if changes.accounts:
+            calls.append(
+                Call(
+                    "many",
+                    _SQLITE_UPDATE_ACCOUNTS,
+                    [self.encode(ACCOUNT_UPDATE_COLUMNS, row) for row in changes.accounts],
+                )
+            )
+        for attribute, _, columns, _ in _INSERTS:
+            rows = getattr(changes, attribute)
             if rows:
                 calls.append(
                     Call(
                         "many",
-                        f"INSERT INTO {table} ({', '.join(columns)}) "
-                        f"VALUES ({', '.join(self.placeholders(len(columns)))})",
-                        [self._encode(columns, row) for row in rows],
+                        _SQLITE_INSERTS[attribute],
+                        [self.encode(columns, row) for row in rows],
                     )
                 )
-        if changes.accounts:
-            sets = ", ".join(
-                f"{name} = ?{index}"
-                for index, name in enumerate(ACCOUNT_UPDATE_COLUMNS[1:], start=2)
-            )
-            calls.insert(
-                0,
-                Call(
-                    "many",
-                    f"UPDATE ledger_accounts SET {sets} WHERE id = ?1",
-                    [self._encode(ACCOUNT_UPDATE_COLUMNS, row) for row in changes.accounts],
-                ),
-            )
         if changes.holds_resolved:
-            sets = ", ".join(
-                f"{name} = ?{index}" for index, name in enumerate(HOLD_UPDATE_COLUMNS[1:], start=2)
-            )
             calls.append(
                 Call(
                     "many",
-                    f"UPDATE ledger_reservations SET {sets} WHERE reservation_id = ?1",
-                    [self._encode(HOLD_UPDATE_COLUMNS, row) for row in changes.holds_resolved],
-                )
-            )
-        if changes.rollups:
-            calls.append(
-                Call(
-                    "many",
-                    f"INSERT INTO ledger_rollups ({', '.join(ROLLUP_COLUMNS)}) VALUES "
-                    f"({', '.join(self.placeholders(len(ROLLUP_COLUMNS)))}) {_ROLLUP_CONFLICT}",
-                    [self._encode(ROLLUP_COLUMNS, row) for row in changes.rollups],
+                    _SQLITE_UPDATE_HOLDS,
+                    [self.encode(HOLD_UPDATE_COLUMNS, row) for row in changes.holds_resolved],
                 )
             )
         return calls
 
 
-_TARGETS = (
-    "SELECT e.entry_id, e.account_id, e.amount_nano, e.provider, e.model, "
-    "(SELECT COALESCE(SUM(r.amount_nano), 0) FROM ledger_entries AS r "
-    "WHERE r.refund_of = e.entry_id) "
-    "FROM ledger_entries AS e WHERE e.kind = 'usage' AND e.entry_id IN ({ids})"
+@functools.lru_cache(maxsize=256)
+def _sqlite_text(sql: str) -> str:
+    return sql.replace("$", "?")
+
+
+def _sets(columns: tuple[str, ...]) -> str:
+    return ", ".join(f"{name} = ?{index}" for index, name in enumerate(columns[1:], start=2))
+
+
+_SQLITE_LOCK = (
+    f"SELECT {_SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
+    "FROM ledger_accounts AS a "
+    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id "
+    "AND i.key IN (SELECT value FROM json_each(?4)) "
+    "WHERE a.id IN ("
+    "SELECT id FROM ledger_accounts WHERE (user_id, project_id) IN "
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)) "
+    "UNION SELECT value FROM json_each(?2) "
+    "UNION SELECT account_id FROM ledger_reservations "
+    "WHERE reservation_id IN (SELECT value FROM json_each(?3))) "
+    "ORDER BY a.id"
 )
+_SQLITE_LOCK_BY_KEY = (
+    f"SELECT {_SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
+    "FROM ledger_accounts AS a "
+    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id "
+    "AND i.key IN (SELECT value FROM json_each(?2)) "
+    "WHERE (a.user_id, a.project_id) IN "
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)) "
+    "ORDER BY a.id"
+)
+_SQLITE_HOLDS = (
+    f"SELECT {_SELECT_HOLD} FROM ledger_reservations "
+    "WHERE reservation_id IN (SELECT value FROM json_each(?1)) "
+    f"UNION SELECT {_SELECT_HOLD} FROM ledger_reservations "
+    "WHERE status = 'pending' AND expires_at <= ?3 "
+    "AND account_id IN (SELECT value FROM json_each(?2))"
+)
+_SQLITE_TARGETS = _TARGETS.format(ids="SELECT value FROM json_each(?1)")
+_SQLITE_UPDATE_ACCOUNTS = (
+    f"UPDATE ledger_accounts SET {_sets(ACCOUNT_UPDATE_COLUMNS)} WHERE id = ?1"
+)
+_SQLITE_UPDATE_HOLDS = (
+    f"UPDATE ledger_reservations SET {_sets(HOLD_UPDATE_COLUMNS)} WHERE reservation_id = ?1"
+)
+_SQLITE_INSERTS = {
+    attribute: f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    f"({', '.join(f'?{index}' for index in range(1, len(columns) + 1))}) {suffix}".rstrip()
+    for attribute, table, columns, suffix in _INSERTS
+}
 
 
-def _pg_type(name: str) -> str:
-    if name in _TIME_COLUMNS:
-        return "timestamptz"
-    if name in _BIGINT_COLUMNS:
-        return "bigint"
-    if name == "cost_is_estimate":
-        return "boolean"
-    return "text"
-
-
-class PostgresSql(WriteSql):
+class PostgresSql(SqlDialect):
     """PostgreSQL: ``$N`` placeholders, typed arrays, ``FOR UPDATE`` on account rows."""
 
     name = "postgresql"
@@ -437,6 +484,9 @@ class PostgresSql(WriteSql):
     def ts_out(self, value: Any) -> datetime | None:
         return None if value is None else value.astimezone(UTC)
 
+    def text(self, sql: str) -> str:
+        return sql
+
     def lock_accounts(
         self,
         keys: Sequence[tuple[str, str]],
@@ -444,18 +494,19 @@ class PostgresSql(WriteSql):
         reservation_ids: Sequence[str],
         idempotency_keys: Sequence[str],
     ) -> Call:
+        if not row_ids and not reservation_ids:
+            return Call(
+                "rows",
+                _PG_LOCK_BY_KEY,
+                (
+                    [user for user, _ in keys],
+                    [project for _, project in keys],
+                    list(idempotency_keys),
+                ),
+            )
         return Call(
             "rows",
-            f"SELECT {_SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
-            "FROM ledger_accounts AS a "
-            "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = ANY($5::text[]) "
-            "WHERE a.id IN ("
-            "SELECT id FROM ledger_accounts WHERE (user_id, project_id) IN "
-            "(SELECT * FROM unnest($1::text[], $2::text[])) "
-            "UNION SELECT unnest($3::bigint[]) "
-            "UNION SELECT account_id FROM ledger_reservations "
-            "WHERE reservation_id = ANY($4::text[])) "
-            "ORDER BY a.id FOR UPDATE OF a",
+            _PG_LOCK,
             (
                 [user for user, _ in keys],
                 [project for _, project in keys],
@@ -473,9 +524,7 @@ class PostgresSql(WriteSql):
     ) -> Call:
         return Call(
             "rows",
-            f"SELECT {_SELECT_HOLD} FROM ledger_reservations "
-            "WHERE reservation_id = ANY($1::text[]) "
-            "OR (status = 'pending' AND expires_at <= $3 AND account_id = ANY($2::bigint[]))",
+            _PG_HOLDS,
             (
                 list(reservation_ids),
                 list(account_ids) if overdue_at is not None else [],
@@ -484,54 +533,100 @@ class PostgresSql(WriteSql):
         )
 
     def load_targets(self, entry_ids: Sequence[str]) -> Call:
-        return Call("rows", _TARGETS.format(ids="SELECT unnest($1::text[])"), (list(entry_ids),))
+        return Call("rows", _PG_TARGETS, (list(entry_ids),))
 
     def write(self, changes: Changes) -> list[Call]:
         """Every change in one statement: one round trip however large the batch."""
-        parts: list[str] = []
-        params: list[Any] = []
-
-        def arrays(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> str:
-            casts = []
-            for index, name in enumerate(columns):
-                column = [row[index] for row in rows]
-                if name in _TIME_COLUMNS:
-                    column = [self.ts(value) for value in column]
-                params.append(column)
-                casts.append(f"${len(params)}::{_pg_type(name)}[]")
-            return f"unnest({', '.join(casts)})"
-
-        if changes.accounts:
-            source = arrays(ACCOUNT_UPDATE_COLUMNS, changes.accounts)
-            sets = ", ".join(f"{name} = v.{name}" for name in ACCOUNT_UPDATE_COLUMNS[1:])
-            parts.append(
-                f"acc AS (UPDATE ledger_accounts AS a SET {sets} FROM {source} "
-                f"AS v({', '.join(ACCOUNT_UPDATE_COLUMNS)}) WHERE a.id = v.id)"
-            )
-        for label, rows, table, columns, suffix in (
-            ("ent", changes.entries, "ledger_entries", ENTRY_COLUMNS, ""),
-            ("hin", changes.holds_new, "ledger_reservations", HOLD_COLUMNS, ""),
-            ("rol", changes.rollups, "ledger_rollups", ROLLUP_COLUMNS, " " + _ROLLUP_CONFLICT),
-            ("idm", changes.idempotency, "ledger_idempotency", IDEMPOTENCY_COLUMNS, ""),
-        ):
-            if rows:
-                parts.append(
-                    f"{label} AS (INSERT INTO {table} ({', '.join(columns)}) "
-                    f"SELECT * FROM {arrays(columns, rows)}{suffix})"
-                )
-        if changes.holds_resolved:
-            source = arrays(HOLD_UPDATE_COLUMNS, changes.holds_resolved)
-            sets = ", ".join(f"{name} = v.{name}" for name in HOLD_UPDATE_COLUMNS[1:])
-            parts.append(
-                f"hup AS (UPDATE ledger_reservations AS r SET {sets} FROM {source} "
-                f"AS v({', '.join(HOLD_UPDATE_COLUMNS)}) WHERE r.reservation_id = v.reservation_id)"
-            )
-        if not parts:
+        present = tuple(
+            name
+            for name in ("accounts", *(item[0] for item in _INSERTS), "holds_resolved")
+            if getattr(changes, name)
+        )
+        if not present:
             return []
-        return [Call("exec", f"WITH {', '.join(parts)} SELECT 1", params)]
+        params: list[Any] = []
+        for name in present:
+            columns = _PG_COLUMNS[name]
+            rows = getattr(changes, name)
+            for index, column in enumerate(columns):
+                values = [row[index] for row in rows]
+                if column in _TIME_COLUMNS:
+                    values = [self.ts(value) for value in values]
+                params.append(values)
+        return [Call("exec", _pg_write(present), params)]
 
 
-def sql_for(dialect_name: str) -> WriteSql:
+_PG_LOCK = (
+    f"SELECT {_SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
+    "FROM ledger_accounts AS a "
+    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = ANY($5::text[]) "
+    "WHERE a.id IN ("
+    "SELECT id FROM ledger_accounts WHERE (user_id, project_id) IN "
+    "(SELECT * FROM unnest($1::text[], $2::text[])) "
+    "UNION SELECT unnest($3::bigint[]) "
+    "UNION SELECT account_id FROM ledger_reservations "
+    "WHERE reservation_id = ANY($4::text[])) "
+    "ORDER BY a.id FOR UPDATE OF a"
+)
+_PG_LOCK_BY_KEY = (
+    f"SELECT {_SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
+    "FROM ledger_accounts AS a "
+    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = ANY($3::text[]) "
+    "WHERE (a.user_id, a.project_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
+    "ORDER BY a.id FOR UPDATE OF a"
+)
+_PG_HOLDS = (
+    f"SELECT {_SELECT_HOLD} FROM ledger_reservations "
+    "WHERE reservation_id = ANY($1::text[]) "
+    "OR (status = 'pending' AND expires_at <= $3 AND account_id = ANY($2::bigint[]))"
+)
+_PG_TARGETS = _TARGETS.format(ids="SELECT unnest($1::text[])")
+_PG_COLUMNS = {
+    "accounts": ACCOUNT_UPDATE_COLUMNS,
+    "holds_resolved": HOLD_UPDATE_COLUMNS,
+    **{attribute: columns for attribute, _, columns, _ in _INSERTS},
+}
+
+
+@functools.lru_cache(maxsize=128)
+def _pg_write(present: tuple[str, ...]) -> str:
+    """The one statement writing the tables in ``present`` (their arrays, in that order)."""
+    parts = []
+    number = 0
+
+    def arrays(columns: tuple[str, ...]) -> str:
+        nonlocal number
+        casts = []
+        for column in columns:
+            number += 1
+            casts.append(f"${number}::{_pg_type(column)}[]")
+        return f"unnest({', '.join(casts)})"
+
+    inserts = {attribute: (table, suffix) for attribute, table, _, suffix in _INSERTS}
+    for index, name in enumerate(present):
+        columns = _PG_COLUMNS[name]
+        if name == "accounts":
+            sets = ", ".join(f"{column} = v.{column}" for column in columns[1:])
+            parts.append(
+                f"w{index} AS (UPDATE ledger_accounts AS a SET {sets} FROM {arrays(columns)} "
+                f"AS v({', '.join(columns)}) WHERE a.id = v.id)"
+            )
+        elif name == "holds_resolved":
+            sets = ", ".join(f"{column} = v.{column}" for column in columns[1:])
+            parts.append(
+                f"w{index} AS (UPDATE ledger_reservations AS r SET {sets} FROM {arrays(columns)} "
+                f"AS v({', '.join(columns)}) WHERE r.reservation_id = v.reservation_id)"
+            )
+        else:
+            table, suffix = inserts[name]
+            parts.append(
+                f"w{index} AS (INSERT INTO {table} ({', '.join(columns)}) "
+                f"SELECT * FROM {arrays(columns)} {suffix})"
+            )
+    return f"WITH {', '.join(parts)} SELECT 1"
+
+
+def sql_for(dialect_name: str) -> SqlDialect:
     """The statements for ``sqlite`` or ``postgresql``."""
     if dialect_name == "sqlite":
         return SqliteSql()

@@ -7,6 +7,7 @@ writes what changed at the end. Nothing here talks to the database.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,10 +21,18 @@ from smartspace_budget.models import (
     EntryKind,
     LedgerEntry,
     ReservationStatus,
+    SpecModel,
 )
 from smartspace_budget.money import from_nano
 
-__all__ = ["AccountState", "HoldState", "UsageTarget", "entry_model", "policy_from_nano"]
+__all__ = [
+    "AccountState",
+    "HoldState",
+    "UsageTarget",
+    "entry_model",
+    "policy_from_nano",
+    "stored_result",
+]
 
 
 def _money(nano: int | None) -> Any:
@@ -192,7 +201,7 @@ class HoldState:
         )
 
     def to_model(self) -> BudgetReservation:
-        return BudgetReservation(
+        return BudgetReservation.model_construct(
             reservation_id=self.reservation_id,
             user_id=self.account.user_id,
             project_id=self.account.project_id,
@@ -218,8 +227,15 @@ class UsageTarget:
     model: str
 
 
+def stored_result(result: SpecModel) -> str:
+    """A result as kept for idempotent replay: amounts as exact strings, read back by
+    ``from_json`` of the same model (and cheaper to write than JSON numbers)."""
+    return json.dumps(result.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
+
+
 def entry_model(user_id: str, project_id: str, row: Any) -> LedgerEntry:
-    """An entry as the API shows it, from a row mapping (stored or about to be).
+    """An entry as the API shows it, from a row mapping (stored or about to be); the values
+    come from the ledger's own rows, so the model is built without validating them again.
 
     ``amount`` is the signed change to the balance; for ``reservation`` and ``release``
     entries, which leave the balance alone, it is the amount held or freed.
@@ -229,7 +245,7 @@ def entry_model(user_id: str, project_id: str, row: Any) -> LedgerEntry:
         amount = abs(row["hold_nano"])
     else:
         amount = row["amount_nano"]
-    return LedgerEntry(
+    return LedgerEntry.model_construct(
         entry_id=row["entry_id"],
         user_id=user_id,
         project_id=project_id,

@@ -13,7 +13,8 @@ Money columns hold integer **nano-USDC** (``*_nano``, BIGINT); instants are UTC.
 - ``ledger_rollups``: usage minus refunds and request/token counts per account, provider,
   model and *local hour* of the account's timezone (``bucket_start`` is the UTC instant the
   local hour starts, so a day or month of any zone, half-hour offsets included, is a whole
-  number of buckets).
+  number of buckets); ``ledger_daily_rollups``: the same per *local day* (``day_start``),
+  which is what day, week, month and year reads sum (see ``buckets.py``).
 - ``ledger_idempotency``: (account, key) -> fingerprint of the request and its stored result.
 """
 
@@ -49,6 +50,7 @@ __all__ = [
     "LEDGER_TABLES",
     "UTCDateTime",
     "accounts",
+    "daily_rollups",
     "entries",
     "idempotency",
     "reservations",
@@ -145,6 +147,7 @@ entries = Table(
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("recorded_at", UTCDateTime, nullable=False),
     Column("bucket_start", UTCDateTime, nullable=True),
+    Column("day_start", UTCDateTime, nullable=True),
     _id("provider", nullable=True),
     _id("model", nullable=True),
     Column("input_tokens", BigInteger, nullable=True),
@@ -207,30 +210,41 @@ reservations = Table(
     ),
 )
 
-rollups = Table(
-    "ledger_rollups",
-    metadata,
-    Column(
-        "account_id",
-        _RowId,
-        ForeignKey("ledger_accounts.id", ondelete="RESTRICT"),
-        nullable=False,
-    ),
-    Column("bucket_start", UTCDateTime, nullable=False),
-    Column("provider", String(ID_LENGTH), nullable=False),
-    Column("model", String(ID_LENGTH), nullable=False),
-    _nano("spent_nano"),
-    Column("request_count", BigInteger, nullable=False, server_default=text("0")),
-    Column("input_tokens", BigInteger, nullable=False, server_default=text("0")),
-    Column("output_tokens", BigInteger, nullable=False, server_default=text("0")),
-    Column("cached_input_tokens", BigInteger, nullable=False, server_default=text("0")),
-    Column("cache_write_tokens", BigInteger, nullable=False, server_default=text("0")),
-    Column("reasoning_tokens", BigInteger, nullable=False, server_default=text("0")),
-    PrimaryKeyConstraint("account_id", "bucket_start", "provider", "model"),
-    # The primary key is the only index reads use; without a rowid SQLite stores rows in
-    # key order, so a window of an account is one contiguous range.
-    sqlite_with_rowid=False,
-)
+
+def _rollup_table(name: str, bucket: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column(
+            "account_id",
+            _RowId,
+            ForeignKey("ledger_accounts.id", ondelete="RESTRICT"),
+            nullable=False,
+        ),
+        Column(bucket, UTCDateTime, nullable=False),
+        Column("provider", String(ID_LENGTH), nullable=False),
+        Column("model", String(ID_LENGTH), nullable=False),
+        _nano("spent_nano"),
+        *[
+            Column(column, BigInteger, nullable=False, server_default=text("0"))
+            for column in (
+                "request_count",
+                "input_tokens",
+                "output_tokens",
+                "cached_input_tokens",
+                "cache_write_tokens",
+                "reasoning_tokens",
+            )
+        ],
+        PrimaryKeyConstraint("account_id", bucket, "provider", "model"),
+        # The primary key is the only index reads use; without a rowid SQLite stores rows in
+        # key order, so a window of an account is one contiguous range.
+        sqlite_with_rowid=False,
+    )
+
+
+rollups = _rollup_table("ledger_rollups", "bucket_start")
+daily_rollups = _rollup_table("ledger_daily_rollups", "day_start")
 
 idempotency = Table(
     "ledger_idempotency",
@@ -249,5 +263,5 @@ idempotency = Table(
     PrimaryKeyConstraint("account_id", "key"),
 )
 
-LEDGER_TABLES = (accounts, entries, reservations, rollups, idempotency)
+LEDGER_TABLES = (accounts, entries, reservations, rollups, daily_rollups, idempotency)
 """Every table of the ledger, parents first (the order to create them, reversed to drop)."""

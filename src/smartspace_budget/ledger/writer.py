@@ -33,7 +33,7 @@ from smartspace_budget.ledger.apply import apply
 from smartspace_budget.ledger.batch import Batch, Failure
 from smartspace_budget.ledger.driver import WriteDriver, is_retryable
 from smartspace_budget.ledger.ops import Op
-from smartspace_budget.ledger.sql import WriteSql
+from smartspace_budget.ledger.sql import SqlDialect
 
 __all__ = ["GroupCommitWriter"]
 
@@ -49,7 +49,7 @@ class GroupCommitWriter:
     def __init__(
         self,
         make_driver: Callable[[], WriteDriver],
-        sql: WriteSql,
+        sql: SqlDialect,
         *,
         writers: int,
         max_batch: int = 256,

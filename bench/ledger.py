@@ -1,0 +1,359 @@
+"""Write throughput and read latency of the ledger, beside the database's own commit rate.
+
+    python bench/ledger.py [--databases sqlite,postgres] [--sizes 10000,100000,1000000]
+                           [--writes 2000] [--reads 300]
+
+For each database (SQLite in a temporary file; PostgreSQL in a throwaway database on the
+server at ``SMARTSPACE_BUDGET_TEST_POSTGRES_URL``):
+
+- **raw commits/s**: the smallest durable transaction the database can do (update one row,
+  commit), straight on the driver with no framework in between: ``sqlite3`` with WAL and
+  ``synchronous=FULL``, ``asyncpg`` with the default ``synchronous_commit``. This is the
+  limit a sequential writer cannot beat. It is measured before and after the write tests
+  (the disk's speed drifts on a shared machine) and the mean is shown.
+- **usage writes/s**: ``Ledger.record_usage`` with a fresh idempotency key each, by one
+  sequential writer, then 8 and then 64 concurrent writers (tasks) over 16 accounts. Each
+  call returns only after its transaction is durable.
+- **read latency** (p50/p99 in ms) of ``get_budget_status``, ``get_spending`` (monthly) and
+  ``get_analytics`` (monthly) on one account holding 10k, 100k and 1M usage entries. The
+  entries are spread over the last 90 days across 4 providers and 12 models, and are
+  inserted in bulk with the ledger's own write statements (entries, rollups, account
+  totals, as the writer would store them), not through the API, which would take hours.
+
+``--sizes 2000 --writes 300 --reads 50`` is a quick run for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from smartspace_budget.ledger import Ledger
+from smartspace_budget.ledger.ids import new_id
+from smartspace_budget.ledger.sql import Changes, PostgresSql, SqlDialect, SqliteSql
+from smartspace_budget.models import SpendingPeriod, UsageEvent
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SMARTSPACE_BUDGET_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+MODELS = [
+    (provider, f"{provider}-model-{n}")
+    for provider in ("openai", "anthropic", "google", "mistral")
+    for n in range(3)
+]
+CHUNK = 20_000
+
+
+def plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+# -- raw durable commit rate ----------------------------------------------------------------
+
+
+def raw_sqlite_commits(path: str, seconds: float) -> float:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS bench_raw (id INTEGER PRIMARY KEY, v INTEGER)")
+    conn.execute("INSERT OR IGNORE INTO bench_raw VALUES (1, 0)")
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE bench_raw SET v = v + 1 WHERE id = 1")
+        conn.execute("COMMIT")
+        count += 1
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return count / elapsed
+
+
+async def raw_postgres_commits(url: str, seconds: float) -> float:
+    conn = await asyncpg.connect(plain_dsn(url))
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS bench_raw (id int PRIMARY KEY, v int)")
+        await conn.execute("INSERT INTO bench_raw VALUES (1, 0) ON CONFLICT DO NOTHING")
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            async with conn.transaction():
+                await conn.execute("UPDATE bench_raw SET v = v + 1 WHERE id = 1")
+            count += 1
+        return count / (time.perf_counter() - start)
+    finally:
+        await conn.close()
+
+
+async def raw_commits(kind: str, url: str, seconds: float) -> float:
+    if kind == "sqlite":
+        path = url.split("///", 1)[1]
+        return await asyncio.to_thread(raw_sqlite_commits, path, seconds)
+    return await raw_postgres_commits(url, seconds)
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+async def usage_writes(ledger: Ledger, total: int, concurrency: int, tag: str) -> float:
+    event = UsageEvent(
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=1200,
+        output_tokens=300,
+        actual_cost=Decimal("0.0042"),
+    )
+    per_writer = max(1, total // concurrency)
+
+    async def writer(number: int) -> None:
+        user = f"writer-{number % 16}"
+        for step in range(per_writer):
+            await ledger.record_usage(
+                user, "bench", event, idempotency_key=f"{tag}-{number}-{step}"
+            )
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer(number) for number in range(concurrency)))
+    return per_writer * concurrency / (time.perf_counter() - start)
+
+
+# -- bulk history ----------------------------------------------------------------------------
+
+
+async def account_row(ledger: Ledger, user: str) -> tuple[Any, ...]:
+    async with ledger.engine.connect() as conn:
+        row = (
+            await conn.exec_driver_sql(
+                "SELECT id, balance_nano, spent_nano FROM ledger_accounts "
+                f"WHERE user_id = '{user}' AND project_id = 'bench'"
+            )
+        ).one()
+    return tuple(row)
+
+
+def history_chunk(
+    account_id: int, balance: int, count: int, now: datetime, rng: random.Random
+) -> tuple[Changes, int, int]:
+    """``count`` usage entries over the last 90 days, with the rollups they add."""
+    changes = Changes()
+    rollups: dict[tuple[datetime, str, str], list[int]] = {}
+    daily: dict[tuple[datetime, str, str], list[int]] = {}
+    spent = 0
+    for _ in range(count):
+        provider, model = rng.choice(MODELS)
+        cost = rng.randint(10_000, 20_000_000)
+        tokens = (rng.randint(10, 4000), rng.randint(10, 1000), 0, 0, 0)
+        occurred = now - timedelta(seconds=rng.randint(0, 90 * 86_400))
+        bucket = occurred.replace(minute=0, second=0, microsecond=0)
+        day = bucket.replace(hour=0)
+        balance -= cost
+        spent += cost
+        changes.entries.append(
+            (
+                account_id,
+                new_id(),
+                "usage",
+                -cost,
+                0,
+                balance,
+                occurred,
+                occurred,
+                bucket,
+                day,
+                provider,
+                model,
+                *tokens,
+                None,
+                False,
+                "bench",
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            )
+        )
+        for table, start in ((rollups, bucket), (daily, day)):
+            sums = table.setdefault((start, provider, model), [0] * 7)
+            sums[0] += cost
+            sums[1] += 1
+            sums[2] += tokens[0]
+            sums[3] += tokens[1]
+    changes.rollups = [(account_id, *key, *sums) for key, sums in rollups.items()]
+    changes.daily_rollups = [(account_id, *key, *sums) for key, sums in daily.items()]
+    return changes, balance, spent
+
+
+async def run_calls(kind: str, url: str, calls: list[Any]) -> None:
+    if kind == "sqlite":
+
+        def run() -> None:
+            conn = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            for call in calls:
+                if call.mode == "many":
+                    conn.executemany(call.sql, call.params)
+                else:
+                    conn.execute(call.sql, call.params)
+            conn.execute("COMMIT")
+            conn.close()
+
+        await asyncio.to_thread(run)
+        return
+    conn = await asyncpg.connect(plain_dsn(url))
+    try:
+        async with conn.transaction():
+            for call in calls:
+                await conn.execute(call.sql, *call.params)
+    finally:
+        await conn.close()
+
+
+async def add_history(kind: str, url: str, ledger: Ledger, user: str, count: int) -> None:
+    sql: SqlDialect = SqliteSql() if kind == "sqlite" else PostgresSql()
+    rng = random.Random(count)
+    account_id, balance, spent = await account_row(ledger, user)
+    now = datetime.now(UTC)
+    while count > 0:
+        size = min(CHUNK, count)
+        changes, balance, added = history_chunk(account_id, balance, size, now, rng)
+        spent += added
+        changes.accounts = [(account_id, balance, 0, spent, None, None, None, None, now)]
+        await run_calls(kind, url, sql.write(changes))
+        count -= size
+
+
+async def latency(call: Callable[[], Awaitable[object]], samples: int) -> tuple[float, float]:
+    for _ in range(min(20, samples)):
+        await call()
+    timings = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        await call()
+        timings.append((time.perf_counter() - start) * 1000)
+    cuts = statistics.quantiles(timings, n=100)
+    return statistics.median(timings), cuts[98]
+
+
+# -- one database ------------------------------------------------------------------------------
+
+
+async def bench(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"reads": {}}
+    raw = [await raw_commits(kind, url, args.seconds)]
+    ledger = await Ledger.connect(url)
+    try:
+        for number in range(16):
+            await ledger.deposit(f"writer-{number}", "bench", Decimal(10**6), idempotency_key="f")
+        await usage_writes(ledger, 50, 1, "warm")
+        results["sequential"] = await usage_writes(ledger, args.writes // 4, 1, "seq")
+        results["c8"] = await usage_writes(ledger, args.writes, 8, "c8")
+        results["c64"] = await usage_writes(ledger, args.writes, 64, "c64")
+        raw.append(await raw_commits(kind, url, args.seconds))
+        results["raw"] = statistics.mean(raw)
+
+        await ledger.deposit("heavy", "bench", Decimal(10**9), idempotency_key="f")
+        stored = 0
+        for size in args.sizes:
+            await add_history(kind, url, ledger, "heavy", size - stored)
+            stored = size
+            reads = {
+                "status": lambda: ledger.get_budget_status("heavy", "bench"),
+                "spending": lambda: ledger.get_spending("heavy", "bench", SpendingPeriod.MONTHLY),
+                "analytics": lambda: ledger.get_analytics("heavy", "bench", SpendingPeriod.MONTHLY),
+            }
+            results["reads"][size] = {
+                name: await latency(read, args.reads) for name, read in reads.items()
+            }
+        if args.check:
+            report = await ledger.check_integrity()
+            results["integrity"] = "clean" if report.ok else str(report)[:300]
+    finally:
+        await ledger.close()
+    return results
+
+
+async def with_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="ssb-bench-") as directory:
+            return await bench(kind, f"sqlite+aiosqlite:///{Path(directory) / 'ledger.db'}", args)
+    name = f"ssb_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(plain_dsn(POSTGRES_ADMIN_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        return await bench(kind, url, args)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def label(size: int) -> str:
+    return (
+        f"{size // 1_000_000}M"
+        if size >= 1_000_000 and size % 1_000_000 == 0
+        else (f"{size // 1000}k" if size % 1000 == 0 else str(size))
+    )
+
+
+def report(all_results: dict[str, dict[str, Any]], sizes: list[int]) -> str:
+    lines = [
+        "| | " + " | ".join(all_results) + " |",
+        "|---|" + "---|" * len(all_results),
+    ]
+
+    def row(name: str, cell: Callable[[dict[str, Any]], str]) -> None:
+        lines.append(f"| {name} | " + " | ".join(cell(r) for r in all_results.values()) + " |")
+
+    row("raw durable commits/s (the limit)", lambda r: f"{r['raw']:,.0f}")
+    row(
+        "usage writes/s, 1 sequential writer",
+        lambda r: f"{r['sequential']:,.0f} ({r['sequential'] / r['raw']:.0%} of raw)",
+    )
+    row("usage writes/s, 8 concurrent writers", lambda r: f"{r['c8']:,.0f}")
+    row("usage writes/s, 64 concurrent writers", lambda r: f"{r['c64']:,.0f}")
+    for size in sizes:
+        for name in ("status", "spending", "analytics"):
+            row(
+                f"{name} p50 / p99 ms, {label(size)} entries",
+                lambda r, size=size, name=name: "{:.2f} / {:.2f}".format(*r["reads"][size][name]),
+            )
+    if any("integrity" in r for r in all_results.values()):
+        row("integrity check", lambda r: str(r.get("integrity", "")))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--writes", type=int, default=4000, help="writes per concurrent test")
+    parser.add_argument("--reads", type=int, default=300, help="samples per read latency")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per raw commit measure")
+    parser.add_argument("--check", action="store_true", help="run the integrity check at the end")
+    args = parser.parse_args()
+    args.sizes = sorted(int(size) for size in args.sizes.split(","))
+    results = {}
+    for kind in args.databases.split(","):
+        name = "sqlite" if kind.startswith("sqlite") else "postgresql"
+        started = time.perf_counter()
+        results[name] = asyncio.run(with_database(name, args))
+        print(f"{name}: done in {time.perf_counter() - started:.0f} s", flush=True)
+    print(report(results, args.sizes))
+
+
+if __name__ == "__main__":
+    main()
