@@ -250,3 +250,30 @@ async def test_default_backend_is_the_embedded_ledger(
         assert estimate.price_version.startswith("gp-")
     finally:
         await engine.backend.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"input_text": "What is machine learning?"},
+        {"messages": [{"role": "user", "content": "Hi", "name": "bob"}]},
+        {"input_tokens": 1234, "expected_output_tokens": 7},
+        {"input_tokens": 10, "currency": "USD"},
+    ],
+)
+async def test_estimates_equal_their_validated_twins(
+    engine: PricingEngine, kwargs: dict[str, object]
+) -> None:
+    """Estimates are built without re-validation; they must be exactly what validation gives."""
+    estimate = await engine.estimate_cost("openai", "gpt-4o", **kwargs)  # type: ignore[arg-type]
+    twin = CostEstimate.model_validate(estimate.model_dump())
+    assert twin == estimate
+    assert twin.to_json() == estimate.to_json()
+    if estimate.input_token_estimate is not None:
+        token_twin = type(estimate.input_token_estimate).model_validate(
+            estimate.input_token_estimate.model_dump()
+        )
+        assert token_twin == estimate.input_token_estimate
+    estimate.total_cost = estimate.total_cost  # still validated on assignment
+    with pytest.raises(ValueError, match="total_cost"):
+        estimate.total_cost = estimate.total_cost + 1

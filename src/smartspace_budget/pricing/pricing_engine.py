@@ -33,6 +33,7 @@ from smartspace_budget.models import (
 )
 from smartspace_budget.money import DEFAULT_CURRENCY, ExchangeRates, parse_amount, quantize
 from smartspace_budget.pricing import anomaly, names
+from smartspace_budget.pricing._trusted import trusted
 from smartspace_budget.pricing.cost import (
     Usage,
     check_limits,
@@ -136,6 +137,11 @@ class PricingEngine:
 
     # -- prices ----------------------------------------------------------------------------
 
+    def _cached(self, provider: str, model: str) -> PricingData | None:
+        """The cached price version if fresh, without a coroutine (the hot path)."""
+        key = self._keys.get((provider, model)) if isinstance(provider, str) else None
+        return None if key is None else self._prices.peek(key)
+
     async def _pricing(self, provider: str, model: str) -> PricingData:
         """The cached price version (shared: never handed out without a copy)."""
         key = self._keys.get((provider, model)) if isinstance(provider, str) else None
@@ -215,12 +221,13 @@ class PricingEngine:
         :class:`ContextLimitExceededError` past the model's limits, the pricing errors for
         unknown names, and :class:`UnknownCurrencyError` for an unconfigured currency.
         """
-        given = [n for n, v in (("input_text", input_text), ("messages", messages),
-                                ("input_tokens", input_tokens)) if v is not None]  # fmt: skip
-        if len(given) > 1:
+        if (input_text is not None) + (messages is not None) + (input_tokens is not None) > 1:
+            given = [n for n, v in (("input_text", input_text), ("messages", messages),
+                                    ("input_tokens", input_tokens)) if v is not None]  # fmt: skip
             raise InvalidInputError(f"pass only one of {', '.join(given)}")
         if input_text is not None and not isinstance(input_text, str):
             raise InvalidInputError(f"input_text must be a string, not {type(input_text).__name__}")
+        tokens = 0 if input_tokens is None else count(input_tokens, "input_tokens")
         output = count(expected_output_tokens, "expected_output_tokens")
         usage_seconds = (
             None if seconds is None else parse_amount(seconds, name="seconds", allow_negative=False)
@@ -229,22 +236,16 @@ class PricingEngine:
         requests = count(request_count, "request_count", at_least=1)
         cached = count(cached_input_tokens, "cached_input_tokens")
         written = count(cache_write_tokens, "cache_write_tokens")
-        pricing = await self._pricing(provider, model)
+        pricing = self._cached(provider, model) or await self._pricing(provider, model)
         token_estimate = None
-        if input_tokens is not None:
-            tokens = count(input_tokens, "input_tokens")
-        elif input_text is not None or messages is not None:
-            text: str | Sequence[Mapping[str, Any]] = (
-                input_text if input_text is not None else messages  # type: ignore[assignment]
-            )
+        text = input_text if input_text is not None else messages
+        if text is not None:
             if _size(text) > _THREAD_THRESHOLD_CHARS:
                 token_estimate = await self.estimate_tokens(text, model, provider=pricing.provider)
             else:
                 token_estimate = estimate_tokens(text, model, pricing.provider)
             tokens = token_estimate.token_count
             chars = token_estimate.character_count if chars is None else chars
-        else:
-            tokens = 0
         check_limits(pricing, tokens, output)
         usage = Usage(tokens, output, cached, written, requests, chars, usage_seconds)
         exact = exact_cost(pricing, usage).scaled(
@@ -255,25 +256,29 @@ class PricingEngine:
         uses_requests = (
             pricing.pricing_model is PricingModel.PER_REQUEST or pricing.request_price is not None
         )
-        estimate = CostEstimate(
-            provider=pricing.provider,
-            model=pricing.model_name,
-            input_tokens=tokens,
-            output_tokens=output,
-            input_cost=quantize(exact.input_cost),
-            output_cost=quantize(exact.output_cost),
-            base_cost=base,
-            platform_fee_percent=self.platform_fee_percent,
-            platform_fee=fee,
-            total_cost=base + fee,
-            currency=DEFAULT_CURRENCY,
-            input_token_estimate=token_estimate,
-            price_version=pricing.version,
-            request_count=requests if uses_requests else None,
-            seconds=usage_seconds,
-            # Passed rather than defaulted: pydantic's default_factory path costs more than
-            # the whole remaining validation.
-            estimated_at=datetime.now(UTC),
+        # Every value has its final type and total = base + fee by construction: built
+        # without re-validation (see _trusted; tests compare with the validated model).
+        estimate = trusted(
+            CostEstimate,
+            {
+                "provider": pricing.provider,
+                "model": pricing.model_name,
+                "input_tokens": tokens,
+                "output_tokens": output,
+                "input_cost": quantize(exact.input_cost),
+                "output_cost": quantize(exact.output_cost),
+                "base_cost": base,
+                "platform_fee_percent": self.platform_fee_percent,
+                "platform_fee": fee,
+                "total_cost": base + fee,
+                "currency": DEFAULT_CURRENCY,
+                "input_token_estimate": token_estimate,
+                "price_version": pricing.version,
+                "exchange_rate": None,
+                "request_count": requests if uses_requests else None,
+                "seconds": usage_seconds,
+                "estimated_at": datetime.now(UTC),
+            },
         )
         if currency != DEFAULT_CURRENCY:
             return self.convert(estimate, currency)

@@ -33,6 +33,7 @@ from typing import Any
 
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import TokenEstimate, TokenEstimationMethod
+from smartspace_budget.pricing._trusted import trusted
 
 __all__ = [
     "CALIBRATIONS",
@@ -452,12 +453,16 @@ def _estimate(
     if tally.structured:
         confidence = min(confidence, 0.9)
         notes.append(f"{tally.structured} structured field(s) counted as their JSON text")
-    return TokenEstimate(
-        model=model,
-        token_count=count,
-        method=method,
-        confidence=confidence,
-        character_count=tally.characters,
-        encoding=None if encoding is None else plan.encoding,
-        note="; ".join(notes) or None,
+    # Built from values computed here with their final types (see pricing/_trusted.py).
+    return trusted(
+        TokenEstimate,
+        {
+            "model": model,
+            "token_count": count,
+            "method": method,
+            "confidence": confidence,
+            "character_count": tally.characters,
+            "encoding": None if encoding is None else plan.encoding,
+            "note": "; ".join(notes) or None,
+        },
     )
