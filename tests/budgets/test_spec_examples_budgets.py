@@ -252,3 +252,12 @@ async def test_example_3_alerts(ledger: LedgerBackend, capsys: pytest.CaptureFix
         f"   {message}",
         f"Anomaly detected: {message}",
     ]
+
+
+async def test_tracker_over_our_backend_sees_a_write_at_once(ledger: LedgerBackend) -> None:
+    """The backend caches status for 30 s and drops it on writes; the tracker adds no layer."""
+    tracker = BudgetTracker(ledger)
+    await ledger.deposit(user_id, project_id, D("10"), idempotency_key="dep-1")
+    assert (await tracker.get_budget_status(user_id, project_id)).total_balance == D("10")
+    await use(ledger, "use-1", "2.5")
+    assert (await tracker.get_budget_status(user_id, project_id)).total_balance == D("7.5")

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Self
 
+from smartspace_budget.backend._cached import CachedReads
 from smartspace_budget.backend.base import Backend, SpendingBucket
 from smartspace_budget.backend.cache import TTLCache
 from smartspace_budget.budgets import analysis
@@ -71,16 +72,21 @@ class BudgetTracker:
     ``backend=None`` uses the configured default backend (the embedded ledger unless
     ``SMARTSPACE_BUDGET_*`` settings say otherwise), created on first use. ``status_ttl`` is
     how long a budget status is reused (0 disables the cache, concurrent readers still share
-    one fetch). ``clock`` is for tests: it dates analytics and drives the cache's expiry.
+    one fetch). By default it is 30 s, except over our own backends, which already cache the
+    status for 30 s and drop it on writes: a second layer would let it go 60 s stale.
+    ``clock`` is for tests: it dates analytics and drives the cache's expiry.
     """
 
     def __init__(
         self,
         backend: Backend | None = None,
         *,
-        status_ttl: float = 30.0,
+        status_ttl: float | None = None,
         clock: Clock | None = None,
     ) -> None:
+        if status_ttl is None:
+            backend_caches = backend is None or isinstance(backend, CachedReads)
+            status_ttl = 0.0 if backend_caches else 30.0
         self._backend = backend
         self._owns_backend = backend is None
         self._clock: Clock = clock or _utc_now
