@@ -287,6 +287,16 @@ class SpendingMonitor:
             alert.acknowledged_at = self._clock()
         return alert
 
+    async def report_alert(self, alert: SpendingAlert) -> SpendingAlert:
+        """Raise an alert found elsewhere (e.g. the guard's cost anomalies) through this monitor.
+
+        It is remembered (``get_active_alerts`` lists it, ``acknowledge`` takes it) and
+        delivered to every handler with the same isolation and retries as the monitor's own.
+        """
+        self._remember(alert)
+        await self._deliver(alert)
+        return alert
+
     # -- memory and delivery -------------------------------------------------------------
 
     async def _settle(self, view: AccountView, findings: list[Finding]) -> list[SpendingAlert]:

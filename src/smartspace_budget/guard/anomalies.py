@@ -67,31 +67,20 @@ def anomaly_alert(
 async def deliver_alert(monitor: Any, alert: SpendingAlert) -> None:
     """Hand ``alert`` to a monitor's handlers; a failing handler never hides the others.
 
-    Uses the monitor's public ``report_alert`` when it has one; a ``SpendingMonitor``
-    without it gets the alert remembered (``get_active_alerts`` lists it) and delivered
-    through its own retrying delivery.
+    Any object with a ``report_alert(alert)`` method (sync or async) receives it; a
+    ``SpendingMonitor`` remembers it (``get_active_alerts`` lists it) and delivers it through
+    its own retrying, isolated handlers.
     """
     report = getattr(monitor, "report_alert", None)
-    if callable(report):
-        result = report(alert)
-        if inspect.isawaitable(result):
-            await result
-        return
-    remember = getattr(monitor, "_remember", None)
-    deliver = getattr(monitor, "_deliver", None)
-    if callable(remember) and callable(deliver):
-        remember(alert)
-        await deliver(alert)
-        return
-    raise InvalidInputError(f"{type(monitor).__name__} cannot receive alerts")
+    if not callable(report):
+        raise InvalidInputError(f"{type(monitor).__name__} cannot receive alerts")
+    result = report(alert)
+    if inspect.isawaitable(result):
+        await result
 
 
 def can_receive(monitor: Any) -> bool:
-    if callable(getattr(monitor, "report_alert", None)):
-        return True
-    return callable(getattr(monitor, "_remember", None)) and callable(
-        getattr(monitor, "_deliver", None)
-    )
+    return callable(getattr(monitor, "report_alert", None))
 
 
 def isolated(callback: Callable[[CostAnomaly], None], anomaly: CostAnomaly) -> None:
