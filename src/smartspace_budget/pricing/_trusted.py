@@ -20,14 +20,21 @@ __all__ = ["trusted"]
 
 M = TypeVar("M", bound=BaseModel)
 
+# Per class: its field names when it can be built directly, None when it must be validated.
+_FIELDS: dict[type[BaseModel], frozenset[str] | None] = {}
+
+
+def _fields(cls: type[BaseModel]) -> frozenset[str] | None:
+    if cls not in _FIELDS:
+        plain = not cls.__pydantic_post_init__ and not cls.__private_attributes__
+        _FIELDS[cls] = frozenset(cls.model_fields) if plain else None
+    return _FIELDS[cls]
+
 
 def trusted(cls: type[M], values: dict[str, Any]) -> M:
     """An instance of ``cls`` holding ``values`` (every field, final types), unvalidated."""
-    if (
-        cls.__pydantic_post_init__
-        or cls.__private_attributes__
-        or values.keys() != cls.model_fields.keys()
-    ):
+    fields = _fields(cls)
+    if fields is None or values.keys() != fields:
         return cls.model_validate(values)
     model = cls.__new__(cls)
     object.__setattr__(model, "__dict__", values)
