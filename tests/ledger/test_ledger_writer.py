@@ -8,7 +8,8 @@ import pytest
 from ledger_helpers import T0, D
 
 from smartspace_budget.errors import BackendUnavailableError
-from smartspace_budget.ledger import Ledger, writer
+from smartspace_budget.ledger import Ledger
+from smartspace_budget.ledger import apply as rules
 from smartspace_budget.ledger.ops import Deposit, Op
 
 
@@ -28,14 +29,14 @@ async def test_concurrent_writes_share_commits(ledger: Ledger) -> None:
 
 
 async def test_a_faulty_write_fails_alone(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_apply = writer.apply
+    real_apply = rules.apply
 
     def apply(batch: object, op: Op) -> object:
         if isinstance(op, Deposit) and op.key == "poison":
             raise RuntimeError("a defect in one operation")
         return real_apply(batch, op)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer, "apply", apply)
+    monkeypatch.setattr(rules, "apply", apply)
     results = await asyncio.gather(
         *(
             ledger.deposit("kim", "p", D("1"), idempotency_key=key, now=T0)

@@ -2,13 +2,12 @@
 
 Writes:
 
-- :class:`SqliteDriver` owns one ``sqlite3`` connection and one thread. The whole plan (reads,
-  decisions, writes, commit) runs in that thread in one go: one hop from the event loop per
-  transaction instead of one per statement. ``BEGIN IMMEDIATE`` takes the write lock first.
+- SQLite: :func:`run_sqlite_plan` runs a whole plan (reads, decisions, writes, commit) in the
+  writer's thread in one go (see ``thread_writer.py``): no hop to the event loop per
+  statement. ``BEGIN IMMEDIATE`` takes the write lock first.
 - :class:`PostgresDriver` owns one ``asyncpg`` connection and runs the plan's statements in
-  a transaction on it; several drivers (one per writer task) work concurrently.
-
-Each keeps its connection between transactions and opens a new one after a failure.
+  a transaction on it; several drivers (one per writer task) work concurrently. It keeps its
+  connection between transactions and opens a new one after a failure.
 
 Reads (:class:`SqliteReader`, :class:`PostgresReader`) run one statement, or a few in one
 snapshot, on a small pool: reader threads with their own ``sqlite3`` connections (WAL lets
@@ -20,23 +19,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from smartspace_budget.ledger.batch import Plan
 from smartspace_budget.ledger.engine import BUSY_TIMEOUT_MS
 from smartspace_budget.ledger.sql import Call
+from smartspace_budget.ledger.threads import ConnectionThreads
 
 __all__ = [
     "PostgresDriver",
     "PostgresReader",
     "ReadDriver",
-    "SqliteDriver",
     "SqliteReader",
     "WriteDriver",
+    "connect_sqlite",
     "is_retryable",
+    "run_sqlite_plan",
 ]
 
 _RETRYABLE_SQLSTATES = frozenset(
@@ -79,72 +78,53 @@ class WriteDriver(Protocol):
     async def close(self) -> None: ...
 
 
-class SqliteDriver:
-    """One connection, one thread; see the module docstring."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
-        self._conn: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._path, isolation_level=None, check_same_thread=False, cached_statements=256
-        )
+def connect_sqlite(path: str, *, reader: bool) -> sqlite3.Connection:
+    """A connection of the ledger's own: the writer's (durable, strict) or a reader's."""
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=256
+    )
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    if reader:
+        conn.execute("PRAGMA query_only=ON")
+    else:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys=ON")
-        return conn
+    return conn
 
-    async def run(self, make_plan: Callable[[], Plan]) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run, make_plan)
 
-    def _run(self, make_plan: Callable[[], Plan]) -> list[Any]:
-        if self._conn is None:
-            self._conn = self._connect()
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            plan = make_plan()
-            result: Any = None
-            while True:
-                try:
-                    call = plan.send(result)
-                except StopIteration as done:
-                    conn.execute("COMMIT")
-                    outcomes: list[Any] = done.value
-                    return outcomes
-                result = self._execute(conn, call)
-        except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
+def run_sqlite_plan(conn: sqlite3.Connection, make_plan: Callable[[], Plan]) -> list[Any]:
+    """Run a plan in one ``BEGIN IMMEDIATE`` transaction on ``conn`` (in the calling thread)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        plan = make_plan()
+        result: Any = None
+        while True:
+            try:
+                call = plan.send(result)
+            except StopIteration as done:
+                conn.execute("COMMIT")
+                outcomes: list[Any] = done.value
+                return outcomes
+            result = _execute_sqlite(conn, call)
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
 
-    @staticmethod
-    def _execute(conn: sqlite3.Connection, call: Call) -> Any:
-        if call.mode == "many":
-            conn.executemany(call.sql, call.params)
-            return None
-        cursor = conn.execute(call.sql, call.params)
-        if call.mode == "scalar":
-            row = cursor.fetchone()
-            return None if row is None else row[0]
-        if call.mode == "rows":
-            return cursor.fetchall()
+
+def _execute_sqlite(conn: sqlite3.Connection, call: Call) -> Any:
+    if call.mode == "many":
+        conn.executemany(call.sql, call.params)
         return None
-
-    async def close(self) -> None:
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, shut)
-        self._executor.shutdown(wait=True)
+    cursor = conn.execute(call.sql, call.params)
+    if call.mode == "scalar":
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+    if call.mode == "rows":
+        return cursor.fetchall()
+    return None
 
 
 class PostgresDriver:
@@ -223,28 +203,16 @@ class ReadDriver(Protocol):
 class SqliteReader:
     """Reader threads, each with its own read-only connection to the file."""
 
-    def __init__(self, path: str, threads: int = 4) -> None:
-        self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ledger-read")
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+    def __init__(self, path: str, threads: int = 3) -> None:
+        self._threads = ConnectionThreads(
+            threads,
+            "ledger-reader",
+            lambda: connect_sqlite(path, reader=True),
+            sqlite3.Connection.close,
+        )
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False, cached_statements=128
-            )
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
-    def _fetch_all(self, statements: Sequence[Statement]) -> list[list[Any]]:
-        conn = self._connection()
+    @staticmethod
+    def _fetch_all(conn: sqlite3.Connection, statements: Sequence[Statement]) -> list[list[Any]]:
         if len(statements) == 1:
             sql, params = statements[0]
             return [conn.execute(sql, params).fetchall()]
@@ -258,15 +226,10 @@ class SqliteReader:
         return (await self.fetch_all([(sql, params)]))[0]
 
     async def fetch_all(self, statements: Sequence[Statement]) -> list[list[Any]]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._fetch_all, statements)
+        return await self._threads.call(self._fetch_all, statements)
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
+        await self._threads.close()
 
 
 class PostgresReader:

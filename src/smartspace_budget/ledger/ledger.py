@@ -34,9 +34,7 @@ from smartspace_budget.ledger.driver import (
     PostgresDriver,
     PostgresReader,
     ReadDriver,
-    SqliteDriver,
     SqliteReader,
-    WriteDriver,
 )
 from smartspace_budget.ledger.engine import (
     create_engine,
@@ -72,6 +70,7 @@ from smartspace_budget.ledger.ops import (
 )
 from smartspace_budget.ledger.reads import AccountInfo, Reads
 from smartspace_budget.ledger.sql import sql_for
+from smartspace_budget.ledger.thread_writer import ThreadWriter
 from smartspace_budget.ledger.writer import GroupCommitWriter
 from smartspace_budget.models import (
     Balance,
@@ -117,18 +116,17 @@ class Ledger:
     ) -> None:
         self.engine = engine
         self._owns_engine = owns_engine
-        make_driver: Callable[[], WriteDriver]
         reader: ReadDriver
+        sql = sql_for(engine.dialect.name)
+        self._writer: ThreadWriter | GroupCommitWriter
         if is_sqlite(engine):
             path = sqlite_path(engine)
-            make_driver, count = (lambda: SqliteDriver(path)), 1
+            self._writer = ThreadWriter(path, sql)
             reader = SqliteReader(path)
         else:
             dsn = postgres_dsn(engine)
-            make_driver, count = (lambda: PostgresDriver(dsn)), writers or 4
+            self._writer = GroupCommitWriter(lambda: PostgresDriver(dsn), sql, writers=writers or 4)
             reader = PostgresReader(dsn)
-        sql = sql_for(engine.dialect.name)
-        self._writer = GroupCommitWriter(make_driver, sql, writers=count)
         self._reader = reader
         self._reads = Reads(reader, sql)
         self._accounts: dict[tuple[str, str], AccountInfo] = {}
