@@ -44,7 +44,9 @@ import asyncpg
 
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger.ids import new_id
-from smartspace_budget.ledger.sql import Changes, PostgresSql, SqlDialect, SqliteSql
+from smartspace_budget.ledger.sql import Changes, SqlDialect
+from smartspace_budget.ledger.sql_postgres import PostgresSql
+from smartspace_budget.ledger.sql_sqlite import SqliteSql
 from smartspace_budget.models import SpendingPeriod, UsageEvent
 
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -1,4 +1,4 @@
-"""The ledger's hot-path SQL for SQLite and PostgreSQL, in one place.
+"""The ledger's hot-path SQL: what SQLite and PostgreSQL share, and how each is chosen.
 
 Writes and the frequent reads talk to the driver directly (``sqlite3`` in its own threads,
 ``asyncpg``) with statements built once, rather than through SQLAlchemy's execution layer,
@@ -19,24 +19,30 @@ other's rows.
 from __future__ import annotations
 
 import functools
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 __all__ = [
     "ACCOUNT_COLUMNS",
+    "ACCOUNT_UPDATE_COLUMNS",
+    "DAILY_ROLLUP_COLUMNS",
     "ENTRY_COLUMNS",
     "HOLD_COLUMNS",
+    "HOLD_UPDATE_COLUMNS",
     "IDEMPOTENCY_COLUMNS",
+    "INSERTS",
     "ROLLUP_COLUMNS",
+    "SELECT_ACCOUNT",
+    "SELECT_HOLD",
+    "TARGETS",
+    "TEXT_COLUMNS",
+    "TIME_COLUMNS",
     "Call",
     "Changes",
-    "PostgresSql",
     "SqlDialect",
-    "SqliteSql",
     "sql_for",
 ]
 
@@ -121,7 +127,7 @@ ROLLUP_COLUMNS = ("account_id", "bucket_start", "provider", "model", *ROLLUP_SUM
 DAILY_ROLLUP_COLUMNS = ("account_id", "day_start", "provider", "model", *ROLLUP_SUMS)
 IDEMPOTENCY_COLUMNS = ("account_id", "key", "operation", "fingerprint", "result", "created_at")
 
-_TIME_COLUMNS = frozenset(
+TIME_COLUMNS = frozenset(
     {
         "created_at",
         "updated_at",
@@ -133,7 +139,7 @@ _TIME_COLUMNS = frozenset(
         "day_start",
     }
 )
-_TEXT_COLUMNS = frozenset(
+TEXT_COLUMNS = frozenset(
     {
         "user_id",
         "project_id",
@@ -158,9 +164,9 @@ _TEXT_COLUMNS = frozenset(
         "result",
     }
 )
-_SELECT_ACCOUNT = ", ".join(f"a.{name}" for name in ACCOUNT_COLUMNS)
-_SELECT_HOLD = ", ".join(HOLD_COLUMNS)
-_TARGETS = (
+SELECT_ACCOUNT = ", ".join(f"a.{name}" for name in ACCOUNT_COLUMNS)
+SELECT_HOLD = ", ".join(HOLD_COLUMNS)
+TARGETS = (
     "SELECT e.entry_id, e.account_id, e.amount_nano, e.provider, e.model, "
     "(SELECT COALESCE(SUM(r.amount_nano), 0) FROM ledger_entries AS r "
     "WHERE r.refund_of = e.entry_id) "
@@ -175,7 +181,7 @@ def _conflict(bucket: str, table: str) -> str:
 
 
 # Tables a batch writes: (Changes attribute, table, columns, suffix of the INSERT).
-_INSERTS = (
+INSERTS = (
     ("entries", "ledger_entries", ENTRY_COLUMNS, ""),
     ("holds_new", "ledger_reservations", HOLD_COLUMNS, ""),
     ("rollups", "ledger_rollups", ROLLUP_COLUMNS, _conflict("bucket_start", "ledger_rollups")),
@@ -191,17 +197,7 @@ _INSERTS = (
 
 @functools.cache
 def _time_positions(columns: tuple[str, ...]) -> tuple[int, ...]:
-    return tuple(index for index, name in enumerate(columns) if name in _TIME_COLUMNS)
-
-
-def _pg_type(name: str) -> str:
-    if name in _TIME_COLUMNS:
-        return "timestamptz"
-    if name in _TEXT_COLUMNS:
-        return "text"
-    if name == "cost_is_estimate":
-        return "boolean"
-    return "bigint"
+    return tuple(index for index, name in enumerate(columns) if name in TIME_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,307 +325,14 @@ class SqlDialect(ABC):
         return values
 
 
-class SqliteSql(SqlDialect):
-    """SQLite: ``?N`` placeholders, JSON arrays, no row locks (the write lock is held)."""
-
-    name = "sqlite"
-
-    def ts(self, value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-    def ts_out(self, value: Any) -> datetime | None:
-        if value is None:
-            return None
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-
-    def text(self, sql: str) -> str:
-        return _sqlite_text(sql)
-
-    def lock_accounts(
-        self,
-        keys: Sequence[tuple[str, str]],
-        row_ids: Sequence[int],
-        reservation_ids: Sequence[str],
-        idempotency_keys: Sequence[str],
-    ) -> Call:
-        if not row_ids and not reservation_ids:
-            return Call(
-                "rows",
-                _SQLITE_LOCK_BY_KEY,
-                (json.dumps(list(keys)), json.dumps(list(idempotency_keys))),
-            )
-        return Call(
-            "rows",
-            _SQLITE_LOCK,
-            (
-                json.dumps(list(keys)),
-                json.dumps(list(row_ids)),
-                json.dumps(list(reservation_ids)),
-                json.dumps(list(idempotency_keys)),
-            ),
-        )
-
-    def load_holds(
-        self,
-        reservation_ids: Sequence[str],
-        account_ids: Sequence[int],
-        overdue_at: datetime | None,
-    ) -> Call:
-        return Call(
-            "rows",
-            _SQLITE_HOLDS,
-            (
-                json.dumps(list(reservation_ids)),
-                json.dumps(list(account_ids) if overdue_at is not None else []),
-                self.ts(overdue_at) if overdue_at is not None else "",
-            ),
-        )
-
-    def load_targets(self, entry_ids: Sequence[str]) -> Call:
-        return Call("rows", _SQLITE_TARGETS, (json.dumps(list(entry_ids)),))
-
-    def write(self, changes: Changes) -> list[Call]:
-        calls = []
-        if changes.accounts:
-            calls.append(
-                Call(
-                    "many",
-                    _SQLITE_UPDATE_ACCOUNTS,
-                    [self.encode(ACCOUNT_UPDATE_COLUMNS, row) for row in changes.accounts],
-                )
-            )
-        for attribute, _, columns, _ in _INSERTS:
-            rows = getattr(changes, attribute)
-            if rows:
-                calls.append(
-                    Call(
-                        "many",
-                        _SQLITE_INSERTS[attribute],
-                        [self.encode(columns, row) for row in rows],
-                    )
-                )
-        if changes.holds_resolved:
-            calls.append(
-                Call(
-                    "many",
-                    _SQLITE_UPDATE_HOLDS,
-                    [self.encode(HOLD_UPDATE_COLUMNS, row) for row in changes.holds_resolved],
-                )
-            )
-        return calls
-
-
-@functools.lru_cache(maxsize=256)
-def _sqlite_text(sql: str) -> str:
-    return sql.replace("$", "?")
-
-
-def _sets(columns: tuple[str, ...]) -> str:
-    return ", ".join(f"{name} = ?{index}" for index, name in enumerate(columns[1:], start=2))
-
-
-_SQLITE_LOCK = (
-    f"SELECT {_SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
-    "FROM ledger_accounts AS a "
-    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id "
-    "AND i.key IN (SELECT value FROM json_each(?4)) "
-    "WHERE a.id IN ("
-    "SELECT id FROM ledger_accounts WHERE (user_id, project_id) IN "
-    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)) "
-    "UNION SELECT value FROM json_each(?2) "
-    "UNION SELECT account_id FROM ledger_reservations "
-    "WHERE reservation_id IN (SELECT value FROM json_each(?3))) "
-    "ORDER BY a.id"
-)
-_SQLITE_LOCK_BY_KEY = (
-    f"SELECT {_SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
-    "FROM ledger_accounts AS a "
-    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id "
-    "AND i.key IN (SELECT value FROM json_each(?2)) "
-    "WHERE (a.user_id, a.project_id) IN "
-    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)) "
-    "ORDER BY a.id"
-)
-_SQLITE_HOLDS = (
-    f"SELECT {_SELECT_HOLD} FROM ledger_reservations "
-    "WHERE reservation_id IN (SELECT value FROM json_each(?1)) "
-    f"UNION SELECT {_SELECT_HOLD} FROM ledger_reservations "
-    "WHERE status = 'pending' AND expires_at <= ?3 "
-    "AND account_id IN (SELECT value FROM json_each(?2))"
-)
-_SQLITE_TARGETS = _TARGETS.format(ids="SELECT value FROM json_each(?1)")
-_SQLITE_UPDATE_ACCOUNTS = (
-    f"UPDATE ledger_accounts SET {_sets(ACCOUNT_UPDATE_COLUMNS)} WHERE id = ?1"
-)
-_SQLITE_UPDATE_HOLDS = (
-    f"UPDATE ledger_reservations SET {_sets(HOLD_UPDATE_COLUMNS)} WHERE reservation_id = ?1"
-)
-_SQLITE_INSERTS = {
-    attribute: f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    f"({', '.join(f'?{index}' for index in range(1, len(columns) + 1))}) {suffix}".rstrip()
-    for attribute, table, columns, suffix in _INSERTS
-}
-
-
-class PostgresSql(SqlDialect):
-    """PostgreSQL: ``$N`` placeholders, typed arrays, ``FOR UPDATE`` on account rows."""
-
-    name = "postgresql"
-
-    def ts(self, value: datetime | None) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
-
-    def ts_out(self, value: Any) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
-
-    def text(self, sql: str) -> str:
-        return sql
-
-    def lock_accounts(
-        self,
-        keys: Sequence[tuple[str, str]],
-        row_ids: Sequence[int],
-        reservation_ids: Sequence[str],
-        idempotency_keys: Sequence[str],
-    ) -> Call:
-        if not row_ids and not reservation_ids:
-            return Call(
-                "rows",
-                _PG_LOCK_BY_KEY,
-                (
-                    [user for user, _ in keys],
-                    [project for _, project in keys],
-                    list(idempotency_keys),
-                ),
-            )
-        return Call(
-            "rows",
-            _PG_LOCK,
-            (
-                [user for user, _ in keys],
-                [project for _, project in keys],
-                list(row_ids),
-                list(reservation_ids),
-                list(idempotency_keys),
-            ),
-        )
-
-    def load_holds(
-        self,
-        reservation_ids: Sequence[str],
-        account_ids: Sequence[int],
-        overdue_at: datetime | None,
-    ) -> Call:
-        return Call(
-            "rows",
-            _PG_HOLDS,
-            (
-                list(reservation_ids),
-                list(account_ids) if overdue_at is not None else [],
-                overdue_at or datetime(1970, 1, 1, tzinfo=UTC),
-            ),
-        )
-
-    def load_targets(self, entry_ids: Sequence[str]) -> Call:
-        return Call("rows", _PG_TARGETS, (list(entry_ids),))
-
-    def write(self, changes: Changes) -> list[Call]:
-        """Every change in one statement: one round trip however large the batch."""
-        present = tuple(
-            name
-            for name in ("accounts", *(item[0] for item in _INSERTS), "holds_resolved")
-            if getattr(changes, name)
-        )
-        if not present:
-            return []
-        params: list[Any] = []
-        for name in present:
-            columns = _PG_COLUMNS[name]
-            rows = getattr(changes, name)
-            for index, column in enumerate(columns):
-                values = [row[index] for row in rows]
-                if column in _TIME_COLUMNS:
-                    values = [self.ts(value) for value in values]
-                params.append(values)
-        return [Call("exec", _pg_write(present), params)]
-
-
-_PG_LOCK = (
-    f"SELECT {_SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
-    "FROM ledger_accounts AS a "
-    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = ANY($5::text[]) "
-    "WHERE a.id IN ("
-    "SELECT id FROM ledger_accounts WHERE (user_id, project_id) IN "
-    "(SELECT * FROM unnest($1::text[], $2::text[])) "
-    "UNION SELECT unnest($3::bigint[]) "
-    "UNION SELECT account_id FROM ledger_reservations "
-    "WHERE reservation_id = ANY($4::text[])) "
-    "ORDER BY a.id FOR UPDATE OF a"
-)
-_PG_LOCK_BY_KEY = (
-    f"SELECT {_SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
-    "FROM ledger_accounts AS a "
-    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = ANY($3::text[]) "
-    "WHERE (a.user_id, a.project_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
-    "ORDER BY a.id FOR UPDATE OF a"
-)
-_PG_HOLDS = (
-    f"SELECT {_SELECT_HOLD} FROM ledger_reservations "
-    "WHERE reservation_id = ANY($1::text[]) "
-    "OR (status = 'pending' AND expires_at <= $3 AND account_id = ANY($2::bigint[]))"
-)
-_PG_TARGETS = _TARGETS.format(ids="SELECT unnest($1::text[])")
-_PG_COLUMNS = {
-    "accounts": ACCOUNT_UPDATE_COLUMNS,
-    "holds_resolved": HOLD_UPDATE_COLUMNS,
-    **{attribute: columns for attribute, _, columns, _ in _INSERTS},
-}
-
-
-@functools.lru_cache(maxsize=128)
-def _pg_write(present: tuple[str, ...]) -> str:
-    """The one statement writing the tables in ``present`` (their arrays, in that order)."""
-    parts = []
-    number = 0
-
-    def arrays(columns: tuple[str, ...]) -> str:
-        nonlocal number
-        casts = []
-        for column in columns:
-            number += 1
-            casts.append(f"${number}::{_pg_type(column)}[]")
-        return f"unnest({', '.join(casts)})"
-
-    inserts = {attribute: (table, suffix) for attribute, table, _, suffix in _INSERTS}
-    for index, name in enumerate(present):
-        columns = _PG_COLUMNS[name]
-        if name == "accounts":
-            sets = ", ".join(f"{column} = v.{column}" for column in columns[1:])
-            parts.append(
-                f"w{index} AS (UPDATE ledger_accounts AS a SET {sets} FROM {arrays(columns)} "
-                f"AS v({', '.join(columns)}) WHERE a.id = v.id)"
-            )
-        elif name == "holds_resolved":
-            sets = ", ".join(f"{column} = v.{column}" for column in columns[1:])
-            parts.append(
-                f"w{index} AS (UPDATE ledger_reservations AS r SET {sets} FROM {arrays(columns)} "
-                f"AS v({', '.join(columns)}) WHERE r.reservation_id = v.reservation_id)"
-            )
-        else:
-            table, suffix = inserts[name]
-            parts.append(
-                f"w{index} AS (INSERT INTO {table} ({', '.join(columns)}) "
-                f"SELECT * FROM {arrays(columns)} {suffix})"
-            )
-    return f"WITH {', '.join(parts)} SELECT 1"
-
-
 def sql_for(dialect_name: str) -> SqlDialect:
     """The statements for ``sqlite`` or ``postgresql``."""
     if dialect_name == "sqlite":
+        from smartspace_budget.ledger.sql_sqlite import SqliteSql
+
         return SqliteSql()
     if dialect_name == "postgresql":
+        from smartspace_budget.ledger.sql_postgres import PostgresSql
+
         return PostgresSql()
     raise ValueError(f"no ledger SQL for {dialect_name!r}")

@@ -98,16 +98,31 @@ class ThreadWriter:
                         stopping = True
                         break
                     jobs.append(job)
-                if conn is None:
-                    try:
+                try:
+                    if conn is None:
                         conn = connect_sqlite(self._path, reader=False)
-                    except sqlite3.Error as exc:
-                        self._answer(jobs, [failure(exc)] * len(jobs))
-                        continue
-                self._answer(jobs, self._run(conn, [op for op, _, _ in jobs]))
+                    outcomes = self._run(conn, [op for op, _, _ in jobs])
+                except Exception as exc:  # never leave a caller waiting forever
+                    outcomes = [failure(exc)] * len(jobs)
+                self._answer(jobs, outcomes)
         finally:
             if conn is not None:
                 conn.close()
+            self._refuse_leftovers()
+
+    def _refuse_leftovers(self) -> None:
+        """Writes queued as the ledger closed get an answer too: it is closed."""
+        leftovers = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                leftovers.append(job)
+        if leftovers:
+            closed = Failure(BackendUnavailableError("the ledger is closed"))
+            self._answer(leftovers, [closed] * len(leftovers))
 
     @staticmethod
     def _answer(jobs: list[_Job], outcomes: list[Any]) -> None:

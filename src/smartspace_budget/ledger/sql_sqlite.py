@@ -1,0 +1,172 @@
+"""The ledger's hot-path SQL for SQLite: ``?N`` placeholders, JSON arrays, no row locks.
+
+``BEGIN IMMEDIATE`` already holds the database's one write lock, so loading needs no
+``FOR UPDATE``; lists travel as JSON arrays read with ``json_each``; a batch is written with
+one ``executemany`` per table (in-process, there are no round trips to save).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from smartspace_budget.ledger.sql import (
+    ACCOUNT_UPDATE_COLUMNS,
+    HOLD_UPDATE_COLUMNS,
+    INSERTS,
+    SELECT_ACCOUNT,
+    SELECT_HOLD,
+    TARGETS,
+    Call,
+    Changes,
+    SqlDialect,
+)
+
+__all__ = ["SqliteSql"]
+
+
+class SqliteSql(SqlDialect):
+    """SQLite: ``?N`` placeholders, JSON arrays, no row locks (the write lock is held)."""
+
+    name = "sqlite"
+
+    def ts(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def ts_out(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+    def text(self, sql: str) -> str:
+        return _sqlite_text(sql)
+
+    def lock_accounts(
+        self,
+        keys: Sequence[tuple[str, str]],
+        row_ids: Sequence[int],
+        reservation_ids: Sequence[str],
+        idempotency_keys: Sequence[str],
+    ) -> Call:
+        if not row_ids and not reservation_ids:
+            return Call(
+                "rows",
+                _SQLITE_LOCK_BY_KEY,
+                (json.dumps(list(keys)), json.dumps(list(idempotency_keys))),
+            )
+        return Call(
+            "rows",
+            _SQLITE_LOCK,
+            (
+                json.dumps(list(keys)),
+                json.dumps(list(row_ids)),
+                json.dumps(list(reservation_ids)),
+                json.dumps(list(idempotency_keys)),
+            ),
+        )
+
+    def load_holds(
+        self,
+        reservation_ids: Sequence[str],
+        account_ids: Sequence[int],
+        overdue_at: datetime | None,
+    ) -> Call:
+        return Call(
+            "rows",
+            _SQLITE_HOLDS,
+            (
+                json.dumps(list(reservation_ids)),
+                json.dumps(list(account_ids) if overdue_at is not None else []),
+                self.ts(overdue_at) if overdue_at is not None else "",
+            ),
+        )
+
+    def load_targets(self, entry_ids: Sequence[str]) -> Call:
+        return Call("rows", _SQLITETARGETS, (json.dumps(list(entry_ids)),))
+
+    def write(self, changes: Changes) -> list[Call]:
+        calls = []
+        if changes.accounts:
+            calls.append(
+                Call(
+                    "many",
+                    _SQLITE_UPDATE_ACCOUNTS,
+                    [self.encode(ACCOUNT_UPDATE_COLUMNS, row) for row in changes.accounts],
+                )
+            )
+        for attribute, _, columns, _ in INSERTS:
+            rows = getattr(changes, attribute)
+            if rows:
+                calls.append(
+                    Call(
+                        "many",
+                        _SQLITEINSERTS[attribute],
+                        [self.encode(columns, row) for row in rows],
+                    )
+                )
+        if changes.holds_resolved:
+            calls.append(
+                Call(
+                    "many",
+                    _SQLITE_UPDATE_HOLDS,
+                    [self.encode(HOLD_UPDATE_COLUMNS, row) for row in changes.holds_resolved],
+                )
+            )
+        return calls
+
+
+@functools.lru_cache(maxsize=256)
+def _sqlite_text(sql: str) -> str:
+    return sql.replace("$", "?")
+
+
+def _sets(columns: tuple[str, ...]) -> str:
+    return ", ".join(f"{name} = ?{index}" for index, name in enumerate(columns[1:], start=2))
+
+
+_SQLITE_LOCK = (
+    f"SELECT {SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
+    "FROM ledger_accounts AS a "
+    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id "
+    "AND i.key IN (SELECT value FROM json_each(?4)) "
+    "WHERE a.id IN ("
+    "SELECT id FROM ledger_accounts WHERE (user_id, project_id) IN "
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)) "
+    "UNION SELECT value FROM json_each(?2) "
+    "UNION SELECT account_id FROM ledger_reservations "
+    "WHERE reservation_id IN (SELECT value FROM json_each(?3))) "
+    "ORDER BY a.id"
+)
+_SQLITE_LOCK_BY_KEY = (
+    f"SELECT {SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
+    "FROM ledger_accounts AS a "
+    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id "
+    "AND i.key IN (SELECT value FROM json_each(?2)) "
+    "WHERE (a.user_id, a.project_id) IN "
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)) "
+    "ORDER BY a.id"
+)
+_SQLITE_HOLDS = (
+    f"SELECT {SELECT_HOLD} FROM ledger_reservations "
+    "WHERE reservation_id IN (SELECT value FROM json_each(?1)) "
+    f"UNION SELECT {SELECT_HOLD} FROM ledger_reservations "
+    "WHERE status = 'pending' AND expires_at <= ?3 "
+    "AND account_id IN (SELECT value FROM json_each(?2))"
+)
+_SQLITETARGETS = TARGETS.format(ids="SELECT value FROM json_each(?1)")
+_SQLITE_UPDATE_ACCOUNTS = (
+    f"UPDATE ledger_accounts SET {_sets(ACCOUNT_UPDATE_COLUMNS)} WHERE id = ?1"
+)
+_SQLITE_UPDATE_HOLDS = (
+    f"UPDATE ledger_reservations SET {_sets(HOLD_UPDATE_COLUMNS)} WHERE reservation_id = ?1"
+)
+_SQLITEINSERTS = {
+    attribute: f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    f"({', '.join(f'?{index}' for index in range(1, len(columns) + 1))}) {suffix}".rstrip()
+    for attribute, table, columns, suffix in INSERTS
+}
