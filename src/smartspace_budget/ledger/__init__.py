@@ -1,4 +1,4 @@
-"""The ledger: append-only entries, holds and hourly rollups on SQLite or PostgreSQL.
+"""The ledger: append-only entries, holds, hourly and daily rollups, on SQLite or PostgreSQL.
 
 ``Ledger`` is the one object the in-process backend and the service use; ``create_engine``
 and ``default_database_url`` say where it lives; ``upgrade`` migrates a database.
