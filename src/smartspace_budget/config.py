@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest request body accepted (413 beyond)."
     )
+    expiry_interval: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between the service's sweeps of expired reservations; 0 disables.",
+    )
     key_cache_ttl: float = Field(
         default=5.0, ge=0, description="Seconds a verified API key is remembered (revocation lag)."
     )

@@ -31,6 +31,7 @@ from smartspace_budget.server.responses import DecimalJSONResponse, install_erro
 from smartspace_budget.server.routes import budgets, metrics, pricing
 from smartspace_budget.server.routes import ledger as ledger_routes
 from smartspace_budget.server.routes.dashboard import install_dashboard
+from smartspace_budget.server.sweeper import sweeping
 from smartspace_budget.server.telemetry import MetricsMiddleware, ServiceMetrics
 
 if TYPE_CHECKING:
@@ -105,7 +106,8 @@ def create_app(
         try:
             await ensure_key_table(opened.engine)
             _wire(app, config, opened, open_price_book(opened))
-            yield
+            async with sweeping(opened.expire_reservations, config.expiry_interval):
+                yield
         finally:
             await opened.close()
 
