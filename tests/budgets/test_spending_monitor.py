@@ -424,3 +424,21 @@ async def test_periods_follow_the_accounts_timezone(
     (second,) = await monitor.check_spending_status(U, P)
     assert second.period_start == datetime(2026, 3, 3, 5, 0, tzinfo=UTC)
     assert [a.metadata["percentage"] for a in received] == [50, 50]
+
+
+async def test_detect_cost_spike_defaults_to_the_monitors_threshold(
+    backend: FakeBackend, clock: FakeClock
+) -> None:
+    backend.deposit("10000")
+    hour = clock.now.replace(minute=0)
+    for back in range(1, 26):
+        backend.spend("1", hour - timedelta(hours=back))
+    backend.spend("1.75")  # +75% over the hourly mean of 1
+    strict = make_monitor(backend, clock, spike_threshold_percent=100)
+    assert await strict.detect_cost_spike(U, P) is None  # 75% < the monitor's 100%
+    assert await strict.detect_cost_spike(U, P, spike_threshold_percent=50.0) is not None
+    default = make_monitor(backend, clock)
+    spike = await default.detect_cost_spike(U, P)  # the spec's 50%
+    assert spike is not None
+    assert spike.metadata["increase_percent"] == D(75)
+    assert "(threshold 50%)" in spike.message

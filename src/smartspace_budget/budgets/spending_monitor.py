@@ -242,10 +242,19 @@ class SpendingMonitor:
         self,
         user_id: str,
         project_id: str,
-        spike_threshold_percent: float | Decimal | int = 50.0,
+        spike_threshold_percent: float | Decimal | int | None = None,
     ) -> SpendingAlert | None:
-        """An alert if the latest hour is ``spike_threshold_percent`` above the hourly mean."""
-        threshold = parse_percent(spike_threshold_percent)
+        """An alert if the latest hour is ``spike_threshold_percent`` above the hourly mean.
+
+        Without a threshold, the monitor's own (``spike_threshold_percent`` given to the
+        constructor, the spec's 50% by default) applies, the same one
+        :meth:`check_spending_status` uses.
+        """
+        threshold = (
+            self._spike_percent
+            if spike_threshold_percent is None
+            else parse_percent(spike_threshold_percent)
+        )
         view = AccountView(self.tracker, user_id, project_id, self._clock())
         await view.load_status()
         finding = await spike_finding(view, threshold)
