@@ -46,10 +46,9 @@ async def test_check_sufficient_budget_boundary(tracker: BudgetTracker) -> None:
     over = await tracker.check_sufficient_budget(U, P, D("100.000000001"))
     assert not over.available
     assert over.violation_details[0].requested == D("100.000000001")
-    assert (
-        "exceeds available $100 by $1E-9" in over.violations[0]
-        or "by $0.000000001" in (over.violations[0])
-    )
+    assert over.violations == [
+        "Insufficient balance: requested $100.000000001 exceeds available $100.00 by $0.000000001"
+    ]
 
 
 @pytest.mark.parametrize("bad", [0.5, -1, "NaN", "abc", True])

@@ -8,6 +8,7 @@ backend's write side. Every figure the examples print is asserted.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -251,6 +252,40 @@ async def test_example_3_alerts(ledger: LedgerBackend, capsys: pytest.CaptureFix
         "🚨 URGENT: Unusual spending today",
         f"   {message}",
         f"Anomaly detected: {message}",
+    ]
+
+
+async def an_hour_with_room() -> datetime:
+    """Now, at least 30 s before the next hour, so seeding and checking share one hour."""
+    now = datetime.now(UTC)
+    left = 3600 - (now.minute * 60 + now.second + now.microsecond / 1e6)
+    if left < 30:
+        await asyncio.sleep(left + 0.1)
+        now = datetime.now(UTC)
+    return now
+
+
+async def test_example_3_cost_spike(
+    ledger: LedgerBackend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The spec's call without a threshold (50% by default), and ``spike.message`` printed."""
+    await ledger.deposit(user_id, project_id, D("1000"), idempotency_key="dep-1")
+    now = await an_hour_with_room()
+    for hours_ago in range(1, 26):  # 0.50 in each of the 25 hours before this one
+        await use(ledger, f"h-{hours_ago}", "0.50", at=now - timedelta(hours=hours_ago))
+    await use(ledger, "now", "5.00", at=now)
+
+    await example_3()
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    message = (
+        f"Spent $5.00 in the hour from {hour:%Y-%m-%d %H:%M}, 900.00% above the hourly mean "
+        "of $0.50 (threshold 50%)"
+    )
+    # 900% is over 4 x 50%: critical, so urgent; a day of history is no anomaly baseline.
+    assert capsys.readouterr().out.splitlines() == [
+        "🚨 URGENT: Cost spike in the last hour",
+        f"   {message}",
+        f"Cost spike detected: {message}",
     ]
 
 
