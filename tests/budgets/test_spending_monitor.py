@@ -173,7 +173,10 @@ async def test_custom_thresholds_rate_and_balance(
         D(100),
     )
     assert rate.triggered_count == 1
+    first_hit = clock.now
+    assert (rate.last_triggered_at, rate.trigger_history) == (first_hit, [first_hit])
     assert await monitor.check_threshold(U, P, rate) is hit  # same hour: remembered
+    assert rate.trigger_history == [first_hit]  # a remembered alert is no new trigger
     clock.advance(hours=1)
     assert await monitor.check_threshold(U, P, rate) is None  # nothing spent this hour
     backend.spend("5")
@@ -181,6 +184,8 @@ async def test_custom_thresholds_rate_and_balance(
     assert rearmed is not None
     assert rearmed.alert_id != hit.alert_id
     assert rate.triggered_count == 2
+    assert rate.trigger_history == [first_hit, clock.now]
+    assert rate.last_triggered_at == clock.now
 
     backend.spend("5489")  # balance 4500: half of the way from 9000 to zero
     low = await monitor.check_threshold(U, P, balance)
