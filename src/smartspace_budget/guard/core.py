@@ -4,7 +4,9 @@ Every call goes through the same five steps, whether it is made by a wrapped SDK
 inside ``async with guard.request(...)``:
 
 1. **estimate** the cost with the pricing engine: exact input tokens where a tokenizer
-   exists, ``max_tokens`` as the worst case for output (or the caller's expected output);
+   exists, ``max_tokens`` as the worst case for output (or the caller's expected output;
+   with neither, the most the model can produce: its output limit, else its context window
+   minus the input, else ``default_max_output_tokens``);
 2. **reserve** that amount in the ledger. The reservation *is* the policy check: the ledger
    refuses it atomically with :class:`~smartspace_budget.errors.BudgetExceededError` or
    :class:`~smartspace_budget.errors.PolicyViolationError`, before any network traffic, and
@@ -33,7 +35,12 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
-from smartspace_budget.errors import BackendError, InvalidInputError, MissingPricingError
+from smartspace_budget.errors import (
+    BackendError,
+    BudgetError,
+    InvalidInputError,
+    MissingPricingError,
+)
 from smartspace_budget.guard.anomalies import (
     REPORTED,
     anomaly_alert,
@@ -54,11 +61,18 @@ from smartspace_budget.models import (
 )
 from smartspace_budget.pricing.cost import to_usdc
 
-__all__ = ["Guard", "GuardBackend", "GuardedCall", "PricingSource"]
+__all__ = ["DEFAULT_MAX_OUTPUT_TOKENS", "Guard", "GuardBackend", "GuardedCall", "PricingSource"]
 
 log = logging.getLogger("smartspace_budget.guard")
 
 _SETTLE_ATTEMPTS = 3
+
+DEFAULT_MAX_OUTPUT_TOKENS = 65_536
+"""Output held for a call without ``max_tokens`` when the model's limits are unknown.
+
+Large enough for the longest outputs current chat models allow by default (Gemini 2.5 Pro,
+Claude Sonnet 4.5: 64K tokens); settlement charges what was really produced.
+"""
 
 
 class Guard:
@@ -69,6 +83,8 @@ class Guard:
     ``SpendingMonitor``), when given, receives cost anomalies of medium severity or worse
     through its alert handlers; ``on_anomaly`` is called with every such anomaly.
     Synchronous clients run the backend on ``portal`` (one is created when needed).
+    ``default_max_output_tokens`` is held for a call without ``max_tokens`` on a model whose
+    output limit and context window are both unknown.
     """
 
     def __init__(
@@ -82,11 +98,14 @@ class Guard:
         reservation_ttl: int = 300,
         on_anomaly: Callable[[CostAnomaly], None] | None = None,
         portal: Portal | None = None,
+        default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
     ) -> None:
         if not user_id or not project_id:
             raise InvalidInputError("user_id and project_id must not be empty")
         if isinstance(reservation_ttl, bool) or not 1 <= reservation_ttl <= 86_400:
             raise InvalidInputError("reservation_ttl must be between 1 and 86400 seconds")
+        if isinstance(default_max_output_tokens, bool) or default_max_output_tokens < 1:
+            raise InvalidInputError("default_max_output_tokens must be a positive int")
         if monitor is not None and not can_receive(monitor):
             raise InvalidInputError(
                 f"{type(monitor).__name__} cannot receive alerts (expected a SpendingMonitor)"
@@ -98,6 +117,7 @@ class Guard:
         self.monitor = monitor
         self.reservation_ttl = reservation_ttl
         self.on_anomaly = on_anomaly
+        self.default_max_output_tokens = default_max_output_tokens
         self._portal = portal
         self._owns_portal = False
         self._pending: set[concurrent.futures.Future[Any] | asyncio.Future[Any]] = set()
@@ -172,10 +192,9 @@ class Guard:
         call_id = uuid.uuid4().hex
         request_id = request_id or f"req_{call_id}"
         worst_output = max_tokens if max_tokens is not None else expected_output_tokens
+        assumed: str | None = None
         if worst_output is None:
-            # No cap given: the model's own output limit is the worst case, when it is known.
-            pricing = await self.pricing_engine.get_provider_pricing(provider, model)
-            worst_output = pricing.max_output_tokens
+            worst_output, assumed = await self._worst_output(provider, model, input_text, messages)
         estimate = await self._estimate(provider, model, input_text, messages, worst_output)
         expected_cost = estimate.total_cost
         if (
@@ -193,14 +212,23 @@ class Guard:
                     input_tokens=estimate.input_tokens,
                 )
             ).total_cost
-        reservation = await self.backend.reserve(
-            self.user_id,
-            self.project_id,
-            estimate.total_cost,
-            ttl_seconds=self.reservation_ttl,
-            idempotency_key=f"guard:{call_id}:reserve",
-            request_id=request_id,
-        )
+        try:
+            reservation = await self.backend.reserve(
+                self.user_id,
+                self.project_id,
+                estimate.total_cost,
+                ttl_seconds=self.reservation_ttl,
+                idempotency_key=f"guard:{call_id}:reserve",
+                request_id=request_id,
+            )
+        except BudgetError as exc:
+            if assumed is None:
+                raise
+            hint = (
+                f"{exc.detail} (no max_tokens was given, so {worst_output:,} output tokens "
+                f"were held: {assumed}; pass max_tokens to hold less)"
+            )
+            raise type(exc)(hint, **exc.context) from exc
         return GuardedCall(
             call_id=call_id,
             request_id=request_id,
@@ -211,6 +239,28 @@ class Guard:
             expected_cost=expected_cost,
             expected_given=expected_output_tokens is not None,
         )
+
+    async def _worst_output(
+        self,
+        provider: str,
+        model: str,
+        input_text: str | None,
+        messages: Sequence[dict[str, Any]] | None,
+    ) -> tuple[int, str]:
+        """The most output a call without ``max_tokens`` can produce, and why.
+
+        The model's output limit when the catalog knows it; else what its context window
+        leaves after the input (input and output share the window, so the output cannot be
+        larger); else :data:`DEFAULT_MAX_OUTPUT_TOKENS` (``default_max_output_tokens``).
+        """
+        pricing = await self.pricing_engine.get_provider_pricing(provider, model)
+        if pricing.max_output_tokens is not None:
+            return pricing.max_output_tokens, "the model's output limit"
+        if pricing.max_input_tokens is not None:
+            sized = await self._estimate(provider, model, input_text, messages, 0)
+            left = max(pricing.max_input_tokens - sized.input_tokens, 0)
+            return left, "the model's context window minus the input"
+        return self.default_max_output_tokens, "the guard's default_max_output_tokens"
 
     async def _estimate(
         self,

@@ -5,8 +5,9 @@
 ``messages.stream`` (Anthropic), streaming or not; everything else is the client's own
 attribute, untouched. The client itself is not modified.
 
-A request the provider answers with an HTTP error is not billed by the provider, so its hold
-is released; any other failure (connection lost, timeout, error midway through a stream)
+A request the provider answers with an HTTP error, or that the SDK refuses before sending it
+(missing or impossible arguments), is not billed by the provider, so its hold is released;
+any other failure (connection lost, timeout, error midway through a stream)
 leaves the real usage unknown, so the reservation is charged as an estimate.
 """
 
@@ -19,7 +20,11 @@ from typing import Any
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.guard.core import Guard, GuardedCall
 from smartspace_budget.guard.costing import ProviderUsage
-from smartspace_budget.guard.prompts import anthropic_messages, openai_messages, responses_messages
+from smartspace_budget.guard.prompts import (
+    anthropic_messages,
+    openai_messages,
+    responses_messages,
+)
 from smartspace_budget.guard.streams import (
     GuardedAsyncStream,
     GuardedStream,
@@ -84,7 +89,7 @@ def _max_of(kwargs: dict[str, Any], *names: str) -> int | None:
 OPENAI_CHAT = _Method(
     provider="openai",
     read_request=lambda kw: (
-        openai_messages(kw.get("messages") or []),
+        openai_messages(kw.get("messages") or [], kw.get("tools"), kw.get("functions")),
         _max_of(kw, "max_completion_tokens", "max_tokens"),
     ),
     response_usage=lambda response: openai_chat_usage(getattr(response, "usage", None)),
@@ -94,7 +99,7 @@ OPENAI_CHAT = _Method(
 OPENAI_RESPONSES = _Method(
     provider="openai",
     read_request=lambda kw: (
-        responses_messages(kw.get("input"), kw.get("instructions")),
+        responses_messages(kw.get("input"), kw.get("instructions"), kw.get("tools")),
         _max_of(kw, "max_output_tokens"),
     ),
     response_usage=lambda response: openai_responses_usage(getattr(response, "usage", None)),
@@ -103,7 +108,7 @@ OPENAI_RESPONSES = _Method(
 ANTHROPIC_MESSAGES = _Method(
     provider="anthropic",
     read_request=lambda kw: (
-        anthropic_messages(kw.get("messages") or [], kw.get("system")),
+        anthropic_messages(kw.get("messages") or [], kw.get("system"), kw.get("tools")),
         _max_of(kw, "max_tokens"),
     ),
     response_usage=lambda response: anthropic_usage(getattr(response, "usage", None)),
@@ -112,10 +117,22 @@ ANTHROPIC_MESSAGES = _Method(
 
 
 def _provider_refused(exc: BaseException) -> bool:
-    """The provider answered with an HTTP error status: nothing was generated or billed."""
+    """Nothing was generated or billed: the provider answered with an HTTP error status, or
+    the SDK refused the arguments before sending anything.
+
+    The SDKs check arguments before building the request: a missing required argument is a
+    ``TypeError`` (Anthropic's ``max_tokens``), and Anthropic refuses a non-streaming call
+    whose ``max_tokens`` could take over ten minutes with a ``ValueError``. Any other failure
+    may have reached the provider, so its usage is unknown and the reservation is charged.
+    """
     status = getattr(exc, "status_code", None)
     names = {cls.__name__ for cls in type(exc).__mro__}
-    return "APIStatusError" in names and isinstance(status, int) and 400 <= status < 600
+    if "APIStatusError" in names and isinstance(status, int) and 400 <= status < 600:
+        return True
+    from_sdk = "OpenAIError" in names or "AnthropicError" in names
+    if isinstance(exc, TypeError) and not from_sdk:
+        return True
+    return isinstance(exc, ValueError) and str(exc).startswith("Streaming is required")
 
 
 def _model(kwargs: dict[str, Any]) -> str:
