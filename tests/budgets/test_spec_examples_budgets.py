@@ -27,11 +27,26 @@ D = Decimal
 user_id, project_id = "user_001", "proj_001"
 
 
+async def an_hour_with_room() -> datetime:
+    """Now, at least 30 s before the next hour (so before the next day and month too).
+
+    Seeding and checking then fall in the same hour, day and month of the real clock the
+    examples read.
+    """
+    now = datetime.now(UTC)
+    left = 3600 - (now.minute * 60 + now.second + now.microsecond / 1e6)
+    if left < 30:
+        await asyncio.sleep(left + 0.1)
+        now = datetime.now(UTC)
+    return now
+
+
 @pytest.fixture
 async def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LedgerBackend]:
     monkeypatch.setenv("SMARTSPACE_BUDGET_DATA_DIR", str(tmp_path))
     for name in ("SMARTSPACE_BUDGET_URL", "SMARTSPACE_BUDGET_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    await an_hour_with_room()
     backend = default_backend()
     yield backend
     await backend.aclose()  # type: ignore[attr-defined]
@@ -253,16 +268,6 @@ async def test_example_3_alerts(ledger: LedgerBackend, capsys: pytest.CaptureFix
         f"   {message}",
         f"Anomaly detected: {message}",
     ]
-
-
-async def an_hour_with_room() -> datetime:
-    """Now, at least 30 s before the next hour, so seeding and checking share one hour."""
-    now = datetime.now(UTC)
-    left = 3600 - (now.minute * 60 + now.second + now.microsecond / 1e6)
-    if left < 30:
-        await asyncio.sleep(left + 0.1)
-        now = datetime.now(UTC)
-    return now
 
 
 async def test_example_3_cost_spike(
