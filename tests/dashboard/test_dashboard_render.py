@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
+from smartspace_budget.backend.base import SpendingBucket
 from smartspace_budget.models import loads
 from smartspace_budget.periods import SpendingPeriod
 from smartspace_budget.server.dashboard.charts import bar_chart, nice_ceiling
@@ -313,10 +315,6 @@ def test_format_amount() -> None:
 
 
 def test_empty_windows_draw_empty_bars_and_scale_to_the_limit() -> None:
-    from zoneinfo import ZoneInfo
-
-    from smartspace_budget.backend.base import SpendingBucket
-
     start = datetime(2026, 1, 1, tzinfo=UTC)
     bucket = SpendingBucket(
         start=start, end=start.replace(day=2), spent=Decimal(0), request_count=0
@@ -369,3 +367,59 @@ def test_sign_in_from_another_site_is_refused(seeded: FakeBackend) -> None:
         follow_redirects=False,
     )
     assert own.status_code == 303
+
+
+def _day_buckets(first: datetime, days: int, spent: str) -> list[SpendingBucket]:
+    return [
+        SpendingBucket(
+            start=first + timedelta(days=i),
+            end=first + timedelta(days=i + 1),
+            spent=Decimal(spent),
+            request_count=1,
+        )
+        for i in range(days)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spent", "labels"),
+    [
+        ("90", ["0", "25", "50", "75", "100"]),
+        ("4.2", ["0.00", "1.25", "2.50", "3.75", "5.00"]),
+        ("1.8", ["0.0", "0.5", "1.0", "1.5", "2.0"]),
+        ("2300", ["0", "625", "1,250", "1,875", "2,500"]),
+    ],
+)
+def test_axis_labels_share_the_fewest_decimals_that_write_them_exactly(
+    spent: str, labels: list[str]
+) -> None:
+    """Short labels (``100``, not ``100.00``) fit the axis when a phone scales the chart."""
+    days = _day_buckets(datetime(2026, 11, 1, tzinfo=UTC), 3, spent)
+    chart = bar_chart([], days, SpendingPeriod.DAILY, ZoneInfo("UTC"))
+    assert [tick.label for tick in chart.ticks] == labels
+    assert [Decimal(label.replace(",", "")) for label in labels] == [t.value for t in chart.ticks]
+
+
+def test_narrow_screens_drop_every_other_axis_label_but_each_windows_first() -> None:
+    previous = _day_buckets(datetime(2026, 10, 1, tzinfo=UTC), 31, "1")
+    current = _day_buckets(datetime(2026, 11, 1, tzinfo=UTC), 30, "1")
+    chart = bar_chart(previous, current, SpendingPeriod.DAILY, ZoneInfo("UTC"))
+    for series in ("previous", "current"):
+        shown = [bar for bar in chart.bars if bar.series == series and bar.show_label]
+        assert len(shown) >= 3
+        assert [bar.dense for bar in shown] == [i % 2 == 1 for i in range(len(shown))]
+    assert not any(bar.dense for bar in chart.bars if not bar.show_label)
+
+
+def test_phone_layout_keeps_the_comparison_total_and_hides_the_split(
+    client: TestClient,
+) -> None:
+    html = client.get("/dashboard?models=openai/gpt-4o", headers=ALICE).text
+    table = re.search(r'<table id="comparison">.*?</table>', html, re.S)
+    assert table is not None
+    assert len(re.findall(r'class="num part"', table.group(0))) == 4  # 2 header + 2 cells
+    assert re.search(r'<td class="num">0\.007875</td>', table.group(0))
+    css = client.get("/dashboard/static/dashboard.css").text
+    phone = css[css.index("@media (max-width: 600px)") :]
+    assert "#comparison .part { display: none; }" in phone
+    assert "min-width" not in phone  # charts fit the screen instead of scrolling sideways

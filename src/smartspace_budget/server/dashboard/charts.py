@@ -86,10 +86,11 @@ def tick_label(start: datetime, granularity: SpendingPeriod, zone: ZoneInfo) -> 
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """A horizontal grid line with its amount."""
+    """A horizontal grid line with its amount, and that amount as the axis writes it."""
 
     y: Decimal
     value: Decimal
+    label: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,8 @@ class Bar:
     start: datetime
     over_limit: bool
     show_label: bool
+    dense: bool = False
+    """An axis label that a narrow screen leaves out (every other one, each window's first kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +130,16 @@ class BarChart:
 
 
 def _ticks(scale_max: Decimal, bottom: Decimal, plot_height: Decimal) -> list[Tick]:
+    """Five grid lines; their labels share the fewest decimals that write every one exactly.
+
+    ``0 25 50 75 100`` rather than ``100.00``: short labels fit the axis margin even when a
+    phone scales the chart down and the text is drawn larger to stay legible.
+    """
+    values = [(scale_max * i / 4).normalize() for i in range(5)]
+    places = max(0, *(-int(v.as_tuple().exponent) for v in values))
     return [
-        Tick(y=_px(bottom - plot_height * i / 4), value=(scale_max * i / 4).normalize())
-        for i in range(5)
+        Tick(y=_px(bottom - plot_height * i / 4), value=v, label=f"{v:,.{places}f}")
+        for i, v in enumerate(values)
     ]
 
 
@@ -164,6 +174,11 @@ def bar_chart(
         for position, bucket in enumerate(buckets):
             shown = max(bucket.spent, Decimal(0))
             height = _px(plot_height * shown / scale_max)
+            # Skip the labels just before the gap, where they would run into the next
+            # window's first label.
+            show_label = position % every == 0 and (
+                series == "current" or len(buckets) - position > every // 2 + 1
+            )
             bars.append(
                 Bar(
                     x=_px(LEFT + slot * index + (slot - width) / 2),
@@ -177,10 +192,8 @@ def bar_chart(
                     requests=bucket.request_count,
                     start=bucket.start,
                     over_limit=limit is not None and bucket.spent > limit,
-                    # Skip the labels just before the gap, where they would run into
-                    # the next window's first label.
-                    show_label=position % every == 0
-                    and (series == "current" or len(buckets) - position > every // 2 + 1),
+                    show_label=show_label,
+                    dense=show_label and (position // every) % 2 == 1,
                 )
             )
             index += 1
