@@ -264,3 +264,27 @@ def test_dashboard_in_headless_chromium(site: Site) -> None:
             browser.close()
     assert problems == []
     assert (OUTPUT / f"dashboard-{site.name}-month.png").stat().st_size > 10_000
+
+
+def _outcome() -> BaseException | None:
+    """What ``_require_browser`` raised (a skip must not end this test as skipped)."""
+    try:
+        _require_browser()
+    except BaseException as exc:
+        return exc
+    return None
+
+
+def test_a_missing_browser_fails_in_ci_and_only_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CI must run the browser test: without chromium it fails there instead of skipping."""
+    monkeypatch.setattr(f"{__name__}.CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    in_ci = _outcome()
+    assert isinstance(in_ci, pytest.fail.Exception), repr(in_ci)
+    assert "chromium" in str(in_ci)
+    assert "scripts/install-browser" in str(in_ci)
+    monkeypatch.delenv("CI")
+    assert isinstance(_outcome(), pytest.skip.Exception)
