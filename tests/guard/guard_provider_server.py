@@ -162,13 +162,25 @@ class ProviderServer:
 
         async def events() -> AsyncIterator[bytes]:
             created = {**response, "status": "in_progress", "output": [], "usage": None}
+            item = response["output"][0]
+            part = item["content"][0]
+            at = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
             for seq, (kind, payload) in enumerate(
                 [
                     ("response.created", {"response": created}),
+                    ("response.in_progress", {"response": created}),
                     (
-                        "response.output_text.delta",
-                        {"delta": "Hi", "item_id": "msg_1", "output_index": 0, "content_index": 0},
+                        "response.output_item.added",
+                        {
+                            "output_index": 0,
+                            "item": {**item, "status": "in_progress", "content": []},
+                        },
                     ),
+                    ("response.content_part.added", {**at, "part": {**part, "text": ""}}),
+                    ("response.output_text.delta", {**at, "delta": "Hi", "logprobs": []}),
+                    ("response.output_text.done", {**at, "text": "Hi", "logprobs": []}),
+                    ("response.content_part.done", {**at, "part": part}),
+                    ("response.output_item.done", {"output_index": 0, "item": item}),
                     ("response.completed", {"response": response}),
                 ]
             ):

@@ -1,23 +1,54 @@
-"""Anthropic's ``messages.stream(...)`` helper under the guard.
+"""The SDKs' stream helpers under the guard: Anthropic's ``messages.stream(...)`` and
+OpenAI's ``chat.completions.stream(...)`` / ``responses.stream(...)``.
 
-The helper's ``MessageStream`` keeps a snapshot of the message it is receiving, usage
-included; the usage is final once ``stop_reason`` is set (``message_delta``). When the
-``with`` block exits, the call is settled with that usage, or at the reservation when the
-caller left before the end.
+Each helper's stream keeps a snapshot of what it received, usage included; the usage is
+final once the stream reached its end (Anthropic: ``stop_reason`` set by ``message_delta``;
+OpenAI chat: the last chunk, with ``include_usage`` requested; Responses:
+``response.completed``). When the ``with`` block exits, the call is settled with that usage,
+or at the reservation when the caller left before the end.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from smartspace_budget.guard.core import Guard, GuardedCall
 from smartspace_budget.guard.costing import ProviderUsage
-from smartspace_budget.guard.usage import anthropic_usage
+from smartspace_budget.guard.usage import (
+    anthropic_usage,
+    openai_chat_usage,
+    openai_responses_usage,
+)
 
-__all__ = ["GuardedAsyncMessageStreamManager", "GuardedMessageStreamManager"]
+__all__ = [
+    "GuardedAsyncMessageStreamManager",
+    "GuardedMessageStreamManager",
+    "UsageReader",
+    "anthropic_final_usage",
+    "openai_chat_final_usage",
+    "openai_responses_final_usage",
+]
+
+UsageReader = Callable[[Any], ProviderUsage | None]
 
 
-def _final_usage(stream: Any) -> ProviderUsage | None:
+def openai_chat_final_usage(stream: Any) -> ProviderUsage | None:
+    """The usage chunk's counts, kept in the chat stream's snapshot."""
+    try:
+        snapshot = stream.current_completion_snapshot
+    except Exception:  # nothing received yet
+        return None
+    return openai_chat_usage(getattr(snapshot, "usage", None))
+
+
+def openai_responses_final_usage(stream: Any) -> ProviderUsage | None:
+    """The usage of ``response.completed``, kept by the Responses stream's state."""
+    completed = getattr(getattr(stream, "_state", None), "_completed_response", None)
+    return openai_responses_usage(getattr(completed, "usage", None))
+
+
+def anthropic_final_usage(stream: Any) -> ProviderUsage | None:
     snapshot_of = getattr(stream, "_current_snapshot_or_none", None)
     snapshot = snapshot_of() if callable(snapshot_of) else None
     if snapshot is None or getattr(snapshot, "stop_reason", None) is None:
@@ -28,8 +59,16 @@ def _final_usage(stream: Any) -> ProviderUsage | None:
 class GuardedMessageStreamManager:
     """``with client.messages.stream(...) as stream:``: reserve on enter, settle on exit."""
 
-    def __init__(self, guard: Guard, spec: Any, messages: Any, kwargs: dict[str, Any]) -> None:
-        self._guard, self._spec, self._messages, self._kwargs = guard, spec, messages, kwargs
+    def __init__(
+        self,
+        guard: Guard,
+        spec: Any,
+        resource: Any,
+        kwargs: dict[str, Any],
+        final_usage: UsageReader = anthropic_final_usage,
+    ) -> None:
+        self._guard, self._spec, self._resource, self._kwargs = guard, spec, resource, kwargs
+        self._final_usage = final_usage
         self._manager: Any = None
         self._stream: Any = None
         self.call: GuardedCall | None = None
@@ -38,7 +77,7 @@ class GuardedMessageStreamManager:
         from smartspace_budget.guard.wrappers import _open, _provider_refused
 
         self.call = self._guard.portal.run(_open(self._guard, self._spec, self._kwargs))
-        self._manager = self._messages.stream(**self._kwargs)
+        self._manager = self._resource.stream(**self._kwargs)
         try:
             self._stream = self._manager.__enter__()
         except BaseException as exc:
@@ -54,15 +93,23 @@ class GuardedMessageStreamManager:
             self._manager.__exit__(*exc_info)
         finally:
             if self.call is not None:
-                usage = _final_usage(self._stream)
+                usage = self._final_usage(self._stream)
                 self._guard.portal.run(self._guard.finish_call(self.call, usage))
 
 
 class GuardedAsyncMessageStreamManager:
-    """``async with client.messages.stream(...) as stream:``: reserve on enter, settle on exit."""
+    """``async with ....stream(...) as stream:``: reserve on enter, settle on exit."""
 
-    def __init__(self, guard: Guard, spec: Any, messages: Any, kwargs: dict[str, Any]) -> None:
-        self._guard, self._spec, self._messages, self._kwargs = guard, spec, messages, kwargs
+    def __init__(
+        self,
+        guard: Guard,
+        spec: Any,
+        resource: Any,
+        kwargs: dict[str, Any],
+        final_usage: UsageReader = anthropic_final_usage,
+    ) -> None:
+        self._guard, self._spec, self._resource, self._kwargs = guard, spec, resource, kwargs
+        self._final_usage = final_usage
         self._manager: Any = None
         self._stream: Any = None
         self.call: GuardedCall | None = None
@@ -71,7 +118,7 @@ class GuardedAsyncMessageStreamManager:
         from smartspace_budget.guard.wrappers import _open, _provider_refused
 
         self.call = await _open(self._guard, self._spec, self._kwargs)
-        self._manager = self._messages.stream(**self._kwargs)
+        self._manager = self._resource.stream(**self._kwargs)
         try:
             self._stream = await self._manager.__aenter__()
         except BaseException as exc:
@@ -87,4 +134,4 @@ class GuardedAsyncMessageStreamManager:
             await self._manager.__aexit__(*exc_info)
         finally:
             if self.call is not None:
-                await self._guard.finish_call(self.call, _final_usage(self._stream))
+                await self._guard.finish_call(self.call, self._final_usage(self._stream))

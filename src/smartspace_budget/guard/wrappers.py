@@ -1,9 +1,9 @@
 """Guarded proxies of ``openai`` and ``anthropic`` clients, sync and async.
 
-``guard.wrap(client)`` returns a proxy: the guarded methods are
-``chat.completions.create`` and ``responses.create`` (OpenAI), ``messages.create`` and
-``messages.stream`` (Anthropic), streaming or not; everything else is the client's own
-attribute, untouched. The client itself is not modified.
+``guard.wrap(client)`` returns a proxy: the guarded methods are ``create``, ``parse`` and
+the ``stream`` helper of ``chat.completions`` and ``responses`` (OpenAI), and
+``messages.create`` and ``messages.stream`` (Anthropic), streaming or not; everything else
+is the client's own attribute, untouched. The client itself is not modified.
 
 A request the provider answers with an HTTP error, or that the SDK refuses before sending it
 (missing or impossible arguments), is not billed by the provider, so its hold is released;
@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.guard.anthropic_stream import (
+    UsageReader,
+    openai_chat_final_usage,
+    openai_responses_final_usage,
+)
 from smartspace_budget.guard.core import Guard, GuardedCall
 from smartspace_budget.guard.costing import ProviderUsage
 from smartspace_budget.guard.prompts import (
@@ -70,11 +75,13 @@ def _anthropic_stream_observer() -> Observer:
     return acc.observe, acc.result
 
 
+def _with_usage(stream_options: Any) -> dict[str, Any]:
+    return {**(stream_options or {}), "include_usage": True}
+
+
 def _include_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     if kwargs.get("stream"):
-        options = dict(kwargs.get("stream_options") or {})
-        options["include_usage"] = True
-        kwargs = {**kwargs, "stream_options": options}
+        kwargs = {**kwargs, "stream_options": _with_usage(kwargs.get("stream_options"))}
     return kwargs
 
 
@@ -226,10 +233,48 @@ class _GuardedMessages(_Guarded):
         return GuardedMessageStreamManager(self._guard, self._spec, self._target, kwargs)
 
 
+class _GuardedOpenAIResource(_Guarded):
+    """Chat completions or responses: ``create``, ``parse`` and the ``stream`` helper."""
+
+    def __init__(
+        self,
+        target: Any,
+        guard: Guard,
+        spec: _Method,
+        is_async: bool,
+        final_usage: UsageReader,
+        wants_usage: bool,
+    ) -> None:
+        super().__init__(target, guard, spec, is_async)
+        self._final_usage, self._wants_usage = final_usage, wants_usage
+
+    def parse(self, **kwargs: Any) -> Any:
+        """The SDK's ``parse`` (structured output), under the guard."""
+        if self._is_async:
+            return guarded_async(self._guard, self._spec, self._target.parse, kwargs)
+        return guarded_sync(self._guard, self._spec, self._target.parse, kwargs)
+
+    def stream(self, **kwargs: Any) -> Any:
+        """The SDK's ``stream`` helper, under the guard (chat: ``include_usage`` requested)."""
+        from smartspace_budget.guard.anthropic_stream import (
+            GuardedAsyncMessageStreamManager,
+            GuardedMessageStreamManager,
+        )
+
+        if self._wants_usage:
+            kwargs = {**kwargs, "stream_options": _with_usage(kwargs.get("stream_options"))}
+        manager = (
+            GuardedAsyncMessageStreamManager if self._is_async else GuardedMessageStreamManager
+        )
+        return manager(self._guard, self._spec, self._target, kwargs, self._final_usage)
+
+
 class _OpenAIChat(_Proxy):
     def __init__(self, target: Any, guard: Guard, is_async: bool) -> None:
         super().__init__(target)
-        self.completions = _Guarded(target.completions, guard, OPENAI_CHAT, is_async)
+        self.completions = _GuardedOpenAIResource(
+            target.completions, guard, OPENAI_CHAT, is_async, openai_chat_final_usage, True
+        )
 
 
 class _GuardedClient(_Proxy):
@@ -253,7 +298,9 @@ class GuardedOpenAI(_GuardedClient):
         super().__init__(client)
         self.guard = guard
         self.chat = _OpenAIChat(client.chat, guard, is_async)
-        self.responses = _Guarded(client.responses, guard, OPENAI_RESPONSES, is_async)
+        self.responses = _GuardedOpenAIResource(
+            client.responses, guard, OPENAI_RESPONSES, is_async, openai_responses_final_usage, False
+        )
 
 
 class GuardedAnthropic(_GuardedClient):
