@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import gc
+import inspect
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from tests.backend.live import service_settings
 from tests.server.conftest import Service, account_path, ledger_path, make_service
 
+from smartspace_budget.config import Settings
 from smartspace_budget.models import loads
-from smartspace_budget.server.app import create_app
+from smartspace_budget.server.app import create_app, create_app_from_env
 
 
 async def test_metrics_count_spend_requests_utilisation_and_latency(service: Service) -> None:
@@ -123,3 +131,48 @@ async def test_two_replicas_on_one_database_give_the_same_answers(database_url: 
                     answers.append(body)
                 assert answers[0] == answers[1], suffix
             assert answers[0]["total_spent"] == Decimal("0.999999999")  # the analytics
+
+
+def _dependants(dependant: Dependant) -> Iterator[Dependant]:
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from _dependants(sub)
+
+
+def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # FastAPI's wrapper of an included router
+            yield from _api_routes(route.original_router.routes)
+
+
+def test_no_endpoint_or_dependency_runs_in_the_thread_pool() -> None:
+    # FastAPI runs a plain ``def`` endpoint or dependency in its thread pool: a thread hop per
+    # request that halved the status endpoint's throughput when one dependency was sync.
+    app = create_app(Settings(database_url="sqlite://"))
+    routes = list(_api_routes(app.routes))
+    assert len(routes) > 20
+    sync = [
+        f"{route.path}: {getattr(d.call, '__name__', d.call)}"
+        for route in routes
+        for d in _dependants(route.dependant)
+        if d.call is not None
+        and not inspect.iscoroutinefunction(d.call)
+        and not inspect.iscoroutinefunction(type(d.call).__call__)  # e.g. HTTPBearer()
+    ]
+    assert sync == []
+
+
+async def test_served_app_freezes_start_up_objects_out_of_the_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTSPACE_BUDGET_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/l.db")
+    monkeypatch.setenv("SMARTSPACE_BUDGET_EXPIRY_INTERVAL", "0")
+    assert gc.get_freeze_count() == 0
+    app = create_app_from_env()
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
