@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import sys
@@ -13,11 +14,14 @@ from decimal import Decimal
 from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from typer.testing import CliRunner
 
+from smartspace_budget.backend import default_backend
 from smartspace_budget.budgets import (
     AlertLevel,
     AlertType,
@@ -27,10 +31,14 @@ from smartspace_budget.budgets import (
     SlackNotifier,
     SpendingAlert,
     WebhookNotifier,
+    notifier_from_url,
+    notifiers_from_urls,
     sign_payload,
     verify_signature,
 )
+from smartspace_budget.cli import app
 from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.models import BudgetPolicy, UsageEvent
 
 SECRET = "s3cret-for-tests"
 
@@ -252,7 +260,9 @@ async def test_email_is_delivered_over_smtp(smtp: tuple[Inbox, int], alert: Spen
         "[smartspace-budget] CRITICAL: Daily spending: daily limit reached (100%)"
     )
     assert message["X-Smartspace-Alert-Id"] == alert.alert_id
-    body = message.get_payload(decode=True).decode()
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    body = payload.decode()
     assert "Value:     $10.000000001" in body
     assert "Threshold: $10.00" in body
     assert "Account:   user_001 / proj_001" in body
@@ -313,3 +323,128 @@ async def test_apprise_failure_and_missing_package(
     monkeypatch.setitem(sys.modules, "apprise", None)
     with pytest.raises(NotificationError, match=r"pip install 'smartspace-budget\[apprise\]'"):
         AppriseNotifier("json://127.0.0.1/x")
+
+
+# -- notifiers named by URL (smartspace-budget monitor --notify) ---------------------------
+
+
+def test_each_url_scheme_picks_its_notifier() -> None:
+    slack = notifier_from_url("https://hooks.slack.com/services/T0/B0/XX")
+    assert isinstance(slack, SlackNotifier)
+    assert slack.url == "https://hooks.slack.com/services/T0/B0/XX"
+    local_slack = notifier_from_url("slack+http://127.0.0.1:9/hook")
+    assert isinstance(local_slack, SlackNotifier)
+    assert local_slack.url == "http://127.0.0.1:9/hook"
+    hook = notifier_from_url("webhook+https://ops.example.test/hook", webhook_secret="k")
+    assert isinstance(hook, WebhookNotifier)
+    assert hook.url == "https://ops.example.test/hook"
+    assert isinstance(notifier_from_url("https://ops.example.test/hook"), WebhookNotifier)
+
+    mail = notifier_from_url(
+        "smtps://me%40x.test:p%2Fw@mail.example.test"
+        "?from=budget@x.test&to=a@x.test,b@x.test&to=c@x.test"
+    )
+    assert isinstance(mail, EmailNotifier)
+    assert (mail.host, mail.port, mail.tls, mail.sender) == (
+        "mail.example.test",
+        465,
+        "ssl",
+        "budget@x.test",
+    )
+    assert mail.recipients == ["a@x.test", "b@x.test", "c@x.test"]
+    assert (mail._username, mail._password) == ("me@x.test", "p/w")
+    starttls = notifier_from_url("smtp://mail.example.test?from=a@x.test&to=b@x.test")
+    assert isinstance(starttls, EmailNotifier)
+    assert (starttls.port, starttls.tls, starttls._username) == (587, "starttls", None)
+    relay = notifier_from_url("SMTP://127.0.0.1:2525?from=a@x.test&to=b@x.test&tls=none")
+    assert isinstance(relay, EmailNotifier)
+    assert (relay.port, relay.tls) == (2525, None)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("hooks.slack.com/services/secret-path", "not a notification URL"),
+        ("smtp://mail.example.test?to=b@x.test", "from="),
+        ("smtp://mail.example.test?from=a@x.test&to=", "to="),
+        ("smtp://u:hunter2@mail.example.test?from=a@x.test&to=b@x.test&tls=maybe", "tls"),
+        ("smtp://u:hunter2@mail.example.test:99999?from=a@x.test&to=b@x.test", "bad port"),
+        ("smtp://u:hunter2@?from=a@x.test&to=b@x.test", "no SMTP host"),
+        ("ftp://127.0.0.1/secret-path", "does not accept"),
+    ],
+)
+@APPRISE_IMPORT_WARNING
+def test_bad_urls_are_refused_without_their_secrets(url: str, message: str) -> None:
+    with pytest.raises((InvalidInputError, NotificationError), match=message) as caught:
+        notifier_from_url(url)
+    assert "hunter2" not in str(caught.value)
+    assert "secret-path" not in str(caught.value)
+
+
+async def test_urls_deliver_to_real_receivers(
+    receiver: Receiver, smtp: tuple[Inbox, int], alert: SpendingAlert
+) -> None:
+    inbox, port = smtp
+    handlers = notifiers_from_urls(
+        [
+            receiver.url,
+            f"slack+{receiver.url}",
+            f"smtp://127.0.0.1:{port}?from=budget@example.test&to=ops@example.test&tls=none",
+        ],
+        webhook_secret=SECRET,
+    )
+    for handler in handlers:
+        await handler(alert)
+    webhook, slack = receiver.requests
+    assert verify_signature(
+        SECRET,
+        webhook.body,
+        webhook.headers["X-Smartspace-Timestamp"],
+        webhook.headers["X-Smartspace-Signature"],
+    )
+    assert SpendingAlert.from_json(webhook.body) == alert
+    assert json.loads(slack.body)["text"].startswith(":rotating_light: [CRITICAL] Daily spending")
+    ((sender, recipients, message),) = inbox.messages
+    assert (sender, recipients) == ("budget@example.test", ["ops@example.test"])
+    assert message["X-Smartspace-Alert-Id"] == alert.alert_id
+
+
+def test_monitor_command_delivers_to_its_notify_urls(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SMARTSPACE_BUDGET_URL", "SMARTSPACE_BUDGET_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SMARTSPACE_BUDGET_DATA_DIR", str(tmp_path))
+
+    async def seed() -> None:
+        backend = default_backend()
+        try:
+            await backend.deposit("user_001", "proj_001", Decimal(100), idempotency_key="d")
+            await backend.set_policy("user_001", "proj_001", BudgetPolicy(daily_limit=Decimal(10)))
+            usage = UsageEvent(provider="openai", model="gpt-4", actual_cost=Decimal("6"))
+            await backend.record_usage("user_001", "proj_001", usage, idempotency_key="u")
+        finally:
+            await backend.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(seed())
+    runner = CliRunner()
+    args = ["monitor", "--once", "--account", "user_001/proj_001", "--json"]
+    result = runner.invoke(
+        app, [*args, "--notify", receiver.url, "--webhook-secret", SECRET], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.stderr
+    printed = [SpendingAlert.from_json(line) for line in result.stdout.splitlines()]
+    assert [a.metadata["percentage"] for a in printed] == [50]  # 6 of the daily 10
+    (request,) = receiver.requests
+    assert verify_signature(
+        SECRET,
+        request.body,
+        request.headers["X-Smartspace-Timestamp"],
+        request.headers["X-Smartspace-Signature"],
+    )
+    assert SpendingAlert.from_json(request.body).alert_id == printed[0].alert_id
+
+    bad = runner.invoke(app, [*args, "--notify", "smtp://mail.example.test?to=b@x.test"])
+    assert bad.exit_code == 2
+    assert bad.stderr.strip().startswith("error: an smtp URL needs ?from=ADDRESS")
+    assert len(receiver.requests) == 1

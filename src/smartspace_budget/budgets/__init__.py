@@ -5,6 +5,7 @@
 """
 
 from smartspace_budget.budgets import analysis
+from smartspace_budget.budgets.alert_urls import notifier_from_url, notifiers_from_urls
 from smartspace_budget.budgets.budget_tracker import BudgetTracker
 from smartspace_budget.budgets.notifiers import (
     AppriseNotifier,
@@ -62,6 +63,8 @@ __all__ = [
     "ViolationKind",
     "WebhookNotifier",
     "analysis",
+    "notifier_from_url",
+    "notifiers_from_urls",
     "run_monitor",
     "sign_payload",
     "stop_on_signals",

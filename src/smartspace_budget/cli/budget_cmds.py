@@ -357,8 +357,21 @@ def monitor_command(
     ),
     once: bool = typer.Option(False, "--once", help="Run one round and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print each alert as a JSON line."),
+    notify: list[str] = typer.Option(  # noqa: B008
+        None,
+        "--notify",
+        envvar="SMARTSPACE_BUDGET_NOTIFY",
+        help="Also deliver alerts to URL (repeatable): an http(s) webhook, a Slack incoming "
+        "webhook, smtp://user:pass@host:port?from=A&to=B, or any Apprise URL.",
+    ),
+    webhook_secret: str | None = typer.Option(
+        None,
+        "--webhook-secret",
+        envvar="SMARTSPACE_BUDGET_WEBHOOK_SECRET",
+        help="Sign webhook bodies with HMAC-SHA256 under this secret.",
+    ),
 ) -> None:
-    """Watch accounts and print alerts as they are raised (Ctrl-C stops cleanly)."""
+    """Watch accounts and deliver alerts as they are raised (Ctrl-C or SIGTERM stops cleanly)."""
     interval = parse_every(every)
     accounts = [parse_account(a) for a in account] if account else None
 
@@ -376,11 +389,13 @@ def monitor_command(
             )
 
     async def go() -> int:
-        from smartspace_budget.budgets import SpendingMonitor, run_monitor
+        from smartspace_budget.budgets import SpendingMonitor, notifiers_from_urls, run_monitor
 
+        handlers = notifiers_from_urls(notify or [], webhook_secret=webhook_secret)
         async with open_backend(options(ctx)) as backend:
             monitor = SpendingMonitor(backend)
-            monitor.register_alert_handler(show)
+            for handler in [show, *handlers]:
+                monitor.register_alert_handler(handler)
             if once:
                 targets = accounts or [
                     (a.user_id, a.project_id) for a in await backend.list_accounts()
