@@ -89,10 +89,9 @@ def quantize(amount: Decimal, digits: int = NANO_DIGITS) -> Decimal:
 
     Raises :class:`InvalidAmountError` if the result would need more than 60 digits.
     """
+    quantum = _NANO_QUANTUM if digits == NANO_DIGITS else Decimal(1).scaleb(-digits)
     try:
-        return amount.quantize(
-            Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN, context=_CONTEXT
-        )
+        return amount.quantize(quantum, rounding=ROUND_HALF_EVEN, context=_CONTEXT)
     except decimal.InvalidOperation:
         raise InvalidAmountError(
             f"{amount} is too large to round to {digits} decimal places"
