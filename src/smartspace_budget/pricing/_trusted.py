@@ -12,6 +12,7 @@ Models with post-init hooks or private attributes are always validated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -22,6 +23,21 @@ M = TypeVar("M", bound=BaseModel)
 
 # Per class: its field names when it can be built directly, None when it must be validated.
 _FIELDS: dict[type[BaseModel], frozenset[str] | None] = {}
+
+
+def _setter(name: str) -> Callable[[Any, Any], None]:
+    """The slot's own setter (what ``object.__setattr__`` ends up calling, minus its lookup)."""
+    descriptor = BaseModel.__dict__.get(name)
+    setter = getattr(descriptor, "__set__", None)
+    if callable(setter):
+        return setter  # type: ignore[no-any-return]
+    return lambda model, value: object.__setattr__(model, name, value)
+
+
+_set_dict = _setter("__dict__")
+_set_fields_set = _setter("__pydantic_fields_set__")
+_set_extra = _setter("__pydantic_extra__")
+_set_private = _setter("__pydantic_private__")
 
 
 def _fields(cls: type[BaseModel]) -> frozenset[str] | None:
@@ -37,8 +53,8 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
     if fields is None or values.keys() != fields:
         return cls.model_validate(values)
     model = cls.__new__(cls)
-    object.__setattr__(model, "__dict__", values)
-    object.__setattr__(model, "__pydantic_fields_set__", set(values))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
+    _set_dict(model, values)
+    _set_fields_set(model, set(values))
+    _set_extra(model, None)
+    _set_private(model, None)
     return model

@@ -21,6 +21,7 @@ from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import ExchangeRates, parse_amount, quantize
 
 __all__ = [
+    "EXACT_CONTEXT",
     "ExactCost",
     "Usage",
     "check_limits",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 _CTX = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
+EXACT_CONTEXT = _CTX
+"""The context of every product and sum here: 60 digits, exact for in-range values."""
 _HUNDRED = Decimal(100)
 
 

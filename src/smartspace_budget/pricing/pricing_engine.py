@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,10 +32,12 @@ from smartspace_budget.models import (
     PricingModel,
     TokenEstimate,
 )
+from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import DEFAULT_CURRENCY, ExchangeRates, parse_amount, quantize
 from smartspace_budget.pricing import anomaly, names
 from smartspace_budget.pricing._trusted import trusted
 from smartspace_budget.pricing.cost import (
+    EXACT_CONTEXT,
     Usage,
     check_limits,
     count,
@@ -87,6 +90,20 @@ def _default_backend() -> PricingReader:
     return default_backend()
 
 
+@dataclass(slots=True)
+class _Quote:
+    """A cached token price ready for the hot path (see ``PricingEngine._remember``)."""
+
+    key: str
+    pricing: PricingData
+    provider: str
+    input_rate: Decimal
+    output_rate: Decimal
+    max_input: int | None
+    max_output: int | None
+    tier_start: int
+
+
 class ProviderComparison(dict[str, CostEstimate]):
     """Estimates by ``"provider/model"``, in the order asked; pairs that failed are in
     :attr:`failures` (the typed error, e.g. ``UnknownModelError``) instead of failing the rest.
@@ -131,6 +148,7 @@ class PricingEngine:
         from smartspace_budget.backend.cache import TTLCache
 
         self._keys: dict[tuple[str, str], str] = {}
+        self._quotes: dict[tuple[str, str], _Quote] = {}
         self._prices: TTLCache[PricingData] = TTLCache(
             float(cache_ttl_seconds), clock=clock if clock is not None else time.monotonic
         )
@@ -139,12 +157,12 @@ class PricingEngine:
 
     def _cached(self, provider: str, model: str) -> PricingData | None:
         """The cached price version if fresh, without a coroutine (the hot path)."""
-        key = self._keys.get((provider, model)) if isinstance(provider, str) else None
+        key = self._keys.get((provider, model)) if _names(provider, model) else None
         return None if key is None else self._prices.peek(key)
 
     async def _pricing(self, provider: str, model: str) -> PricingData:
         """The cached price version (shared: never handed out without a copy)."""
-        key = self._keys.get((provider, model)) if isinstance(provider, str) else None
+        key = self._keys.get((provider, model)) if _names(provider, model) else None
         if key is None:
             key = names.normalize(provider, what="provider") + "\x1f"
             key += names.normalize(model, what="model")
@@ -176,6 +194,7 @@ class PricingEngine:
 
     def invalidate(self) -> None:
         """Forget cached prices (after an operator changed one in this process)."""
+        self._quotes.clear()
         self._prices.invalidate()
 
     # -- tokens ----------------------------------------------------------------------------
@@ -221,6 +240,89 @@ class PricingEngine:
         :class:`ContextLimitExceededError` past the model's limits, the pricing errors for
         unknown names, and :class:`UnknownCurrencyError` for an unconfigured currency.
         """
+        quote = (
+            self._quotes.get((provider, model))
+            if type(provider) is str and type(model) is str
+            else None
+        )
+        # Hot path: a token-priced model in USDC whose price is cached and fresh, plain token
+        # input, no cache tokens, one request. It gives what the general path gives (tested
+        # against it); anything it does not cover, including every error, goes there.
+        if (
+            quote is not None
+            and messages is None
+            and seconds is None
+            and characters is None
+            and currency == DEFAULT_CURRENCY
+            and type(request_count) is int
+            and request_count == 1
+            and type(cached_input_tokens) is int
+            and cached_input_tokens == 0
+            and type(cache_write_tokens) is int
+            and cache_write_tokens == 0
+            and type(expected_output_tokens) is int
+            and 0 <= expected_output_tokens <= MAX_TOKENS
+            and self._prices.peek(quote.key) is quote.pricing
+        ):
+            token_estimate = None
+            tokens = -1
+            if input_tokens is None:
+                if input_text is None:
+                    tokens = 0
+                elif type(input_text) is str and len(input_text) <= _THREAD_THRESHOLD_CHARS:
+                    token_estimate = estimate_tokens(input_text, model, quote.provider)
+                    tokens = token_estimate.token_count
+            elif (
+                input_text is None and type(input_tokens) is int and 0 <= input_tokens <= MAX_TOKENS
+            ):
+                tokens = input_tokens
+            if 0 <= tokens < quote.tier_start:
+                output = expected_output_tokens
+                if (quote.max_input is not None and tokens > quote.max_input) or (
+                    quote.max_output is not None and output > quote.max_output
+                ):
+                    check_limits(quote.pricing, tokens, output)
+                return self._build(
+                    quote.pricing,
+                    tokens,
+                    output,
+                    EXACT_CONTEXT.multiply(quote.input_rate, tokens),
+                    EXACT_CONTEXT.multiply(quote.output_rate, output),
+                    token_estimate,
+                    None,
+                    None,
+                )
+        return await self._estimate_general(
+            provider,
+            model,
+            input_text,
+            messages,
+            input_tokens,
+            expected_output_tokens,
+            cached_input_tokens,
+            cache_write_tokens,
+            currency,
+            request_count,
+            seconds,
+            characters,
+        )
+
+    async def _estimate_general(
+        self,
+        provider: str,
+        model: str,
+        input_text: str | None,
+        messages: Sequence[Mapping[str, Any]] | None,
+        input_tokens: int | None,
+        expected_output_tokens: int,
+        cached_input_tokens: int,
+        cache_write_tokens: int,
+        currency: str,
+        request_count: int,
+        seconds: Decimal | int | str | None,
+        characters: int | None,
+    ) -> CostEstimate:
+        """Every case of :meth:`estimate_cost`, validating each argument."""
         if (input_text is not None) + (messages is not None) + (input_tokens is not None) > 1:
             given = [n for n, v in (("input_text", input_text), ("messages", messages),
                                     ("input_tokens", input_tokens)) if v is not None]  # fmt: skip
@@ -251,22 +353,49 @@ class PricingEngine:
         exact = exact_cost(pricing, usage).scaled(
             to_usdc(self.exchange_rates, pricing.price_currency)
         )
-        base = quantize(exact.total)
-        fee = platform_fee(base, self.platform_fee_percent)
+        self._remember(provider, model, pricing)
         uses_requests = (
             pricing.pricing_model is PricingModel.PER_REQUEST or pricing.request_price is not None
         )
+        estimate = self._build(
+            pricing,
+            tokens,
+            output,
+            exact.input_cost,
+            exact.output_cost,
+            token_estimate,
+            requests if uses_requests else None,
+            usage_seconds,
+        )
+        if currency != DEFAULT_CURRENCY:
+            return self.convert(estimate, currency)
+        return estimate
+
+    def _build(
+        self,
+        pricing: PricingData,
+        input_tokens: int,
+        output_tokens: int,
+        input_exact: Decimal,
+        output_exact: Decimal,
+        token_estimate: TokenEstimate | None,
+        request_count: int | None,
+        seconds: Decimal | None,
+    ) -> CostEstimate:
+        """The USDC estimate from exact (unrounded) costs: each amount rounded once."""
+        base = quantize(EXACT_CONTEXT.add(input_exact, output_exact))
+        fee = platform_fee(base, self.platform_fee_percent)
         # Every value has its final type and total = base + fee by construction: built
         # without re-validation (see _trusted; tests compare with the validated model).
-        estimate = trusted(
+        return trusted(
             CostEstimate,
             {
                 "provider": pricing.provider,
                 "model": pricing.model_name,
-                "input_tokens": tokens,
-                "output_tokens": output,
-                "input_cost": quantize(exact.input_cost),
-                "output_cost": quantize(exact.output_cost),
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "input_cost": quantize(input_exact),
+                "output_cost": quantize(output_exact),
                 "base_cost": base,
                 "platform_fee_percent": self.platform_fee_percent,
                 "platform_fee": fee,
@@ -275,14 +404,45 @@ class PricingEngine:
                 "input_token_estimate": token_estimate,
                 "price_version": pricing.version,
                 "exchange_rate": None,
-                "request_count": requests if uses_requests else None,
-                "seconds": usage_seconds,
+                "request_count": request_count,
+                "seconds": seconds,
                 "estimated_at": datetime.now(UTC),
             },
         )
-        if currency != DEFAULT_CURRENCY:
-            return self.convert(estimate, currency)
-        return estimate
+
+    def _remember(self, provider: str, model: str, pricing: PricingData) -> None:
+        """Keep what the hot path of :meth:`estimate_cost` needs for this price version.
+
+        Only token prices in USDC without a per-request price qualify (other currencies
+        depend on exchange rates, which can change). Per-token rates are the per-1K prices
+        shifted three places: exact, so ``rate x tokens`` is the general path's product.
+        """
+        if (
+            type(provider) is not str
+            or type(model) is not str
+            or pricing.pricing_model is not PricingModel.TOKEN_BASED
+            or pricing.request_price is not None
+            or pricing.price_currency != DEFAULT_CURRENCY
+            or pricing.input_price_per_1k is None
+            or pricing.output_price_per_1k is None
+        ):
+            return
+        key = self._keys.get((provider, model))
+        if key is None or self._prices.peek(key) is not pricing:
+            return  # not cached (ttl 0, or replaced meanwhile): nothing to keep in step with
+        if len(self._quotes) >= 10_000:
+            self._quotes.clear()
+        tiers = [tier.min_input_tokens for tier in pricing.tiers or ()]
+        self._quotes[(provider, model)] = _Quote(
+            key=key,
+            pricing=pricing,
+            provider=pricing.provider,
+            input_rate=pricing.input_price_per_1k.scaleb(-3),
+            output_rate=pricing.output_price_per_1k.scaleb(-3),
+            max_input=pricing.max_input_tokens,
+            max_output=pricing.max_output_tokens,
+            tier_start=min(tiers, default=MAX_TOKENS + 1),
+        )
 
     async def calculate_total_cost(
         self, base_cost: Decimal, platform_fee_percent: Decimal | None = None
@@ -394,6 +554,11 @@ class PricingEngine:
     ) -> CostAnomaly:
         """Compare a request's estimated and actual cost (bands in :mod:`.anomaly`)."""
         return anomaly.detect_cost_anomaly(request_id, provider, model, estimated_cost, actual_cost)
+
+
+def _names(provider: object, model: object) -> bool:
+    """Whether both names are strings (and so can key the memos; others fail validation)."""
+    return isinstance(provider, str) and isinstance(model, str)
 
 
 def _size(text: object) -> int:

@@ -403,6 +403,14 @@ def estimate_tokens(
     Never raises for a missing tokenizer (the estimate becomes ``heuristic``); raises
     :class:`InvalidInputError` for input that is neither text nor a list of messages.
     """
+    if type(text) is str and type(model) is str and (provider is None or type(provider) is str):
+        # Hot path: names already planned (so already validated), vocabulary loaded, text
+        # short enough for one piece. The same count and fields as the general path below.
+        plan = _plans.get((model, provider))
+        if plan is not None and len(text) <= CHUNK_CHARS:
+            encoding = _encodings.get(plan.encoding)
+            if encoding is not None:
+                return _single_piece(model, plan, encoding, text)
     if not isinstance(model, str) or not model.strip():
         raise InvalidInputError("model must be a non-empty string")
     if provider is not None and not isinstance(provider, str):
@@ -421,6 +429,25 @@ def estimate_tokens(
     else:
         _add_messages(tally, encoding, text, plan)
     return _estimate(model, plan, encoding, failure, tally)
+
+
+def _single_piece(model: str, plan: _Plan, encoding: Any, text: str) -> TokenEstimate:
+    """What :func:`_estimate` makes of one text counted whole with a loaded encoding."""
+    count = len(encoding.encode_ordinary(text))
+    if plan.ratio != 1:
+        count = int((Decimal(count) * plan.ratio).to_integral_value(rounding=ROUND_CEILING))
+    return trusted(
+        TokenEstimate,
+        {
+            "model": model,
+            "token_count": count,
+            "method": plan.method,
+            "confidence": plan.confidence,
+            "character_count": len(text),
+            "encoding": plan.encoding,
+            "note": plan.note,
+        },
+    )
 
 
 def _estimate(
