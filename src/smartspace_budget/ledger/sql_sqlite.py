@@ -36,6 +36,11 @@ class SqliteSql(SqlDialect):
     def ts(self, value: datetime | None) -> str | None:
         if value is None:
             return None
+        if value.tzinfo is UTC:
+            # A write binds the same few instants (now, its hour and day) several times.
+            # Only UTC ones are cached: two equal local times differing in ``fold`` hash and
+            # compare equal, yet are different instants.
+            return _utc_text(value)
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def ts_out(self, value: Any) -> datetime | None:
@@ -54,6 +59,10 @@ class SqliteSql(SqlDialect):
         idempotency_keys: Sequence[str],
     ) -> Call:
         if not row_ids and not reservation_ids:
+            if len(keys) == 1 and len(idempotency_keys) <= 1:
+                # The usual batch, one write: plain parameters, no JSON to build or parse.
+                key = idempotency_keys[0] if idempotency_keys else None
+                return Call("rows", _SQLITE_LOCK_ONE, (*keys[0], key))
             return Call(
                 "rows",
                 _SQLITE_LOCK_BY_KEY,
@@ -120,6 +129,11 @@ class SqliteSql(SqlDialect):
         return calls
 
 
+@functools.lru_cache(maxsize=64)
+def _utc_text(value: datetime) -> str:
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 @functools.lru_cache(maxsize=256)
 def _sqlite_text(sql: str) -> str:
     return sql.replace("$", "?")
@@ -150,6 +164,12 @@ _SQLITE_LOCK_BY_KEY = (
     "WHERE (a.user_id, a.project_id) IN "
     "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)) "
     "ORDER BY a.id"
+)
+_SQLITE_LOCK_ONE = (
+    f"SELECT {SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
+    "FROM ledger_accounts AS a "
+    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = ?3 "
+    "WHERE a.user_id = ?1 AND a.project_id = ?2"
 )
 _SQLITE_HOLDS = (
     f"SELECT {SELECT_HOLD} FROM ledger_reservations "
