@@ -92,6 +92,17 @@ async def test_every_tenant_route_hides_another_tenants_account(service: Service
             missing = await call(service, method, ghost, key)
             assert missing.status_code == 404
             assert loads(missing.content) == body
+    # The routes without an account in the path never show B to A's keys either.
+    document = service.app.openapi()["paths"]
+    others = [(m, p) for p, ops in document.items() for m in ops if (m, p) not in routes]
+    assert len(routes) + len(others) == sum(len(ops) for ops in document.values())
+    for key in (t.a_key, t.a_read_key, t.pricing_key):
+        for method, template in others:
+            path = template.replace("{provider}", "openai").replace("{model}", "gpt-4")
+            response = await call(service, method, path, key)
+            assert response.status_code < 500, (method, template, response.text)
+            for secret in (b_user, b_project, b_reservation):
+                assert secret not in response.text, (method, template)
     # And B's data is untouched by all those attempts.
     after = await call(service, "get", account_path(t.b) + "/balance", t.b_key)
     assert str(loads(after.content)["total_balance"]) == b_balance
