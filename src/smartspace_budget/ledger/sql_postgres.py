@@ -50,6 +50,11 @@ class PostgresSql(SqlDialect):
         idempotency_keys: Sequence[str],
     ) -> Call:
         if not row_ids and not reservation_ids:
+            if len(keys) == 1 and len(idempotency_keys) <= 1:
+                # The usual batch, one write: equalities the planner serves from the indexes,
+                # instead of joining unnest-ed arrays.
+                key = idempotency_keys[0] if idempotency_keys else None
+                return Call("rows", _PG_LOCK_ONE, (*keys[0], key))
             return Call(
                 "rows",
                 _PG_LOCK_BY_KEY,
@@ -129,6 +134,13 @@ _PG_LOCK_BY_KEY = (
     "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = ANY($3::text[]) "
     "WHERE (a.user_id, a.project_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
     "ORDER BY a.id FOR UPDATE OF a"
+)
+_PG_LOCK_ONE = (
+    f"SELECT {SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
+    "FROM ledger_accounts AS a "
+    "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = $3::text "
+    "WHERE a.user_id = $1::text AND a.project_id = $2::text "
+    "FOR UPDATE OF a"
 )
 _PG_HOLDS = (
     f"SELECT {SELECT_HOLD} FROM ledger_reservations "
