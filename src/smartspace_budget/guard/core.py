@@ -40,6 +40,7 @@ from smartspace_budget.errors import (
     BudgetError,
     InvalidInputError,
     MissingPricingError,
+    ReservationResolvedError,
 )
 from smartspace_budget.guard.anomalies import (
     REPORTED,
@@ -351,6 +352,8 @@ class Guard:
                 return await self.backend.settle(
                     call.reservation.reservation_id, event, idempotency_key=key
                 )
+            except ReservationResolvedError as exc:
+                return await self._charge_without_hold(call, event, exc)
             except BackendError:
                 if attempt + 1 == _SETTLE_ATTEMPTS:
                     log.exception(
@@ -362,13 +365,51 @@ class Guard:
                 await asyncio.sleep(0.05 * 2**attempt)
         return None
 
+    async def _charge_without_hold(
+        self, call: GuardedCall, event: UsageEvent, exc: ReservationResolvedError
+    ) -> LedgerEntry | None:
+        """The hold is gone before the call finished: charge the usage all the same.
+
+        A call that outlives ``reservation_ttl`` (a long stream) finds its hold expired, and
+        an operator may have released it; the provider was used either way, so the usage is
+        recorded without a hold (idempotently). Only a hold settled elsewhere is left alone,
+        so nothing is charged twice.
+        """
+        status = exc.context.get("status") or exc.detail.rsplit(" ", 1)[-1]
+        if status == "settled":
+            log.warning("%s was settled elsewhere; not charging it again", call.request_id)
+            return None
+        log.warning(
+            "the hold of %s was %s before the call finished; recording its usage without it",
+            call.request_id,
+            status,
+        )
+        key = f"guard:{call.call_id}:usage"
+        for attempt in range(_SETTLE_ATTEMPTS):
+            try:
+                return await self.backend.record_usage(
+                    self.user_id, self.project_id, event, idempotency_key=key
+                )
+            except BackendError:
+                if attempt + 1 == _SETTLE_ATTEMPTS:
+                    log.exception("recording the usage of %s failed", call.request_id)
+                    return None
+                await asyncio.sleep(0.05 * 2**attempt)
+        return None
+
     async def release_call(self, call: GuardedCall) -> None:
-        """Free the hold without charging: the provider refused the request, nothing was used."""
+        """Free the hold without charging: the provider refused the request, nothing was used.
+
+        A hold that already expired has nothing left to free.
+        """
         if call.finished:
             return
-        await self.backend.release(
-            call.reservation.reservation_id, idempotency_key=f"guard:{call.call_id}:release"
-        )
+        try:
+            await self.backend.release(
+                call.reservation.reservation_id, idempotency_key=f"guard:{call.call_id}:release"
+            )
+        except ReservationResolvedError as exc:
+            log.warning("the hold of %s was already resolved: %s", call.request_id, exc.detail)
         call.released = True
 
     async def _compare(self, call: GuardedCall, actual: Decimal) -> None:
