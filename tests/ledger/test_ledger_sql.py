@@ -1,15 +1,18 @@
-"""The hot-path SQL's own shortcuts give the same answers as the general statements."""
+"""What the hot-path SQL binds and stores: instants, lone and batched writes, every usage field."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from ledger_helpers import T0, D, usage
+from sqlalchemy import select
 
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger.sql_sqlite import SqliteSql
+from smartspace_budget.ledger.tables import daily_rollups, entries, rollups
 
 
 def test_sqlite_instants_are_utc_text_whatever_their_zone() -> None:
@@ -47,5 +50,68 @@ async def test_one_write_and_a_batch_of_writes_read_the_same_account(ledger: Led
     )
     assert replayed == lone
     assert (second.balance_after, other.balance_after) == (D("7"), D("8"))
+    report = await ledger.check_integrity()
+    assert report.ok, str(report)
+
+
+async def test_every_usage_field_is_stored(ledger: Ledger) -> None:
+    """Cached-input, cache-write and reasoning tokens, estimated cost, price version, request
+    id, time and tags reach the entry, and the token counts reach both rollups."""
+    await ledger.deposit("ivy", "p", D("10"), idempotency_key="fund", now=T0)
+    occurred = T0 - timedelta(minutes=30)
+    event = usage(
+        "0.5",
+        input_tokens=1000,
+        output_tokens=200,
+        cached_input_tokens=300,
+        cache_write_tokens=40,
+        reasoning_tokens=150,
+        estimated_cost=D("0.45"),
+        price_version="2026-01-01",
+        request_id="req-7",
+        occurred_at=occurred,
+        cost_is_estimate=True,
+        tags={"team": "search", "env": "prod"},
+    )
+    direct = await ledger.record_usage("ivy", "p", event, idempotency_key="direct", now=T0)
+    hold = await ledger.reserve("ivy", "p", D("1"), idempotency_key="hold", now=T0)
+    settled = await ledger.settle(hold.reservation_id, event, idempotency_key="settle", now=T0)
+    assert (direct.request_id, direct.occurred_at) == ("req-7", occurred)
+
+    async with ledger.engine.connect() as conn:
+        for entry in (direct, settled):
+            row = (
+                await conn.execute(select(entries).where(entries.c.entry_id == entry.entry_id))
+            ).one()
+            assert (
+                row.input_tokens,
+                row.output_tokens,
+                row.cached_input_tokens,
+                row.cache_write_tokens,
+                row.reasoning_tokens,
+            ) == (1000, 200, 300, 40, 150)
+            assert (row.amount_nano, row.estimated_cost_nano) == (-500_000_000, 450_000_000)
+            assert (row.price_version, row.request_id, row.cost_is_estimate) == (
+                "2026-01-01",
+                "req-7",
+                True,
+            )
+            assert row.occurred_at == occurred
+            assert json.loads(row.tags) == {"team": "search", "env": "prod"}
+        for table in (rollups, daily_rollups):
+            sums = (
+                await conn.execute(
+                    select(
+                        table.c.spent_nano,
+                        table.c.request_count,
+                        table.c.input_tokens,
+                        table.c.output_tokens,
+                        table.c.cached_input_tokens,
+                        table.c.cache_write_tokens,
+                        table.c.reasoning_tokens,
+                    )
+                )
+            ).one()
+            assert tuple(sums) == (1_000_000_000, 2, 2000, 400, 600, 80, 300)
     report = await ledger.check_integrity()
     assert report.ok, str(report)
