@@ -1,19 +1,29 @@
 """Throughput and latency of the ledger service on loopback.
 
     python bench/service.py [--seconds 3] [--databases sqlite,postgres] [--workers 1,2]
-                            [--clients 1,8,64]
+                            [--clients 1,8,64] [--client auto|wrk|python] [--rate 0]
 
 For each database and uvicorn worker count, the service is started for real
 (``uvicorn --factory``) with one admin key and no rate limit, 16 accounts are seeded with
-deposits, a policy and usage, and closed-loop clients (each sends its next request when the
-previous answer arrives) hammer the endpoints a budget check reads: ``status`` (what
-``check_against_policy`` fetches), ``balance``, and ``pricing`` (what an estimate fetches).
-Client ``i`` reads account ``i % 16``, so concurrent reads are spread over accounts.
+deposits, a policy and usage, and closed-loop clients (each connection sends its next
+request when the previous answer arrives) hammer the endpoints a budget check reads:
+``status`` (what ``check_against_policy`` fetches), ``balance``, and ``pricing`` (what an
+estimate fetches). Requests are spread over the 16 accounts.
 
-The load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams in one
-process, so that its own cost stays small next to the server's; it shares the machine's
-cores with the service, as a sidecar would. PostgreSQL runs in a throwaway database on the
-server at ``SMARTSPACE_BUDGET_TEST_POSTGRES_URL``.
+Load generator (``--client``):
+
+- ``wrk`` (the default when it is on ``PATH``): C, one thread, epoll; a Lua script adds the
+  ``Authorization`` header and reports exact percentiles. It costs a few per cent of a core,
+  so the figures are the server's. Install it with ``apt-get install wrk`` (Debian/Ubuntu)
+  or ``brew install wrk`` (macOS); without it the bench falls back to ``python``.
+- ``python``: a minimal keep-alive HTTP/1.1 client on asyncio streams in this process. It
+  needs nothing installed, but at high rates it takes a good part of a core itself, which
+  on a small machine is taken from the server. ``--rate`` (paced, open-loop clients: send
+  on schedule whatever the previous answer took) always uses it.
+
+The load generator shares the machine's cores with the service, as a sidecar would.
+PostgreSQL runs in a throwaway database on the server at
+``SMARTSPACE_BUDGET_TEST_POSTGRES_URL``.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -207,6 +218,47 @@ async def measure(
     return len(latencies) / elapsed, statistics.median(ordered) * 1000, p99 * 1000
 
 
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", paths[(n %% #paths) + 1], {["Authorization"] = "Bearer %(key)s"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def measure_wrk(
+    url: str, endpoint: str, clients: int, seconds: float
+) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) from ``wrk`` with ``clients`` connections, one thread."""
+    paths = ", ".join(f'"{ENDPOINTS[endpoint].format(i=i)}"' for i in range(ACCOUNTS))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % {"paths": paths, "key": ADMIN_KEY})
+    try:
+
+        def run(duration: float) -> list[int]:
+            command = ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(duration))}s"]
+            command += ["--timeout", "10s", "-s", script.name, url]
+            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            line = next(li for li in output.splitlines() if li.startswith("WRK "))
+            return [int(field) for field in line.split()[1:]]
+
+        run(1)  # warm-up: connections, caches, the first queries of each account
+        requests, duration_us, p50_us, p99_us, errors = run(seconds)
+    finally:
+        os.unlink(script.name)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors} errors or non-2xx answers")
+    return requests / (duration_us / 1e6), p50_us / 1000, p99_us / 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -219,19 +271,35 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="total requests/s (paced clients); 0: closed loop"
     )
+    parser.add_argument(
+        "--client",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="load generator; auto: wrk when installed (and --rate is 0), else python",
+    )
     args = parser.parse_args()
-    print("| database | workers | endpoint | clients | req/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|---|")
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") and not args.rate else "python"
+    if client == "wrk" and args.rate:
+        parser.error("--rate needs --client python (wrk is closed loop)")
+    if client == "wrk" and not shutil.which("wrk"):
+        parser.error("wrk is not installed (apt-get install wrk); use --client python")
+    print("| database | workers | endpoint | clients | client | req/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|---|")
     for kind in args.databases.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
             with database(kind) as url, service(url, workers) as base:
                 seed(base)
                 for endpoint in args.endpoints.split(","):
                     for clients in (int(c) for c in args.clients.split(",")):
-                        rate, p50, p99 = asyncio.run(
-                            measure(base, endpoint, clients, args.seconds, args.rate)
-                        )
-                        cells = [kind, workers, endpoint, clients, f"{rate:,.0f}"]
+                        if client == "wrk":
+                            rate, p50, p99 = measure_wrk(base, endpoint, clients, args.seconds)
+                        else:
+                            rate, p50, p99 = asyncio.run(
+                                measure(base, endpoint, clients, args.seconds, args.rate)
+                            )
+                        cells = [kind, workers, endpoint, clients, client, f"{rate:,.0f}"]
                         cells += [f"{p50:.2f}", f"{p99:.2f}"]
                         print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
 
