@@ -245,3 +245,50 @@ async def test_arguments_the_sdk_refuses_release_the_hold(
     assert ledger.entries == []
     assert ledger.reserved == 0
     assert [h.status for h in ledger.holds.values()] == [ReservationStatus.RELEASED] * 2
+
+
+async def test_n_choices_hold_the_output_of_each(
+    server: ProviderServer, ledger: FakeLedger, guard: Guard
+) -> None:
+    """OpenAI's ``n``: every choice may produce ``max_tokens``, so all of them are held."""
+    async with openai.AsyncOpenAI(
+        api_key="sk-test", base_url=f"{server.base_url}/v1", max_retries=0
+    ) as raw:
+        client = guard.wrap(raw)
+        # Fake tokenizer: 5 words; gpt-4o at 0.0025 input / 0.01 output per 1K, plus 5%.
+        await client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "Say hello to the world"}],
+            max_tokens=50,
+            n=3,
+        )
+        with pytest.raises(InvalidInputError):
+            await client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}], n=0
+            )
+    [hold] = ledger.holds.values()
+    assert hold.amount == total((5 * Decimal("0.0025") + 150 * Decimal("0.01")) / 1000)
+    assert hold.amount == Decimal("0.001588125")
+    assert server.requests[-1]["n"] == 3
+    assert server.count == 1
+    assert ledger.usages[0].estimated_cost == Decimal("0.001588125")
+
+
+async def test_choices_with_the_real_engine_and_an_expected_output(engine: PricingEngine) -> None:
+    ledger = FakeLedger(Decimal(10))
+    guard = Guard(ledger, engine, user_id="u", project_id="p")  # type: ignore[arg-type]
+    async with guard.request(
+        "openai",
+        "gpt-4o",
+        messages=MESSAGES,
+        max_tokens=100,
+        expected_output_tokens=40,
+        choices=2,
+    ) as call:
+        call.record_usage(input_tokens=16, output_tokens=80)
+    n = input_tokens_of(MESSAGES)
+    assert call.reserved_amount == gpt4o(n, 200)
+    assert call.expected_cost == gpt4o(n, 80)
+    assert call.estimate.output_tokens == 200
+    assert call.estimate.total_cost == call.estimate.base_cost + call.estimate.platform_fee
+    assert [e.amount for e in ledger.entries] == [-gpt4o(16, 80)]

@@ -154,6 +154,7 @@ class Guard:
         max_tokens: int | None = None,
         expected_output_tokens: int | None = None,
         request_id: str | None = None,
+        choices: int = 1,
     ) -> AsyncIterator[GuardedCall]:
         """Guard one provider call made inside the block; raises before the block if denied."""
         call = await self.open_call(
@@ -164,6 +165,7 @@ class Guard:
             max_tokens=max_tokens,
             expected_output_tokens=expected_output_tokens,
             request_id=request_id,
+            choices=choices,
         )
         try:
             yield call
@@ -182,14 +184,20 @@ class Guard:
         max_tokens: int | None = None,
         expected_output_tokens: int | None = None,
         request_id: str | None = None,
+        choices: int = 1,
     ) -> GuardedCall:
-        """Steps 1-2: estimate and reserve. Raises the budget errors when the ledger refuses."""
+        """Steps 1-2: estimate and reserve. Raises the budget errors when the ledger refuses.
+
+        ``choices`` is OpenAI's ``n``: each choice may produce the full output.
+        """
         for name, value in (
             ("max_tokens", max_tokens),
             ("expected_output", expected_output_tokens),
         ):
             if value is not None and (isinstance(value, bool) or value < 0):
                 raise InvalidInputError(f"{name} must be a non-negative int, got {value!r}")
+        if isinstance(choices, bool) or not isinstance(choices, int) or choices < 1:
+            raise InvalidInputError(f"choices (n) must be a positive int, got {choices!r}")
         call_id = uuid.uuid4().hex
         request_id = request_id or f"req_{call_id}"
         worst_output = max_tokens if max_tokens is not None else expected_output_tokens
@@ -197,22 +205,25 @@ class Guard:
         if worst_output is None:
             worst_output, assumed = await self._worst_output(provider, model, input_text, messages)
         estimate = await self._estimate(provider, model, input_text, messages, worst_output)
+        if choices > 1:
+            estimate = await self._for_choices(estimate, choices)
         expected_cost = estimate.total_cost
         if (
             expected_output_tokens is not None
             and max_tokens is not None
             and expected_output_tokens != max_tokens
         ):
-            expected_cost = (
-                await self._estimate(
-                    provider,
-                    model,
-                    None,
-                    None,
-                    expected_output_tokens,
-                    input_tokens=estimate.input_tokens,
-                )
-            ).total_cost
+            expected = await self._estimate(
+                provider,
+                model,
+                None,
+                None,
+                expected_output_tokens,
+                input_tokens=estimate.input_tokens,
+            )
+            if choices > 1:
+                expected = await self._for_choices(expected, choices)
+            expected_cost = expected.total_cost
         try:
             reservation = await self.backend.reserve(
                 self.user_id,
@@ -239,6 +250,28 @@ class Guard:
             reservation=reservation,
             expected_cost=expected_cost,
             expected_given=expected_output_tokens is not None,
+        )
+
+    async def _for_choices(self, one: CostEstimate, choices: int) -> CostEstimate:
+        """``one`` choice's estimate with the output of ``choices`` choices.
+
+        Each further choice costs what the output adds to the call; computed as the
+        difference of two estimates, so tiers and the model's output limit apply per choice.
+        """
+        bare = await self._estimate(
+            one.provider, one.model, None, None, 0, input_tokens=one.input_tokens
+        )
+        more = choices - 1
+        base = one.base_cost + more * (one.base_cost - bare.base_cost)
+        fee = one.platform_fee + more * (one.platform_fee - bare.platform_fee)
+        return one.model_copy(
+            update={
+                "output_tokens": one.output_tokens * choices,
+                "output_cost": one.output_cost * choices,
+                "base_cost": base,
+                "platform_fee": fee,
+                "total_cost": base + fee,
+            }
         )
 
     async def _worst_output(

@@ -151,7 +151,14 @@ def _model(kwargs: dict[str, Any]) -> str:
 
 def _open(guard: Guard, spec: _Method, kwargs: dict[str, Any]) -> Any:
     messages, max_tokens = spec.read_request(kwargs)
-    return guard.open_call(spec.provider, _model(kwargs), messages=messages, max_tokens=max_tokens)
+    choices = kwargs.get("n") if spec is OPENAI_CHAT else None
+    return guard.open_call(
+        spec.provider,
+        _model(kwargs),
+        messages=messages,
+        max_tokens=max_tokens,
+        choices=1 if choices is None else choices,
+    )
 
 
 def guarded_sync(
