@@ -292,3 +292,18 @@ async def test_choices_with_the_real_engine_and_an_expected_output(engine: Prici
     assert call.estimate.output_tokens == 200
     assert call.estimate.total_cost == call.estimate.base_cost + call.estimate.platform_fee
     assert [e.amount for e in ledger.entries] == [-gpt4o(16, 80)]
+
+
+def test_stream_helper_refused_by_the_sdk_releases_the_hold(
+    server: ProviderServer, ledger: FakeLedger, guard: Guard
+) -> None:
+    raw = anthropic.Anthropic(api_key="sk-test", base_url=server.base_url, max_retries=0)
+    with (
+        raw,
+        pytest.raises(TypeError),
+        guard.wrap(raw).messages.stream(model="claude-haiku-4-5", messages=MESSAGES),
+    ):
+        pass
+    assert server.count == 0
+    assert ledger.entries == []
+    assert [h.status for h in ledger.holds.values()] == [ReservationStatus.RELEASED]

@@ -77,8 +77,8 @@ class GuardedMessageStreamManager:
         from smartspace_budget.guard.wrappers import _open, _provider_refused
 
         self.call = self._guard.portal.run(_open(self._guard, self._spec, self._kwargs))
-        self._manager = self._resource.stream(**self._kwargs)
         try:
+            self._manager = self._resource.stream(**self._kwargs)
             self._stream = self._manager.__enter__()
         except BaseException as exc:
             if _provider_refused(exc):
@@ -118,8 +118,8 @@ class GuardedAsyncMessageStreamManager:
         from smartspace_budget.guard.wrappers import _open, _provider_refused
 
         self.call = await _open(self._guard, self._spec, self._kwargs)
-        self._manager = self._resource.stream(**self._kwargs)
         try:
+            self._manager = self._resource.stream(**self._kwargs)
             self._stream = await self._manager.__aenter__()
         except BaseException as exc:
             if _provider_refused(exc):
