@@ -89,6 +89,8 @@ def test_exact_counts_equal_tiktoken(model: str, text: str) -> None:
     assert estimate.encoding == encoding.name
     assert estimate.token_count == len(encoding.encode(text, disallowed_special=()))
     assert estimate.character_count == len(text)
+    # Asked again, the short-text path (plan and vocabulary cached) answers the same.
+    assert estimate_tokens(text, model) == estimate
 
 
 def test_models_get_their_own_encoding() -> None:
@@ -152,6 +154,9 @@ def test_other_providers_are_calibrated_with_a_documented_ratio() -> None:
     assert mistral.token_count == -(-cl100k * 110 // 100)
     assert "VentureBeat" in (claude.note or "")
     assert "Gemini docs" in (gemini.note or "")
+    # Asked again, the short-text path (plan and vocabulary cached) answers the same.
+    assert estimate_tokens(text, "claude-3-opus-20240229", "anthropic") == claude
+    assert estimate_tokens(text, "mistral-large-latest", "mistral") == mistral
 
 
 def test_unknown_openai_model_is_counted_with_the_newest_encoding() -> None:
