@@ -220,6 +220,7 @@ def test_monitor_once_prints_the_alerts_as_json_lines(seeded: Cli) -> None:
         ("--url", "http://127.0.0.1:9", "keys", "list"),
         ("--url", "http://127.0.0.1:9", "serve"),
         ("status", "--bogus"),
+        ("--database-url", "postgresql+asyncpg://postgres@127.0.0.1:1/none", "status", *ACCOUNT),
     ],
 )
 def test_bad_input_exits_2_with_one_line(seeded: Cli, args: tuple[str, ...]) -> None:
@@ -236,3 +237,14 @@ def test_unreachable_service_is_one_line_and_not_approval(seeded: Cli) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ")
     assert "passed" not in result.stdout
+
+
+def test_a_data_directory_that_cannot_be_created_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = Cli(blocker / "data")("status", *ACCOUNT)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stdout + result.stderr

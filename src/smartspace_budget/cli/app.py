@@ -56,6 +56,16 @@ class OneLineErrors(TyperGroup):
         except SmartspaceBudgetError as exc:
             typer.echo(f"error: {' '.join(exc.detail.split())}", err=True)
             sys.exit(exit_code_for(exc))
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            # Anything else (a database that cannot be reached, a data directory that cannot
+            # be created) is still one line, and exit 2: never 1, which scripts read as
+            # "denied".
+            detail = " ".join(str(exc).split()) or "no detail"
+            typer.echo(f"error: {type(exc).__name__}: {detail}", err=True)
+            sys.exit(EXIT_ERROR)
         sys.exit(result if isinstance(result, int) else 0)
 
 
