@@ -104,6 +104,14 @@ class PostgresSql(SqlDialect):
         )
         if not present:
             return []
+        if all(len(getattr(changes, name)) == 1 for name in present):
+            # One row per table (a lone write): plain parameters. Unnesting a few dozen
+            # one-element arrays costs the server more than the rest of the statement.
+            values: list[Any] = []
+            for name in present:
+                row = getattr(changes, name)[0]
+                values.extend(self.encode(_PG_COLUMNS[name], row))
+            return [Call("exec", _pg_write_one(present), values)]
         params: list[Any] = []
         for name in present:
             columns = _PG_COLUMNS[name]
@@ -189,6 +197,41 @@ def _pg_write(present: tuple[str, ...]) -> str:
             parts.append(
                 f"w{index} AS (INSERT INTO {table} ({', '.join(columns)}) "
                 f"SELECT * FROM {arrays(columns)} {suffix})"
+            )
+    return f"WITH {', '.join(parts)} SELECT 1"
+
+
+@functools.lru_cache(maxsize=128)
+def _pg_write_one(present: tuple[str, ...]) -> str:
+    """Like :func:`_pg_write`, for one row per table: each value its own parameter."""
+    parts = []
+    number = 0
+
+    def placeholders(columns: tuple[str, ...]) -> list[str]:
+        nonlocal number
+        first = number + 1
+        number += len(columns)
+        return [f"${index}::{_pg_type(column)}" for index, column in enumerate(columns, first)]
+
+    inserts = {attribute: (table, suffix) for attribute, table, _, suffix in INSERTS}
+    for index, name in enumerate(present):
+        columns = _PG_COLUMNS[name]
+        values = placeholders(columns)
+        if name in ("accounts", "holds_resolved"):
+            table, key = (
+                ("ledger_accounts", "id")
+                if name == "accounts"
+                else ("ledger_reservations", "reservation_id")
+            )
+            sets = ", ".join(
+                f"{column} = {value}" for column, value in zip(columns[1:], values[1:], strict=True)
+            )
+            parts.append(f"w{index} AS (UPDATE {table} SET {sets} WHERE {key} = {values[0]})")
+        else:
+            table, suffix = inserts[name]
+            parts.append(
+                f"w{index} AS (INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join(values)}) {suffix})"
             )
     return f"WITH {', '.join(parts)} SELECT 1"
 
