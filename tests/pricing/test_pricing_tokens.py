@@ -307,3 +307,52 @@ def test_own_vocabulary_counts_like_tiktoken(monkeypatch: pytest.MonkeyPatch) ->
 def test_a_shared_tiktoken_encoding_is_reused() -> None:
     shared = tiktoken.get_encoding("cl100k_base")
     assert tokens._load_vocabulary("cl100k_base") is shared
+
+
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        TEXTS[3],
+        TEXTS[14],
+        TEXTS[15],
+        " ".join(TEXTS) * 3,
+        "<|endoftext|> billed as text " * 40,
+        "lone \ud800 surrogate " * 60,  # tiktoken repairs it; the buffer cannot take it
+        "x" * 511,
+        "x" * 512,
+    ],
+    ids=range(8),
+)
+def test_counting_long_texts_without_a_list_is_exact(name: str, text: str) -> None:
+    reference = tiktoken.Encoding(**tiktoken_ext.openai_public.ENCODING_CONSTRUCTORS[name]())
+    ours = tokens._load_vocabulary(name)
+    assert tokens.ordinary_count(ours, text) == len(reference.encode_ordinary(text))
+
+
+def test_an_encoding_without_a_token_buffer_is_counted_from_its_list() -> None:
+    class ListOnly:
+        def encode_ordinary(self, text: str) -> list[int]:
+            return [0] * (len(text) // 2)
+
+    assert tokens.ordinary_count(ListOnly(), "ab" * 1000) == 1000
+
+
+def test_long_texts_are_counted_from_the_buffer() -> None:
+    """The list is built only for short texts (or text tiktoken must repair first)."""
+    encoding = tokens._load_vocabulary("o200k_base")
+
+    class BufferOnly:
+        _core_bpe = encoding._core_bpe
+
+        def encode_ordinary(self, text: str) -> list[int]:
+            raise AssertionError("built the list")
+
+    long_text = TEXTS[15]
+    assert tokens.ordinary_count(BufferOnly(), long_text) == len(
+        encoding.encode_ordinary(long_text)
+    )
+    with pytest.raises(AssertionError, match="built the list"):
+        tokens.ordinary_count(BufferOnly(), "x" * 511)
+    with pytest.raises(AssertionError, match="built the list"):
+        tokens.ordinary_count(BufferOnly(), "lone \ud800 surrogate " * 60)
