@@ -23,6 +23,7 @@ __all__ = [
     "SpendingPeriod",
     "Window",
     "next_window",
+    "parse_period",
     "previous_windows",
     "window_containing",
     "windows_between",
@@ -93,7 +94,7 @@ def window_containing(
     :class:`InvalidInputError` for a naive ``instant``, an unknown period or timezone, or an
     instant too close to the ends of the datetime range.
     """
-    kind = _period(period)
+    kind = parse_period(period)
     zone = _zone(tz)
     moment = _require_aware(instant, "instant")
     if not 1 < moment.year < 9999:
@@ -165,7 +166,8 @@ def _require_aware(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _period(period: SpendingPeriod | str) -> SpendingPeriod:
+def parse_period(period: SpendingPeriod | str) -> SpendingPeriod:
+    """A period from its enum or its name (any case); :class:`InvalidInputError` otherwise."""
     if isinstance(period, SpendingPeriod):
         return period
     try:

@@ -35,7 +35,12 @@ from smartspace_budget.models import (
 )
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.money import Amount, parse_amount
-from smartspace_budget.periods import SpendingPeriod, previous_windows, window_containing
+from smartspace_budget.periods import (
+    SpendingPeriod,
+    parse_period,
+    previous_windows,
+    window_containing,
+)
 
 __all__ = ["TREND_BASIS", "BudgetTracker"]
 
@@ -193,7 +198,7 @@ class BudgetTracker:
         ``at`` picks another window: the one of ``period`` containing that instant.
         """
         _account(user_id, project_id)
-        kind = _period(period)
+        kind = parse_period(period)
         summary = await backend_call(
             self.backend.get_spending(user_id, project_id, kind, at=at),
             f"the {kind.value} spending of {user_id}/{project_id}",
@@ -215,7 +220,7 @@ class BudgetTracker:
         :mod:`~smartspace_budget.budgets.analysis` for both thresholds).
         """
         _account(user_id, project_id)
-        kind = _period(period)
+        kind = parse_period(period)
         moment = at or self.now()
         tz = await self._timezone(user_id, project_id)
         analytics, days = await asyncio.gather(
@@ -323,15 +328,3 @@ class BudgetTracker:
             policy=effective,
             checked_at=self.now(),
         )
-
-
-def _period(period: SpendingPeriod | str) -> SpendingPeriod:
-    if isinstance(period, SpendingPeriod):
-        return period
-    try:
-        return SpendingPeriod(str(period).strip().lower())
-    except ValueError:
-        expected = ", ".join(p.value for p in SpendingPeriod)
-        raise InvalidInputError(
-            f"unknown spending period {period!r}; expected one of {expected}"
-        ) from None
