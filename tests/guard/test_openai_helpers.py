@@ -157,3 +157,104 @@ async def test_denied_helpers_send_nothing(
         pass
     assert server.count == 0
     assert ledger.holds == {}
+
+
+async def test_with_raw_response_is_guarded(
+    cached: ProviderServer,
+    ledger: FakeLedger,
+    guard: Guard,
+    async_client: openai.AsyncOpenAI,
+    sync_client: openai.OpenAI,
+) -> None:
+    raw = await guard.wrap(async_client).chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=MESSAGES, max_tokens=50
+    )
+    assert raw.headers["content-type"].startswith("application/json")
+    assert raw.parse().choices[0].message.content == "Hello there"
+    streamed = await guard.wrap(async_client).chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=MESSAGES, max_tokens=50, stream=True
+    )
+    assert len(ledger.entries) == 1  # the stream is held until it is read
+    async for _ in streamed.parse():
+        pass
+    guard.wrap(sync_client).responses.with_raw_response.create(
+        model="gpt-4o", input="Say hello", max_output_tokens=40
+    )
+    # Chat (plain and streamed) and Responses report the same usage: 1,200 in (1,024 cached).
+    assert [e.amount for e in ledger.entries] == [-usage_cost(176, 1024, 40)] * 3
+    assert cached.requests[1]["stream_options"] == {"include_usage": True}
+    assert ledger.reserved == 0
+
+
+async def test_unguardable_accessors_refuse_instead_of_spending(
+    server: ProviderServer,
+    ledger: FakeLedger,
+    guard: Guard,
+    async_client: openai.AsyncOpenAI,
+) -> None:
+    from smartspace_budget.errors import InvalidInputError
+
+    client = guard.wrap(async_client)
+    with pytest.raises(InvalidInputError, match="with_streaming_response"):
+        client.chat.completions.with_streaming_response.create(
+            model="gpt-4o", messages=MESSAGES, max_tokens=50
+        )
+    with pytest.raises(InvalidInputError, match=r"with_raw_response\.stream"):
+        client.chat.completions.with_raw_response.stream(
+            model="gpt-4o", messages=MESSAGES, max_tokens=50
+        )
+    ledger.balance = Decimal(0)
+    with pytest.raises(BudgetExceededError):
+        await client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=MESSAGES, max_tokens=50
+        )
+    assert server.count == 0
+    assert ledger.holds == {}
+
+
+async def test_client_level_with_raw_response_is_guarded(
+    server: ProviderServer,
+    ledger: FakeLedger,
+    guard: Guard,
+    async_client: openai.AsyncOpenAI,
+) -> None:
+    import anthropic
+
+    from smartspace_budget.errors import InvalidInputError
+
+    client = guard.wrap(async_client)
+    raw = await client.with_raw_response.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, max_tokens=50
+    )
+    assert raw.parse().usage.completion_tokens == 30
+    await client.with_raw_response.responses.create(
+        model="gpt-4o", input="Say hello", max_output_tokens=40
+    )
+    async with anthropic.AsyncAnthropic(
+        api_key="sk-test", base_url=server.base_url, max_retries=0
+    ) as raw_anthropic:
+        message = await guard.wrap(raw_anthropic).with_raw_response.messages.create(
+            model="claude-haiku-4-5", messages=MESSAGES, max_tokens=100
+        )
+        assert (await message.parse()).content[0].text == "Hello there"
+        streamed = await guard.wrap(raw_anthropic).with_raw_response.messages.create(
+            model="claude-haiku-4-5", messages=MESSAGES, max_tokens=100, stream=True
+        )
+        assert [e.type async for e in await streamed.parse()][-1] == "message_stop"
+        with pytest.raises(InvalidInputError, match="with_streaming_response"):
+            guard.wrap(raw_anthropic).with_streaming_response.messages.create(
+                model="claude-haiku-4-5", messages=MESSAGES, max_tokens=100
+            )
+    haiku = (12 * Decimal("0.003") + 30 * Decimal("0.015")) / 1000 * Decimal("1.05")
+    assert [e.amount for e in ledger.entries] == [
+        -usage_cost(12, 0, 30),
+        -usage_cost(12, 0, 30),
+        -haiku.quantize(Decimal("1e-9")),
+        -haiku.quantize(Decimal("1e-9")),
+    ]
+    assert server.count == 4
+    with pytest.raises(InvalidInputError, match="with_streaming_response"):
+        client.with_streaming_response.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, max_tokens=50
+        )
+    assert server.count == 4

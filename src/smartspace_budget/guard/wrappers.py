@@ -13,6 +13,7 @@ leaves the real usage unknown, so the reservation is charged as an estimate.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -161,14 +162,24 @@ def _open(guard: Guard, spec: _Method, kwargs: dict[str, Any]) -> Any:
     )
 
 
+def _body(result: Any, raw: bool) -> Any:
+    """The SDK object of a call: a raw response's parsed body (the SDK caches it)."""
+    return result.parse() if raw else result
+
+
 def guarded_sync(
-    guard: Guard, spec: _Method, method: Callable[..., Any], kwargs: dict[str, Any]
+    guard: Guard,
+    spec: _Method,
+    method: Callable[..., Any],
+    kwargs: dict[str, Any],
+    raw: bool = False,
 ) -> Any:
-    """Run one synchronous SDK call under the guard."""
+    """Run one synchronous SDK call under the guard (``raw``: through ``with_raw_response``)."""
     call: GuardedCall = guard.portal.run(_open(guard, spec, kwargs))
     kwargs = spec.adjust(kwargs)
     try:
         result = method(**kwargs)
+        body = _body(result, raw)
     except BaseException as exc:
         if _provider_refused(exc):
             guard.portal.run(guard.release_call(call))
@@ -177,19 +188,28 @@ def guarded_sync(
         raise
     if kwargs.get("stream"):
         observe, usage = spec.new_observer()
-        return GuardedStream(result, new_settlement(guard, call, observe, usage))
-    guard.portal.run(guard.finish_call(call, spec.response_usage(result)))
+        stream = GuardedStream(body, new_settlement(guard, call, observe, usage))
+        return _RawResponse(result, stream) if raw else stream
+    guard.portal.run(guard.finish_call(call, spec.response_usage(body)))
     return result
 
 
 async def guarded_async(
-    guard: Guard, spec: _Method, method: Callable[..., Any], kwargs: dict[str, Any]
+    guard: Guard,
+    spec: _Method,
+    method: Callable[..., Any],
+    kwargs: dict[str, Any],
+    raw: bool = False,
 ) -> Any:
-    """Run one asynchronous SDK call under the guard."""
+    """Run one asynchronous SDK call under the guard (``raw``: through ``with_raw_response``)."""
     call: GuardedCall = await _open(guard, spec, kwargs)
     kwargs = spec.adjust(kwargs)
     try:
         result = await method(**kwargs)
+        body = _body(result, raw)
+        parse_is_async = inspect.isawaitable(body)
+        if parse_is_async:
+            body = await body  # Anthropic's async raw responses parse in a coroutine
     except BaseException as exc:
         if _provider_refused(exc):
             await guard.release_call(call)
@@ -198,8 +218,9 @@ async def guarded_async(
         raise
     if kwargs.get("stream"):
         observe, usage = spec.new_observer()
-        return GuardedAsyncStream(result, new_settlement(guard, call, observe, usage))
-    await guard.finish_call(call, spec.response_usage(result))
+        stream = GuardedAsyncStream(body, new_settlement(guard, call, observe, usage))
+        return _RawResponse(result, stream, parse_is_async) if raw else stream
+    await guard.finish_call(call, spec.response_usage(body))
     return result
 
 
@@ -210,6 +231,54 @@ class _Proxy:
         self._target = target
 
     def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+class _RawResponse(_Proxy):
+    """A raw response of a streamed call: ``parse()`` gives the guarded stream."""
+
+    def __init__(self, target: Any, stream: Any, parse_is_async: bool = False) -> None:
+        super().__init__(target)
+        self._stream, self._parse_is_async = stream, parse_is_async
+
+    def parse(self, **kwargs: Any) -> Any:
+        """The guarded stream (reading it settles the call); awaitable where the SDK's is."""
+        if kwargs:
+            return self._target.parse(**kwargs)
+        if self._parse_is_async:
+            return self._stream_later()
+        return self._stream
+
+    async def _stream_later(self) -> Any:
+        return self._stream
+
+
+class _GuardedRaw(_Proxy):
+    """``with_raw_response``: the same guarded calls, the raw HTTP response back."""
+
+    def __init__(self, target: Any, guard: Guard, spec: _Method, is_async: bool) -> None:
+        super().__init__(target)
+        self._guard, self._spec, self._is_async = guard, spec, is_async
+
+    def _run(self, method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        if self._is_async:
+            return guarded_async(self._guard, self._spec, method, kwargs, raw=True)
+        return guarded_sync(self._guard, self._spec, method, kwargs, raw=True)
+
+    def create(self, **kwargs: Any) -> Any:
+        """``create`` under the guard; the usage is read from the parsed body."""
+        return self._run(self._target.create, kwargs)
+
+    def parse(self, **kwargs: Any) -> Any:
+        """``parse`` under the guard; the usage is read from the parsed body."""
+        return self._run(self._target.parse, kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "stream":
+            raise InvalidInputError(
+                "with_raw_response.stream is not guarded; use .stream(...) or "
+                "with_raw_response.create(stream=True)"
+            )
         return getattr(self._target, name)
 
 
@@ -225,6 +294,20 @@ class _Guarded(_Proxy):
         if self._is_async:
             return guarded_async(self._guard, self._spec, self._target.create, kwargs)
         return guarded_sync(self._guard, self._spec, self._target.create, kwargs)
+
+    @property
+    def with_raw_response(self) -> Any:
+        """The SDK's ``with_raw_response``, guarded (``create`` and ``parse``)."""
+        raw = self._target.with_raw_response
+        return _GuardedRaw(raw, self._guard, self._spec, self._is_async)
+
+    @property
+    def with_streaming_response(self) -> Any:
+        """Refused: its body is read by the caller as bytes, so its usage cannot be seen."""
+        raise InvalidInputError(
+            "with_streaming_response is not guarded (the guard cannot see its usage); use "
+            "create(stream=True) or with_raw_response"
+        )
 
 
 class _GuardedMessages(_Guarded):
@@ -297,6 +380,37 @@ class _GuardedClient(_Proxy):
         """The SDK's ``copy``, wrapped again."""
         return wrap_client(self.guard, self._target.copy(**kwargs))
 
+    @property
+    def with_streaming_response(self) -> Any:
+        """Refused: its bodies are read by the caller as bytes, so usage cannot be seen."""
+        raise InvalidInputError(
+            "with_streaming_response is not guarded (the guard cannot see its usage); use "
+            "create(stream=True) or with_raw_response"
+        )
+
+
+class _RawChat(_Proxy):
+    def __init__(self, target: Any, completions: Any) -> None:
+        super().__init__(target)
+        self.completions = completions
+
+
+class _RawOpenAI(_Proxy):
+    """``client.with_raw_response`` of a guarded OpenAI client."""
+
+    def __init__(self, target: Any, guarded: GuardedOpenAI) -> None:
+        super().__init__(target)
+        self.chat = _RawChat(target.chat, guarded.chat.completions.with_raw_response)
+        self.responses = guarded.responses.with_raw_response
+
+
+class _RawAnthropic(_Proxy):
+    """``client.with_raw_response`` of a guarded Anthropic client."""
+
+    def __init__(self, target: Any, guarded: GuardedAnthropic) -> None:
+        super().__init__(target)
+        self.messages = guarded.messages.with_raw_response
+
 
 class GuardedOpenAI(_GuardedClient):
     """An ``OpenAI``/``AsyncOpenAI`` client whose chat completions and responses are guarded."""
@@ -309,6 +423,11 @@ class GuardedOpenAI(_GuardedClient):
             client.responses, guard, OPENAI_RESPONSES, is_async, openai_responses_final_usage, False
         )
 
+    @property
+    def with_raw_response(self) -> Any:
+        """The SDK's ``with_raw_response``, with chat completions and responses guarded."""
+        return _RawOpenAI(self._target.with_raw_response, self)
+
 
 class GuardedAnthropic(_GuardedClient):
     """An ``Anthropic``/``AsyncAnthropic`` client whose messages are guarded."""
@@ -317,6 +436,11 @@ class GuardedAnthropic(_GuardedClient):
         super().__init__(client)
         self.guard = guard
         self.messages = _GuardedMessages(client.messages, guard, ANTHROPIC_MESSAGES, is_async)
+
+    @property
+    def with_raw_response(self) -> Any:
+        """The SDK's ``with_raw_response``, with messages guarded."""
+        return _RawAnthropic(self._target.with_raw_response, self)
 
 
 def _is_async(client: Any) -> bool:
