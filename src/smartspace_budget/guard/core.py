@@ -36,7 +36,6 @@ from decimal import Decimal
 from typing import Any
 
 from smartspace_budget.errors import (
-    BackendError,
     BudgetError,
     InvalidInputError,
     MissingPricingError,
@@ -52,11 +51,16 @@ from smartspace_budget.guard.anomalies import (
 from smartspace_budget.guard.call import GuardBackend, GuardedCall, PricingSource
 from smartspace_budget.guard.costing import ProviderUsage, call_cost
 from smartspace_budget.guard.portal import Portal
+from smartspace_budget.guard.settling import settle
+from smartspace_budget.guard.sizing import (
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    estimate_call,
+    for_choices,
+    worst_case_output,
+)
 from smartspace_budget.models import (
     AnomalyDirection,
     CostAnomaly,
-    CostEstimate,
-    LedgerEntry,
     PricingData,
     UsageEvent,
 )
@@ -65,15 +69,6 @@ from smartspace_budget.pricing.cost import to_usdc
 __all__ = ["DEFAULT_MAX_OUTPUT_TOKENS", "Guard", "GuardBackend", "GuardedCall", "PricingSource"]
 
 log = logging.getLogger("smartspace_budget.guard")
-
-_SETTLE_ATTEMPTS = 3
-
-DEFAULT_MAX_OUTPUT_TOKENS = 65_536
-"""Output held for a call without ``max_tokens`` when the model's limits are unknown.
-
-Large enough for the longest outputs current chat models allow by default (Gemini 2.5 Pro,
-Claude Sonnet 4.5: 64K tokens); settlement charges what was really produced.
-"""
 
 
 class Guard:
@@ -203,17 +198,27 @@ class Guard:
         worst_output = max_tokens if max_tokens is not None else expected_output_tokens
         assumed: str | None = None
         if worst_output is None:
-            worst_output, assumed = await self._worst_output(provider, model, input_text, messages)
-        estimate = await self._estimate(provider, model, input_text, messages, worst_output)
+            worst_output, assumed = await worst_case_output(
+                self.pricing_engine,
+                provider,
+                model,
+                input_text,
+                messages,
+                self.default_max_output_tokens,
+            )
+        estimate = await estimate_call(
+            self.pricing_engine, provider, model, input_text, messages, worst_output
+        )
         if choices > 1:
-            estimate = await self._for_choices(estimate, choices)
+            estimate = await for_choices(self.pricing_engine, estimate, choices)
         expected_cost = estimate.total_cost
         if (
             expected_output_tokens is not None
             and max_tokens is not None
             and expected_output_tokens != max_tokens
         ):
-            expected = await self._estimate(
+            expected = await estimate_call(
+                self.pricing_engine,
                 provider,
                 model,
                 None,
@@ -222,7 +227,7 @@ class Guard:
                 input_tokens=estimate.input_tokens,
             )
             if choices > 1:
-                expected = await self._for_choices(expected, choices)
+                expected = await for_choices(self.pricing_engine, expected, choices)
             expected_cost = expected.total_cost
         try:
             reservation = await self.backend.reserve(
@@ -251,71 +256,6 @@ class Guard:
             expected_cost=expected_cost,
             expected_given=expected_output_tokens is not None,
         )
-
-    async def _for_choices(self, one: CostEstimate, choices: int) -> CostEstimate:
-        """``one`` choice's estimate with the output of ``choices`` choices.
-
-        Each further choice costs what the output adds to the call; computed as the
-        difference of two estimates, so tiers and the model's output limit apply per choice.
-        """
-        bare = await self._estimate(
-            one.provider, one.model, None, None, 0, input_tokens=one.input_tokens
-        )
-        more = choices - 1
-        base = one.base_cost + more * (one.base_cost - bare.base_cost)
-        fee = one.platform_fee + more * (one.platform_fee - bare.platform_fee)
-        return one.model_copy(
-            update={
-                "output_tokens": one.output_tokens * choices,
-                "output_cost": one.output_cost * choices,
-                "base_cost": base,
-                "platform_fee": fee,
-                "total_cost": base + fee,
-            }
-        )
-
-    async def _worst_output(
-        self,
-        provider: str,
-        model: str,
-        input_text: str | None,
-        messages: Sequence[dict[str, Any]] | None,
-    ) -> tuple[int, str]:
-        """The most output a call without ``max_tokens`` can produce, and why.
-
-        The model's output limit when the catalog knows it; else what its context window
-        leaves after the input (input and output share the window, so the output cannot be
-        larger); else :data:`DEFAULT_MAX_OUTPUT_TOKENS` (``default_max_output_tokens``).
-        """
-        pricing = await self.pricing_engine.get_provider_pricing(provider, model)
-        if pricing.max_output_tokens is not None:
-            return pricing.max_output_tokens, "the model's output limit"
-        if pricing.max_input_tokens is not None:
-            sized = await self._estimate(provider, model, input_text, messages, 0)
-            left = max(pricing.max_input_tokens - sized.input_tokens, 0)
-            return left, "the model's context window minus the input"
-        return self.default_max_output_tokens, "the guard's default_max_output_tokens"
-
-    async def _estimate(
-        self,
-        provider: str,
-        model: str,
-        input_text: str | None,
-        messages: Sequence[dict[str, Any]] | None,
-        output_tokens: int | None,
-        *,
-        input_tokens: int | None = None,
-    ) -> CostEstimate:
-        kwargs: dict[str, Any] = {}
-        if output_tokens is not None:
-            kwargs["expected_output_tokens"] = output_tokens
-        if input_tokens is not None:
-            kwargs["input_tokens"] = input_tokens
-        elif messages is not None:
-            kwargs["messages"] = list(messages)
-        else:
-            kwargs["input_text"] = input_text or ""
-        return await self.pricing_engine.estimate_cost(provider, model, **kwargs)
 
     async def finish_call(self, call: GuardedCall, usage: ProviderUsage | None) -> None:
         """Steps 4-5: settle at the real cost (or at the reservation if unknown), then compare.
@@ -363,7 +303,7 @@ class Guard:
             cost_is_estimate=is_estimate,
             tags=call.tags,
         )
-        entry = await self._settle(call, event)
+        entry = await settle(self.backend, self.user_id, self.project_id, call, event)
         if entry is None:
             return
         call.entry, call.actual_cost, call.cost_is_estimate = entry, actual, is_estimate
@@ -377,58 +317,6 @@ class Guard:
         if rates is None:
             raise MissingPricingError(f"no exchange rate to convert {currency} prices to USDC")
         return to_usdc(rates, currency)
-
-    async def _settle(self, call: GuardedCall, event: UsageEvent) -> LedgerEntry | None:
-        key = f"guard:{call.call_id}:settle"
-        for attempt in range(_SETTLE_ATTEMPTS):
-            try:
-                return await self.backend.settle(
-                    call.reservation.reservation_id, event, idempotency_key=key
-                )
-            except ReservationResolvedError as exc:
-                return await self._charge_without_hold(call, event, exc)
-            except BackendError:
-                if attempt + 1 == _SETTLE_ATTEMPTS:
-                    log.exception(
-                        "settling %s failed; the hold of %s expires after its TTL",
-                        call.request_id,
-                        call.reserved_amount,
-                    )
-                    return None
-                await asyncio.sleep(0.05 * 2**attempt)
-        return None
-
-    async def _charge_without_hold(
-        self, call: GuardedCall, event: UsageEvent, exc: ReservationResolvedError
-    ) -> LedgerEntry | None:
-        """The hold is gone before the call finished: charge the usage all the same.
-
-        A call that outlives ``reservation_ttl`` (a long stream) finds its hold expired, and
-        an operator may have released it; the provider was used either way, so the usage is
-        recorded without a hold (idempotently). Only a hold settled elsewhere is left alone,
-        so nothing is charged twice.
-        """
-        status = exc.context.get("status") or exc.detail.rsplit(" ", 1)[-1]
-        if status == "settled":
-            log.warning("%s was settled elsewhere; not charging it again", call.request_id)
-            return None
-        log.warning(
-            "the hold of %s was %s before the call finished; recording its usage without it",
-            call.request_id,
-            status,
-        )
-        key = f"guard:{call.call_id}:usage"
-        for attempt in range(_SETTLE_ATTEMPTS):
-            try:
-                return await self.backend.record_usage(
-                    self.user_id, self.project_id, event, idempotency_key=key
-                )
-            except BackendError:
-                if attempt + 1 == _SETTLE_ATTEMPTS:
-                    log.exception("recording the usage of %s failed", call.request_id)
-                    return None
-                await asyncio.sleep(0.05 * 2**attempt)
-        return None
 
     async def release_call(self, call: GuardedCall) -> None:
         """Free the hold without charging: the provider refused the request, nothing was used.

@@ -15,6 +15,7 @@ from typing import Any
 
 from smartspace_budget.guard.core import Guard, GuardedCall
 from smartspace_budget.guard.costing import ProviderUsage
+from smartspace_budget.guard.sdk_calls import open_guarded_call, provider_refused
 from smartspace_budget.guard.usage import (
     anthropic_usage,
     openai_chat_usage,
@@ -74,14 +75,12 @@ class GuardedMessageStreamManager:
         self.call: GuardedCall | None = None
 
     def __enter__(self) -> Any:
-        from smartspace_budget.guard.wrappers import _open, _provider_refused
-
-        self.call = self._guard.portal.run(_open(self._guard, self._spec, self._kwargs))
+        self.call = self._guard.portal.run(open_guarded_call(self._guard, self._spec, self._kwargs))
         try:
             self._manager = self._resource.stream(**self._kwargs)
             self._stream = self._manager.__enter__()
         except BaseException as exc:
-            if _provider_refused(exc):
+            if provider_refused(exc):
                 self._guard.portal.run(self._guard.release_call(self.call))
             else:
                 self._guard.portal.run(self._guard.finish_call(self.call, None))
@@ -115,14 +114,12 @@ class GuardedAsyncMessageStreamManager:
         self.call: GuardedCall | None = None
 
     async def __aenter__(self) -> Any:
-        from smartspace_budget.guard.wrappers import _open, _provider_refused
-
-        self.call = await _open(self._guard, self._spec, self._kwargs)
+        self.call = await open_guarded_call(self._guard, self._spec, self._kwargs)
         try:
             self._manager = self._resource.stream(**self._kwargs)
             self._stream = await self._manager.__aenter__()
         except BaseException as exc:
-            if _provider_refused(exc):
+            if provider_refused(exc):
                 await self._guard.release_call(self.call)
             else:
                 await self._guard.finish_call(self.call, None)
