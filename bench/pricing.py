@@ -7,7 +7,8 @@ Part 1, throughput (one process, warm): calls per second for a 20-token and a 1K
 prompt, all on ``gpt-4o`` with 500 expected output tokens, and from known token counts:
 
 - smartspace-budget: ``await PricingEngine.estimate_cost(...)`` on the genai-prices price
-  book (tokenizing the prompt with tiktoken, pricing, 5% fee, a validated ``CostEstimate``);
+  book (tokenizing the prompt with tiktoken, pricing, 5% fee, a ``CostEstimate`` equal to its
+  validated form, price version and token-estimate method included);
 - tokencost: ``calculate_prompt_cost`` (tokenizes) + ``calculate_cost_by_tokens`` for the 500
   output tokens (``calculate_completion_cost`` needs the completion's text, which does not
   exist before the call);
