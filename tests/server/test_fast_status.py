@@ -1,0 +1,123 @@
+"""The status fast path answers exactly what the FastAPI route answers, for every outcome."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from tests.backend.live import service_settings
+from tests.server.conftest import Service, account_path, make_service
+
+from smartspace_budget.errors import BackendUnavailableError
+from smartspace_budget.models.usage import MAX_ID_LENGTH
+from smartspace_budget.server.app import create_app
+from smartspace_budget.server.auth import principal
+
+_AS_OF = re.compile(r'"as_of": "[^"]*"')
+
+
+@dataclass
+class Pair:
+    service: Service  # its app answers status on the fast path
+    fast: httpx.AsyncClient
+    plain: httpx.AsyncClient  # an app on the same ledger without the fast path
+    plain_app: FastAPI
+
+
+@pytest.fixture
+async def pair(database_url: str) -> AsyncIterator[Pair]:
+    async for service in make_pair(database_url):
+        yield service
+
+
+async def make_pair(database_url: str, **overrides: object) -> AsyncIterator[Pair]:
+    async for service in make_service(database_url, **overrides):
+        # Any status request the fast path let through to FastAPI would answer 500 here.
+        async def not_through_fastapi() -> None:
+            raise AssertionError("status reached the FastAPI route")
+
+        service.app.dependency_overrides[principal] = not_through_fastapi
+        plain_app = create_app(
+            service_settings(database_url, **overrides),
+            ledger=service.ledger,
+            price_book=service.app.state.backend.price_book,
+            fast_status=False,
+        )
+        # Unexpected errors: both answer 500 and re-raise to the server, which logs them.
+        fast = httpx.ASGITransport(app=service.app, raise_app_exceptions=False)
+        plain = httpx.ASGITransport(app=plain_app, raise_app_exceptions=False)
+        async with (
+            httpx.AsyncClient(transport=fast, base_url="http://service") as fast_client,
+            httpx.AsyncClient(transport=plain, base_url="http://service") as plain_client,
+        ):
+            yield Pair(service, fast_client, plain_client, plain_app)
+
+
+async def same_answer(pair: Pair, method: str, path: str, headers: dict[str, str]) -> int:
+    fast = await pair.fast.request(method, path, headers=headers)
+    plain = await pair.plain.request(method, path, headers=headers)
+    assert fast.status_code == plain.status_code, (path, headers, fast.text, plain.text)
+    assert _AS_OF.sub("", fast.text) == _AS_OF.sub("", plain.text)
+    for header in ("content-type", "content-length", "retry-after", "www-authenticate"):
+        if header == "content-length" and "as_of" in fast.text:
+            continue  # the instant differs by its digits
+        assert fast.headers.get(header) == plain.headers.get(header), header
+    return fast.status_code
+
+
+async def test_every_outcome_matches_the_route(pair: Pair) -> None:
+    t = pair.service.tenants
+    a, b = account_path(t.a) + "/status", account_path(t.b) + "/status"
+    long_id = "x" * (MAX_ID_LENGTH + 1)
+    await pair.service.ledger.deposit("u/x", "p%", Decimal(1), idempotency_key="odd-ids")
+    cases = [
+        ("GET", a, f"Bearer {t.admin_key}", 200),
+        ("GET", a, f"Bearer {t.a_key}", 200),
+        ("GET", a, f"bearer {t.a_read_key}", 200),
+        ("GET", b, f"Bearer {t.a_key}", 404),
+        ("GET", a, f"Bearer {t.pricing_key}", 404),
+        ("GET", a, "Bearer ssb_wrong", 401),
+        ("GET", a, None, 401),
+        ("GET", a, f"Basic {t.a_key}", 401),
+        ("GET", a, "Bearer ", 401),
+        ("GET", account_path(("ghost", "p")) + "/status", f"Bearer {t.admin_key}", 404),
+        ("GET", "/api/v1/budgets/user/u%2Fx/project/p%25/status", f"Bearer {t.admin_key}", 200),
+        ("GET", f"/api/v1/budgets/user/{long_id}/project/p/status", f"Bearer {t.admin_key}", 400),
+        ("GET", f"/api/v1/budgets/user/{long_id}/project/p/status", "Bearer ssb_wrong", 401),
+        ("POST", a, f"Bearer {t.admin_key}", 405),
+    ]
+    for method, path, authorization, expected in cases:
+        headers = {} if authorization is None else {"Authorization": authorization}
+        assert await same_answer(pair, method, path, headers) == expected, (path, authorization)
+
+
+async def test_backend_failures_match_the_route(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = pair.service.tenants
+    path, headers = account_path(t.a) + "/status", {"Authorization": f"Bearer {t.a_key}"}
+    backends = [pair.service.app.state.backend, pair.plain_app.state.backend]
+    for error, status in [(BackendUnavailableError("ledger down"), 503), (RuntimeError("x"), 500)]:
+
+        async def failing(user_id: str, project_id: str, error: Exception = error) -> None:
+            raise error
+
+        for backend in backends:
+            monkeypatch.setattr(backend, "get_budget_status", failing)
+        assert await same_answer(pair, "GET", path, headers) == status
+
+
+async def test_rate_limits_match_the_route(database_url: str) -> None:
+    async for pair in make_pair(database_url, rate_limit_per_second=0.5, rate_limit_burst=2):
+        t = pair.service.tenants
+        path, headers = account_path(t.a) + "/status", {"Authorization": f"Bearer {t.a_key}"}
+        codes = [await same_answer(pair, "GET", path, headers) for _ in range(3)]
+        assert codes == [200, 200, 429]
+        wrong = {"Authorization": "Bearer ssb_wrong"}
+        codes = [await same_answer(pair, "GET", path, wrong) for _ in range(3)]
+        assert codes == [401, 401, 429]  # failed attempts are limited per client address
