@@ -323,3 +323,16 @@ async def test_policy_limits_per_request_day_and_month(ledger: Ledger) -> None:
     await ledger.set_policy("carol", "p", BudgetPolicy())
     await ledger.reserve("carol", "p", D("500"), idempotency_key="free", now=next_month)
     await assert_books_clean(ledger)
+
+
+async def test_an_untied_refund_returns_at_most_the_net_spending(ledger: Ledger) -> None:
+    await ledger.deposit("carol", "bot", D("50"), idempotency_key="dep", now=T0)
+    await ledger.record_usage("carol", "bot", usage("4"), idempotency_key="use", now=T0)
+    await ledger.refund("carol", "bot", D("1"), idempotency_key="ref-1", now=T0)
+    before = await ledger.get_budget_status("carol", "bot", at=T0)
+    with pytest.raises(ConflictError, match="net spending"):
+        await ledger.refund("carol", "bot", D("3.000000001"), idempotency_key="ref-2", now=T0)
+    assert await ledger.get_budget_status("carol", "bot", at=T0) == before
+    last = await ledger.refund("carol", "bot", D("3"), idempotency_key="ref-3", now=T0)
+    assert last.balance_after == D("50")
+    await assert_books_clean(ledger)

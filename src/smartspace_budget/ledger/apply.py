@@ -157,6 +157,14 @@ def _refund(batch: Batch, op: Refund) -> LedgerEntry:
                 refundable=from_nano(refundable),
             )
         provider, model = target.provider, target.model
+    elif op.amount > account.spent:
+        # A refund credits back earlier usage: untied to an entry, it may return at most
+        # what the account has spent net of earlier refunds, never invent money.
+        raise ConflictError(
+            f"refund of {from_nano(op.amount)} exceeds the account's net spending "
+            f"({from_nano(max(account.spent, 0))}); a credit beyond it is a deposit",
+            refundable=from_nano(max(account.spent, 0)),
+        )
     balance = in_range(account.balance + op.amount, "the balance")
     spent = in_range(account.spent - op.amount, "total spending")
     buckets = buckets_of(account, op.now)
