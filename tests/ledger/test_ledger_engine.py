@@ -15,7 +15,7 @@ from ledger_helpers import T0, D
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
-from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.errors import BackendUnavailableError, InvalidInputError
 from smartspace_budget.ledger import Ledger, create_engine, default_database_url
 from smartspace_budget.ledger.engine import normalise_url
 from smartspace_budget.ledger.metadata import metadata
@@ -240,3 +240,16 @@ async def test_daily_rollups_are_backfilled_from_history(
                 await admin.execute(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)')
             finally:
                 await admin.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://postgres:s3cret@127.0.0.1:1/ledger",  # nothing listens on port 1
+        "sqlite+aiosqlite:////proc/no-such-dir/ledger.sqlite3",
+    ],
+)
+async def test_an_unreachable_database_is_backend_unavailable(url: str) -> None:
+    with pytest.raises(BackendUnavailableError, match="cannot open the ledger database") as info:
+        await Ledger.connect(url)
+    assert "s3cret" not in str(info.value)

@@ -136,10 +136,20 @@ class Ledger:
         cls, url: str | None = None, *, migrate: bool = True, writers: int | None = None
     ) -> Ledger:
         """Open the ledger at ``url`` (the default SQLite file when ``None``), migrated to head."""
-        engine = create_engine(url or default_database_url())
+        target = url or default_database_url()
+        try:
+            engine = create_engine(target)
+        except OSError as exc:  # e.g. the SQLite file's directory cannot be created
+            raise BackendUnavailableError(f"cannot open the ledger database: {exc}") from exc
         try:
             if migrate:
                 await upgrade(engine)
+        except (SQLAlchemyError, OSError) as exc:
+            await engine.dispose()
+            where = engine.url.render_as_string(hide_password=True)
+            raise BackendUnavailableError(
+                f"cannot open the ledger database at {where}: {exc}"
+            ) from exc
         except BaseException:
             await engine.dispose()
             raise
