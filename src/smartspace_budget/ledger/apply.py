@@ -78,30 +78,17 @@ def apply(batch: Batch, op: Op) -> Any:
 
 
 def _deposit(batch: Batch, op: Deposit) -> LedgerEntry:
-    account = account_state(batch, op.account, op.now)
-    stored = replay(batch, account, op)
-    if stored is not None:
-        return LedgerEntry.from_json(stored)
-    balance = in_range(account.balance + op.amount, "the balance")
-    batch.adopt(account, op.now)
-    account.balance = balance
-    row = batch.add_entry(
-        account,
-        entry_id=new_id(),
-        kind="deposit",
-        amount_nano=op.amount,
-        balance_after_nano=balance,
-        occurred_at=op.now,
-        recorded_at=op.now,
-        reason=op.reference,
-        idempotency_key=op.key,
-    )
-    entry = entry_model(account.user_id, account.project_id, row)
-    batch.remember(account, op, stored_result(entry), op.now)
-    return entry
+    return _balance_entry(batch, op, "deposit", op.reference)
 
 
 def _adjust(batch: Batch, op: Adjust) -> LedgerEntry:
+    return _balance_entry(batch, op, "adjustment", op.reason)
+
+
+def _balance_entry(
+    batch: Batch, op: Deposit | Adjust, kind: str, reason: str | None
+) -> LedgerEntry:
+    """An entry that moves only the balance (no hold, no spending, no rollup)."""
     account = account_state(batch, op.account, op.now)
     stored = replay(batch, account, op)
     if stored is not None:
@@ -112,12 +99,12 @@ def _adjust(batch: Batch, op: Adjust) -> LedgerEntry:
     row = batch.add_entry(
         account,
         entry_id=new_id(),
-        kind="adjustment",
+        kind=kind,
         amount_nano=op.amount,
         balance_after_nano=balance,
         occurred_at=op.now,
         recorded_at=op.now,
-        reason=op.reason,
+        reason=reason,
         idempotency_key=op.key,
     )
     entry = entry_model(account.user_id, account.project_id, row)
