@@ -198,6 +198,37 @@ async def test_policy_round_trip_and_status_limits(
     assert any(a.user_id == user and a.project_id == project for a in await backend.list_accounts())
 
 
+async def test_extension_fields_reach_every_backend(
+    backend: LedgerBackend, account: Account
+) -> None:
+    # Over HTTP these need ``extended=true``: the service's default answers are only the
+    # spec's keys, and the library's warnings and prices depend on the rest.
+    user, project = account
+    await backend.set_policy(user, project, BudgetPolicy(low_balance_threshold=Decimal(2)))
+    await backend.deposit(user, project, Decimal("1.5"), idempotency_key=key())
+    await backend.record_usage(user, project, usage("0.5"), idempotency_key=key())
+    status = await backend.get_budget_status(user, project)
+    assert status.low_balance_threshold == Decimal(2)
+    assert status.low_balance_warning  # 1 left <= 2
+    assert status.currency == "USDC"
+    assert status.timezone == "UTC"
+    assert status.as_of is not None
+    analytics = await backend.get_analytics(user, project, SpendingPeriod.DAILY)
+    assert analytics.requests_by_model == {"gpt-4": 1}
+    assert analytics.period is SpendingPeriod.DAILY
+    assert analytics.period_start is not None
+    assert analytics.currency == "USDC"
+    cached = await backend.get_pricing("anthropic", "claude-3-5-sonnet")
+    assert cached.cached_input_price_per_1k is not None
+    assert cached.cache_write_price_per_1k is not None
+    assert cached.version
+    assert cached.source
+    tiered = await backend.get_pricing("google", "gemini-1.5-pro")
+    assert tiered.tiers
+    history = await backend.get_price_history("anthropic", "claude-3-5-sonnet")
+    assert all(v.version and v.cached_input_price_per_1k is not None for v in history)
+
+
 async def test_pricing_reads(backend: LedgerBackend) -> None:
     pricing = await backend.get_pricing("openai", "gpt-4")
     assert pricing.provider == "openai"

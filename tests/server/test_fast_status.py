@@ -14,6 +14,7 @@ from tests.backend.live import service_settings
 from tests.server.conftest import Service, account_path, make_service
 
 from smartspace_budget.errors import BackendUnavailableError
+from smartspace_budget.models import BudgetPolicy, BudgetStatus, loads
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.server.app import create_app
 from smartspace_budget.server.auth import principal
@@ -90,10 +91,49 @@ async def test_every_outcome_matches_the_route(pair: Pair) -> None:
         ("GET", f"/api/v1/budgets/user/{long_id}/project/p/status", f"Bearer {t.admin_key}", 400),
         ("GET", f"/api/v1/budgets/user/{long_id}/project/p/status", "Bearer ssb_wrong", 401),
         ("POST", a, f"Bearer {t.admin_key}", 405),
+        ("GET", a + "?extended=true", f"Bearer {t.a_key}", 200),
+        ("GET", a + "?extended=false", f"Bearer {t.a_key}", 200),
+        ("GET", a + "?extended=1", f"Bearer {t.a_key}", 200),
+        ("GET", a + "?extended=TRUE&other=x", f"Bearer {t.a_key}", 200),
+        ("GET", a + "?extended=true&extended=false", f"Bearer {t.a_key}", 200),
+        ("GET", a + "?extended=false&extended=yes", f"Bearer {t.a_key}", 200),
+        ("GET", a + "?unrelated=1", f"Bearer {t.a_key}", 200),
+        ("GET", b + "?extended=true", f"Bearer {t.a_key}", 404),
+        ("GET", a + "?extended=true", "Bearer ssb_wrong", 401),
     ]
     for method, path, authorization, expected in cases:
         headers = {} if authorization is None else {"Authorization": authorization}
         assert await same_answer(pair, method, path, headers) == expected, (path, authorization)
+
+
+async def test_both_forms_match_the_route_and_have_their_keys(pair: Pair) -> None:
+    t = pair.service.tenants
+    await pair.service.ledger.set_policy(
+        *t.a, BudgetPolicy(daily_limit=Decimal(10), low_balance_threshold=Decimal(500))
+    )
+    path, headers = account_path(t.a) + "/status", {"Authorization": f"Bearer {t.a_key}"}
+    spec_keys = set(BudgetStatus.SPEC_KEYS)
+    plain = await pair.fast.get(path, headers=headers)
+    assert set(loads(plain.content)) == spec_keys
+    assert await same_answer(pair, "GET", path, headers) == 200
+    extended_path = path + "?extended=true"
+    extended = loads((await pair.fast.get(extended_path, headers=headers)).content)
+    assert set(extended) == spec_keys | {"low_balance_threshold", "currency", "timezone", "as_of"}
+    assert BudgetStatus.from_data(extended).low_balance_warning
+    assert await same_answer(pair, "GET", extended_path, headers) == 200
+
+
+async def test_a_malformed_extended_is_left_to_the_route(pair: Pair) -> None:
+    # The fast path passes it on (the route's own 400, or its 401 first for a wrong key):
+    # with the FastAPI route open again, both apps answer alike.
+    pair.service.app.dependency_overrides.clear()
+    t = pair.service.tenants
+    path = account_path(t.a) + "/status?extended=maybe"
+    for authorization, expected in [(f"Bearer {t.a_key}", 400), ("Bearer ssb_wrong", 401)]:
+        headers = {"Authorization": authorization}
+        assert await same_answer(pair, "GET", path, headers) == expected
+    answer = await pair.fast.get(path, headers={"Authorization": f"Bearer {t.a_key}"})
+    assert loads(answer.content)["error"] == "InvalidInputError"
 
 
 async def test_backend_failures_match_the_route(

@@ -105,6 +105,26 @@ async def test_openapi_documents_amounts_as_numbers_and_errors_as_400(service: S
     assert any(p["name"] == "Idempotency-Key" for p in deposit["parameters"])
 
 
+async def test_openapi_documents_the_extended_parameter(service: Service) -> None:
+    paths = loads((await service.client.get("/openapi.json")).content)["paths"]
+    shaped = [
+        "/api/v1/budgets/user/{user_id}/project/{project_id}/status",
+        "/api/v1/budgets/user/{user_id}/project/{project_id}/analytics",
+        "/api/v1/pricing/provider/{provider}/model/{model}",
+        "/api/v1/pricing/provider/{provider}/model/{model}/history",
+    ]
+    for path in shaped:
+        parameters = {p["name"]: p for p in paths[path]["get"]["parameters"]}
+        extended = parameters["extended"]
+        assert extended["in"] == "query", path
+        assert not extended["required"], path
+        assert extended["schema"]["type"] == "boolean", path
+        assert extended["schema"]["default"] is False, path
+        assert "spec's example document" in extended["description"], path
+    balance = paths["/api/v1/budgets/user/{user_id}/project/{project_id}/balance"]["get"]
+    assert "extended" not in {p["name"] for p in balance["parameters"]}
+
+
 async def test_two_replicas_on_one_database_give_the_same_answers(database_url: str) -> None:
     async for one in make_service(database_url):
         async for two in make_service(database_url):

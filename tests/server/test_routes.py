@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
+from tests.models.spec_examples import TITLES, spec_documents
 from tests.server.conftest import Service, account_path, ledger_path
 
 from smartspace_budget.models import (
@@ -15,55 +17,53 @@ from smartspace_budget.models import (
     loads,
 )
 
-# The spec's example documents ("Expected Response Formats"), verbatim.
-SPEC_STATUS = """{
-  "total_balance": 100.00, "available_balance": 75.50, "reserved_amount": 5.00,
-  "spent_today": 19.50, "spent_this_month": 250.00, "spent_total": 1500.00,
-  "daily_limit": 50.00, "monthly_limit": 1000.00, "per_request_limit": 5.00
-}"""
-SPEC_PRICING = """{
-  "provider": "openai", "model_name": "gpt-4", "pricing_model": "token_based",
-  "input_price_per_1k": 0.03, "output_price_per_1k": 0.06,
-  "max_input_tokens": 8192, "max_output_tokens": 4096,
-  "effective_date": "2026-01-01T00:00:00Z", "last_updated": "2026-01-13T12:00:00Z"
-}"""
-SPEC_ANALYTICS = """{
-  "total_spent": 250.00, "request_count": 1250, "average_per_request": 0.20,
-  "spending_by_provider": {"openai": 150.00, "anthropic": 75.00, "google": 25.00},
-  "requests_by_provider": {"openai": 750, "anthropic": 375, "google": 125},
-  "spending_by_model": {"gpt-4": 120.00, "gpt-3.5-turbo": 30.00, "claude-3-opus": 75.00,
-                        "gemini-pro": 25.00},
-  "spending_trend": "stable", "anomaly_detected": false
-}"""
+SPEC = {title: loads(text) for title, text in spec_documents().items()}
+SPEC_STATUS, SPEC_PRICING, SPEC_ANALYTICS = (SPEC[title] for title in TITLES)
+# Spec keys that may be null: unlimited limits; prices and context limits we do not know
+# (a per-request model has no token prices; the catalog may not know a context limit).
+NULLABLE = {
+    "daily_limit",
+    "monthly_limit",
+    "per_request_limit",
+    "input_price_per_1k",
+    "output_price_per_1k",
+    "max_input_tokens",
+    "max_output_tokens",
+}
 
 
-def json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, Decimal)):
-        return "number"
-    return type(value).__name__
+def assert_same_type(name: str, ours: object, example: object) -> None:
+    """A JSON number where the spec shows one (an integer where it shows an integer)."""
+    if ours is None:
+        assert name in NULLABLE, f"{name} is null"
+    elif isinstance(example, (bool, str)):
+        assert type(ours) is type(example), name
+    elif isinstance(example, int):
+        assert type(ours) is int, name
+    elif isinstance(example, Decimal):
+        assert type(ours) in (int, Decimal), name
+    else:
+        assert isinstance(example, dict), name
+        assert isinstance(ours, dict), name
+        sample = next(iter(example.values()))
+        for key, value in ours.items():
+            assert isinstance(key, str)
+            assert_same_type(f"{name}.{key}", value, sample)
 
 
-def assert_spec_shape(
-    ours: dict[str, object], spec: dict[str, object], model: type[SpecModel]
-) -> None:
-    """Every key of the spec's example is there with the same JSON type (null: unlimited).
-
-    Keys the model documents as optional (a context limit the catalog does not know) may be
-    absent, never of another type; keys beyond the spec's are the model's declared fields.
-    """
-    assert set(ours) <= set(model.model_fields), set(ours) - set(model.model_fields)
+def assert_spec_shape(ours: dict[str, object], spec: dict[str, object]) -> None:
+    """Exactly the spec example's keys, in its order, each with the example's JSON type."""
+    assert set(ours) == set(spec), (set(ours) - set(spec), set(spec) - set(ours))
+    assert list(ours) == list(spec)
     for name, example in spec.items():
-        if name not in ours:
-            assert name in model._optional_keys, f"{name} missing"
-            continue
-        if ours[name] is not None:
-            assert json_type(ours[name]) == json_type(example), name
-        if isinstance(example, dict):
-            assert isinstance(ours[name], dict)
+        assert_same_type(name, ours[name], example)
+
+
+def assert_extended_shape(ours: dict[str, object], model: type[SpecModel]) -> None:
+    """The spec's keys first, then only the model's own extension fields."""
+    assert tuple(ours)[: len(model.SPEC_KEYS)] == model.SPEC_KEYS
+    assert set(ours) - set(model.SPEC_KEYS) <= set(model.model_fields) - set(model.SPEC_KEYS)
+    assert model.from_data(ours) is not None
 
 
 async def test_status_has_the_spec_shape_with_exact_numbers(service: Service) -> None:
@@ -84,7 +84,7 @@ async def test_status_has_the_spec_shape_with_exact_numbers(service: Service) ->
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = loads(response.content)
-    assert_spec_shape(body, loads(SPEC_STATUS), BudgetStatus)
+    assert_spec_shape(body, SPEC_STATUS)
     assert body["total_balance"] == Decimal("80.5")
     assert body["spent_today"] == Decimal("19.5")
     assert body["daily_limit"] == Decimal(50)
@@ -107,7 +107,7 @@ async def test_pricing_has_the_spec_shape(service: Service) -> None:
         headers=service.auth(service.tenants.pricing_key),
     )
     assert response.status_code == 200, response.text
-    assert_spec_shape(loads(response.content), loads(SPEC_PRICING), PricingData)
+    assert_spec_shape(loads(response.content), SPEC_PRICING)
     history = await service.client.get(
         "/api/v1/pricing/provider/openai/model/gpt-4/history?days=3650",
         headers=service.auth(service.tenants.pricing_key),
@@ -116,7 +116,8 @@ async def test_pricing_has_the_spec_shape(service: Service) -> None:
     versions = loads(history.content)
     assert isinstance(versions, list)
     assert versions
-    assert_spec_shape(versions[-1], loads(SPEC_PRICING), PricingData)
+    for version in versions:
+        assert_spec_shape(version, SPEC_PRICING)
 
 
 async def test_analytics_has_the_spec_shape_and_takes_a_period(service: Service) -> None:
@@ -129,7 +130,7 @@ async def test_analytics_has_the_spec_shape_and_takes_a_period(service: Service)
     )
     assert response.status_code == 200, response.text
     body = loads(response.content)
-    assert_spec_shape(body, loads(SPEC_ANALYTICS), SpendingAnalytics)
+    assert_spec_shape(body, SPEC_ANALYTICS)
     assert body["total_spent"] == Decimal("1.5")
     assert body["requests_by_provider"] == {"openai": 1, "anthropic": 1}
     bad = await service.client.get(
@@ -137,6 +138,71 @@ async def test_analytics_has_the_spec_shape_and_takes_a_period(service: Service)
     )
     assert bad.status_code == 400
     assert loads(bad.content)["error"] == "InvalidInputError"
+
+
+async def test_extended_true_adds_our_keys_after_the_spec_ones(service: Service) -> None:
+    t = service.tenants
+    policy = {"daily_limit": 50, "low_balance_threshold": "150"}
+    assert (await service.write("PUT", ledger_path(t.a, "policy"), policy, t.admin_key)).is_success
+    usage = {"provider": "openai", "model": "gpt-4", "actual_cost": "0.5"}
+    await service.write("POST", ledger_path(t.a, "usage"), usage, t.a_key)
+
+    async def both(path: str, key: str, **params: str) -> tuple[Any, Any]:
+        """The answer without and with ``extended=true``."""
+        plain = await service.client.get(path, params=params, headers=service.auth(key))
+        extended = await service.client.get(
+            path, params={**params, "extended": "true"}, headers=service.auth(key)
+        )
+        assert plain.status_code == extended.status_code == 200, (plain.text, extended.text)
+        return loads(plain.content), loads(extended.content)
+
+    plain, extended = await both(account_path(t.a) + "/status", t.a_key)
+    assert_spec_shape(plain, SPEC_STATUS)
+    assert_extended_shape(extended, BudgetStatus)
+    assert {"currency", "timezone", "as_of", "low_balance_threshold"} <= set(extended)
+    assert extended["low_balance_threshold"] == 150
+    assert BudgetStatus.from_data(extended).low_balance_warning  # 99.5 left <= 150
+    assert {k: extended[k] for k in BudgetStatus.SPEC_KEYS} == plain
+
+    pricing = "/api/v1/pricing/provider/anthropic/model/claude-3-5-sonnet"
+    plain, extended = await both(pricing, t.pricing_key)
+    assert_spec_shape(plain, SPEC_PRICING)
+    assert_extended_shape(extended, PricingData)
+    assert {"cached_input_price_per_1k", "cache_write_price_per_1k", "version", "source"} <= set(
+        extended
+    )
+    assert {k: extended[k] for k in PricingData.SPEC_KEYS} == plain
+    _, tiered = await both("/api/v1/pricing/provider/google/model/gemini-1.5-pro", t.pricing_key)
+    assert tiered["tiers"]
+    plain, extended = await both(pricing + "/history", t.pricing_key)
+    assert len(plain) == len(extended) > 0
+    for spec_form, our_form in zip(plain, extended, strict=True):
+        assert_spec_shape(spec_form, SPEC_PRICING)
+        assert_extended_shape(our_form, PricingData)
+        assert "version" in our_form
+
+    plain, extended = await both(account_path(t.a) + "/analytics", t.a_key, period="daily")
+    assert_spec_shape(plain, SPEC_ANALYTICS)
+    assert_extended_shape(extended, SpendingAnalytics)
+    assert extended["period"] == "daily"
+    assert {"period_start", "period_end", "currency"} <= set(extended)
+    assert extended["requests_by_model"] == {"gpt-4": 1}
+    assert {k: extended[k] for k in SpendingAnalytics.SPEC_KEYS} == plain
+
+
+async def test_extended_false_is_the_default_and_other_values_are_refused(
+    service: Service,
+) -> None:
+    t = service.tenants
+    path, headers = account_path(t.b) + "/status", service.auth(t.b_key)
+    default = loads((await service.client.get(path, headers=headers)).content)
+    explicit = loads((await service.client.get(path + "?extended=false", headers=headers)).content)
+    assert default == explicit
+    assert_spec_shape(explicit, SPEC_STATUS)
+    bad = await service.client.get(path + "?extended=maybe", headers=headers)
+    assert bad.status_code == 400
+    assert loads(bad.content)["error"] == "InvalidInputError"
+    assert "extended" in loads(bad.content)["detail"]
 
 
 async def test_spending_for_each_period(service: Service) -> None:

@@ -13,6 +13,9 @@ Resilience, because a budget check must answer quickly or fail loudly, never han
   answer was lost is never applied twice.
 
 Bodies are read with :func:`smartspace_budget.models.loads`, so amounts stay exact Decimals.
+Status, analytics and prices are asked for with ``extended=true``: by default the service
+answers only the spec's keys, and the library needs the rest (the low-balance threshold
+behind the warning, cached-token prices, tiers, the price version...).
 Reads are cached like ``LocalBackend``'s (see ``_cached``); writes made through this client
 forget its cached reads of their account. The ``httpx.AsyncClient`` is created on first use
 in the running event loop, so the object can be built in synchronous code.
@@ -63,6 +66,9 @@ from smartspace_budget.models import (
 from smartspace_budget.periods import SpendingPeriod
 
 __all__ = ["HttpBackend"]
+
+_EXTENDED = "true"
+"""The service's answers with our extension keys, not just the spec's (see the module doc)."""
 
 M = TypeVar("M", bound=SpecModel)
 
@@ -279,7 +285,9 @@ class HttpBackend(CachedReads):
         return await self._get(f"{self._account(user_id, project_id)}/balance", Balance)
 
     async def _fetch_status(self, user_id: str, project_id: str) -> BudgetStatus:
-        return await self._get(f"{self._account(user_id, project_id)}/status", BudgetStatus)
+        return await self._get(
+            f"{self._account(user_id, project_id)}/status", BudgetStatus, extended=_EXTENDED
+        )
 
     async def _fetch_spending(
         self, user_id: str, project_id: str, period: SpendingPeriod, at: datetime | None
@@ -295,6 +303,7 @@ class HttpBackend(CachedReads):
             SpendingAnalytics,
             period=str(period),
             at=_iso(at) if at else None,
+            extended=_EXTENDED,
         )
 
     async def _fetch_series(
@@ -321,14 +330,17 @@ class HttpBackend(CachedReads):
 
     async def _fetch_pricing(self, provider: str, model: str, at: datetime | None) -> PricingData:
         return await self._get(
-            self._model(provider, model), PricingData, at=_iso(at) if at else None
+            self._model(provider, model),
+            PricingData,
+            at=_iso(at) if at else None,
+            extended=_EXTENDED,
         )
 
     async def _fetch_price_history(
         self, provider: str, model: str, days: int | None
     ) -> list[PricingData]:
         return await self._get_list(
-            f"{self._model(provider, model)}/history", PricingData, days=days
+            f"{self._model(provider, model)}/history", PricingData, days=days, extended=_EXTENDED
         )
 
     async def _fetch_models(self, provider: str | None) -> list[tuple[str, str]]:

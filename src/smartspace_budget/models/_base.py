@@ -8,6 +8,11 @@ JSON number. ``SpecModel.from_json`` / ``SpecModel.to_json`` are the only doors.
 Serialization rule: every key the spec shows is always written (``null`` where a limit is
 unlimited); our extension keys are written only when they hold a value, so a spec document
 read and written back keeps its exact shape.
+
+The models of the spec's three example documents (status, pricing, analytics) name those
+documents' keys in ``SPEC_KEYS``, the one definition of "the spec's shape": ``spec_data()``
+is exactly those keys (what the service answers by default) and ``extended_data()`` is those
+keys plus whichever of our extensions hold a value (what ``?extended=true`` answers).
 """
 
 from __future__ import annotations
@@ -129,6 +134,9 @@ class SpecModel(BaseModel):
 
     _optional_keys: ClassVar[frozenset[str]] = frozenset()
 
+    SPEC_KEYS: ClassVar[tuple[str, ...]] = ()
+    """Keys of the spec's example document for this model, in the spec's order (empty: none)."""
+
     @model_serializer(mode="wrap")
     def _drop_unset_extensions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
@@ -153,6 +161,32 @@ class SpecModel(BaseModel):
     def to_json(self, *, indent: int | None = None) -> str:
         """Write the model as JSON, amounts as exact numbers."""
         return dumps(self.model_dump(mode="python"), indent=indent)
+
+    def spec_data(self) -> dict[str, Any]:
+        """Exactly the spec document's keys, in its order; ``None`` where we know no value.
+
+        A client written against the spec's examples sees nothing it does not expect.
+        """
+        keys = self._spec_keys()
+        data = self.model_dump(mode="python")
+        return {key: data.get(key) for key in keys}
+
+    def extended_data(self) -> dict[str, Any]:
+        """The spec document's keys first (as :meth:`spec_data`), then our set extensions.
+
+        Nothing the library computes is lost: read back with :meth:`from_data`, it gives an
+        equal model.
+        """
+        keys = self._spec_keys()
+        data = self.model_dump(mode="python")
+        ours = {key: value for key, value in data.items() if key not in keys}
+        return {**{key: data.get(key) for key in keys}, **ours}
+
+    @classmethod
+    def _spec_keys(cls) -> tuple[str, ...]:
+        if not cls.SPEC_KEYS:
+            raise TypeError(f"the spec shows no {cls.__name__} document")
+        return cls.SPEC_KEYS
 
 
 def _describe(exc: PydanticValidationError) -> str:

@@ -127,6 +127,17 @@ class BudgetStatus(SpecModel):
     _optional_keys: ClassVar[frozenset[str]] = frozenset(
         {"low_balance_threshold", "currency", "timezone", "as_of"}
     )
+    SPEC_KEYS: ClassVar[tuple[str, ...]] = (
+        "total_balance",
+        "available_balance",
+        "reserved_amount",
+        "spent_today",
+        "spent_this_month",
+        "spent_total",
+        "daily_limit",
+        "monthly_limit",
+        "per_request_limit",
+    )
 
     total_balance: Money
     available_balance: Money
@@ -233,6 +244,16 @@ class SpendingAnalytics(SpecModel):
 
     _optional_keys: ClassVar[frozenset[str]] = frozenset(
         {"period", "period_start", "period_end", "requests_by_model", "currency"}
+    )
+    SPEC_KEYS: ClassVar[tuple[str, ...]] = (
+        "total_spent",
+        "request_count",
+        "average_per_request",
+        "spending_by_provider",
+        "requests_by_provider",
+        "spending_by_model",
+        "spending_trend",
+        "anomaly_detected",
     )
 
     total_spent: Money

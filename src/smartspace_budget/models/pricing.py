@@ -76,6 +76,17 @@ class PricingData(SpecModel):
             "source",
         }
     )
+    SPEC_KEYS: ClassVar[tuple[str, ...]] = (
+        "provider",
+        "model_name",
+        "pricing_model",
+        "input_price_per_1k",
+        "output_price_per_1k",
+        "max_input_tokens",
+        "max_output_tokens",
+        "effective_date",
+        "last_updated",
+    )
 
     provider: str = Field(min_length=1, max_length=200)
     model_name: str = Field(min_length=1, max_length=200)

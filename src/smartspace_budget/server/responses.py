@@ -8,29 +8,37 @@ have amounts as JSON numbers, written exactly. :class:`DecimalJSONResponse` writ
 Every error leaves as ``{"error": ClassName, "detail": message}`` with the class's status:
 the package's errors, request validation (400 ``InvalidInputError``, not FastAPI's 422),
 unknown routes (404), and anything unexpected (500, logged without request headers).
+
+The spec's three example documents (status, pricing, analytics) are answered in exactly the
+spec's keys unless the caller asks ``?extended=true`` (:data:`Extended`,
+:func:`spec_shaped`); which keys those are is the model's ``SPEC_KEYS``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from smartspace_budget.errors import RateLimitedError, SmartspaceBudgetError, UnauthorizedError
-from smartspace_budget.models import dumps
+from smartspace_budget.models import SpecModel, dumps
 
 __all__ = [
+    "EXTENDED_DESCRIPTION",
     "DecimalJSONResponse",
     "ErrorBody",
+    "Extended",
     "RequestTooLargeError",
     "answer_error",
     "error_response",
     "install_error_handlers",
+    "spec_shaped",
 ]
 
 log = logging.getLogger("smartspace_budget.server")
@@ -63,6 +71,26 @@ class DecimalJSONResponse(JSONResponse):
                 for item in content
             ]
         return dumps(content).encode("utf-8")
+
+
+EXTENDED_DESCRIPTION = (
+    "false (default): exactly the keys of the spec's example document, null where unknown "
+    "or unlimited. true: those keys plus this service's extensions that hold a value "
+    "(status: currency, timezone, as_of, low_balance_threshold; pricing: currency, version, "
+    "source, cached-input and cache-write prices, tiers, request_price...; analytics: "
+    "period, period_start, period_end, requests_by_model, currency). HttpBackend always "
+    "asks for true."
+)
+
+Extended = Annotated[bool, Query(description=EXTENDED_DESCRIPTION)]
+"""The ``extended`` query parameter of the routes answering a spec example document."""
+
+
+def spec_shaped(content: SpecModel | Sequence[SpecModel], extended: bool) -> Any:
+    """``content`` as the spec's keys only, or with our extensions when ``extended``."""
+    if isinstance(content, SpecModel):
+        return content.extended_data() if extended else content.spec_data()
+    return [spec_shaped(item, extended) for item in content]
 
 
 def error_response(exc: SmartspaceBudgetError) -> DecimalJSONResponse:

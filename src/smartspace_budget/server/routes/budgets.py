@@ -1,6 +1,7 @@
 """The spec's budget endpoints (``/api/v1/budgets/...``) and the extra reads of the Backend.
 
-Paths and JSON shapes are the spec's. Every account route first asks the caller's
+Paths and JSON shapes are the spec's: status and analytics answer exactly the spec's keys,
+with our extensions only for ``?extended=true``. Every account route first asks the caller's
 :class:`~smartspace_budget.server.auth.Principal` whether it may see the account; a key for
 another tenant gets the same 404 a missing account would.
 """
@@ -25,7 +26,7 @@ from smartspace_budget.models import (
 from smartspace_budget.periods import SpendingPeriod
 from smartspace_budget.server.auth import Caller
 from smartspace_budget.server.context import READ_ERRORS, Ctx, path_id
-from smartspace_budget.server.responses import DecimalJSONResponse
+from smartspace_budget.server.responses import DecimalJSONResponse, Extended, spec_shaped
 
 __all__ = ["MAX_SERIES_WINDOWS", "router"]
 
@@ -63,12 +64,18 @@ async def get_balance(user_id: str, project_id: str, caller: Caller, ctx: Ctx) -
 
 
 @router.get(ACCOUNT + "/status", response_model=BudgetStatus, responses=READ_ERRORS)
-async def get_budget_status(user_id: str, project_id: str, caller: Caller, ctx: Ctx) -> Response:
-    """The spec's budget status: balances, today's, this month's and total spend, limits."""
+async def get_budget_status(
+    user_id: str, project_id: str, caller: Caller, ctx: Ctx, extended: Extended = False
+) -> Response:
+    """The spec's budget status: balances, today's, this month's and total spend, limits.
+
+    Answered by ``fast_status.StatusFastPath`` whenever the app runs with it; this route
+    documents the endpoint and answers the same when it does not.
+    """
     user, project = _account(caller, user_id, project_id)
     status = await ctx.backend.get_budget_status(user, project)
     ctx.metrics.observe_status(user, project, status)
-    return DecimalJSONResponse(status)
+    return DecimalJSONResponse(spec_shaped(status, extended))
 
 
 @router.get(ACCOUNT + "/spending/{period}", response_model=SpendingSummary, responses=READ_ERRORS)
@@ -88,11 +95,12 @@ async def get_analytics(
     ctx: Ctx,
     period: SpendingPeriod = SpendingPeriod.MONTHLY,
     at: At = None,
+    extended: Extended = False,
 ) -> Response:
     """The spec's spending analytics for one period window (monthly by default)."""
     user, project = _account(caller, user_id, project_id)
     analytics = await ctx.backend.get_analytics(user, project, period, at=at)
-    return DecimalJSONResponse(analytics)
+    return DecimalJSONResponse(spec_shaped(analytics, extended))
 
 
 @router.get(ACCOUNT + "/series", response_model=list[SpendingBucket], responses=READ_ERRORS)

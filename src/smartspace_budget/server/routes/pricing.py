@@ -4,6 +4,10 @@ Model names may contain slashes (``openrouter/meta-llama/llama-3-70b``), sent ei
 real slashes or as ``%2F``. The history route is matched first, so ``.../history`` is never
 read as part of a model name; a model whose name itself ends in ``/history`` must be sent
 with its slashes encoded.
+
+A price version is answered in exactly the spec's keys (prices and context limits we do not
+know are null), with our extensions (version, source, cached-token prices, tiers...) only
+for ``?extended=true``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from smartspace_budget.models import PricingData
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.server.auth import Caller
 from smartspace_budget.server.context import READ_ERRORS, Ctx, path_id
-from smartspace_budget.server.responses import DecimalJSONResponse
+from smartspace_budget.server.responses import DecimalJSONResponse, Extended, spec_shaped
 
 __all__ = ["ModelRef", "router"]
 
@@ -53,11 +57,12 @@ async def get_price_history(
     caller: Caller,
     ctx: Ctx,
     days: Annotated[int | None, Query(ge=1, le=36_500)] = None,
+    extended: Extended = False,
 ) -> Response:
     """Price versions effective in the last ``days`` (all when omitted), oldest first."""
     name, model_name = path_id(provider, "provider"), path_id(model, "model")
     history = await ctx.backend.get_price_history(name, model_name, days=days)
-    return DecimalJSONResponse(history)
+    return DecimalJSONResponse(spec_shaped(history, extended))
 
 
 @router.get(MODEL, response_model=PricingData, responses=READ_ERRORS)
@@ -67,7 +72,9 @@ async def get_pricing(
     caller: Caller,
     ctx: Ctx,
     at: Annotated[datetime | None, Query(description="Instant (default now).")] = None,
+    extended: Extended = False,
 ) -> Response:
     """The price version in force for the provider/model (at ``at``, default now)."""
     name, model_name = path_id(provider, "provider"), path_id(model, "model")
-    return DecimalJSONResponse(await ctx.backend.get_pricing(name, model_name, at=at))
+    pricing = await ctx.backend.get_pricing(name, model_name, at=at)
+    return DecimalJSONResponse(spec_shaped(pricing, extended))
