@@ -5,9 +5,11 @@ amounts lose digits), so documents are parsed with :func:`json.loads` using ``De
 every non-integer number, and written with simplejson, which prints a Decimal exactly as a
 JSON number. ``SpecModel.from_json`` / ``SpecModel.to_json`` are the only doors.
 
-Serialization rule: every key the spec shows is always written (``null`` where a limit is
-unlimited); our extension keys are written only when they hold a value, so a spec document
-read and written back keeps its exact shape.
+Serialization rule (``to_json``): a key listed in a model's ``_optional_keys`` is written only
+when it holds a value, every other key always (``null`` where a limit is unlimited), so a spec
+document read and written back keeps its exact shape. ``PricingData`` lists the prices and
+context limits the spec shows among its optional keys, because which of them exist depends on
+the pricing model; its ``spec_data()`` writes them all, ``null`` where unknown.
 
 The models of the spec's three example documents (status, pricing, analytics) name those
 documents' keys in ``SPEC_KEYS``, the one definition of "the spec's shape": ``spec_data()``
