@@ -180,6 +180,7 @@ def test_missing_vocabulary_falls_back_to_a_heuristic(monkeypatch: pytest.Monkey
     assert estimate.note is not None
     assert "o200k_base" in estimate.note
     assert "no network" in estimate.note
+    assert "TIKTOKEN_CACHE_DIR" in estimate.note  # what would fix it
 
 
 def test_a_load_failure_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from smartspace_budget.cli.budget_cmds import collect_alerts, print_analytics
 from smartspace_budget.cli.output import console, money, progress, run, table
 from smartspace_budget.cli.pricing_cmds import SPEC_COMPARISON
 from smartspace_budget.cli.runtime import open_backend, options
-from smartspace_budget.models import AlertLevel, SpendingAlert
+from smartspace_budget.models import AlertLevel, SpendingAlert, TokenEstimationMethod
 
 __all__ = ["register"]
 
@@ -79,6 +79,14 @@ async def _demo(ctx: typer.Context, user: str, project: str, seed: int) -> None:
                 f"{provider}/{model}, {estimate.input_tokens:,} input + {output:,} output tokens"
             )
             console.print(f"  Estimated cost: ${estimate.total_cost:.6f}")
+            counted = estimate.input_token_estimate
+            if counted is not None and counted.method is not TokenEstimationMethod.EXACT:
+                why = counted.note or "no exact tokenizer for this model"
+                console.print(
+                    f"  Input tokens {counted.method.value} "
+                    f"(confidence {counted.confidence:.2f}): {why}",
+                    markup=False,
+                )
             if check.available:
                 console.print("  [green]✓ Budget check passed - proceed with request[/green]")
             else:

@@ -283,7 +283,7 @@ def _load_in_background(name: str, done: threading.Event) -> None:
         encoding = _load_vocabulary(name)
     except Exception as exc:  # any failure means "no tokenizer": fall back, never crash
         with _lock:
-            _failures[name] = (time.monotonic(), f"{type(exc).__name__}: {exc}"[:300])
+            _failures[name] = (time.monotonic(), _load_failure(name, exc))
     else:
         with _lock:
             _encodings[name] = encoding
@@ -473,6 +473,15 @@ def _single_piece(model: str, plan: _Plan, encoding: Any, text: str) -> TokenEst
             "note": plan.note,
         },
     )
+
+
+def _load_failure(name: str, exc: Exception) -> str:
+    """Why a vocabulary did not load, short enough for a note, with what would fix it."""
+    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    detail = f"{type(exc).__name__}: {first_line}"
+    if len(detail) > 120:
+        detail = detail[:117] + "..."
+    return f"{detail}; put the {name} vocabulary in the folder TIKTOKEN_CACHE_DIR names"
 
 
 def _estimate(
