@@ -83,7 +83,7 @@ from smartspace_budget.models import (
     UsageEvent,
 )
 from smartspace_budget.money import to_nano
-from smartspace_budget.periods import SpendingPeriod
+from smartspace_budget.periods import SpendingPeriod, parse_period
 
 __all__ = ["Ledger"]
 
@@ -94,13 +94,6 @@ _EXPIRE_CHUNK = 1000
 
 def _account(user_id: object, project_id: object) -> tuple[str, str]:
     return check_id(user_id, "user_id"), check_id(project_id, "project_id")
-
-
-def _period(period: object) -> SpendingPeriod:
-    try:
-        return SpendingPeriod(str(period))
-    except ValueError:
-        raise InvalidInputError(f"unknown spending period {period!r}") from None
 
 
 class Ledger:
@@ -405,7 +398,7 @@ class Ledger:
         at: datetime | None = None,
     ) -> SpendingSummary:
         return await self._call(
-            self._reads.spending, user_id, project_id, _period(period), now_or(at)
+            self._reads.spending, user_id, project_id, parse_period(period), now_or(at)
         )
 
     async def get_analytics(
@@ -419,7 +412,7 @@ class Ledger:
         """Totals and breakdowns; ``spending_trend`` and ``anomaly_detected`` are left at their
         defaults for the budgets layer, which has the history to judge them."""
         return await self._call(
-            self._reads.analytics, user_id, project_id, _period(period), now_or(at)
+            self._reads.analytics, user_id, project_id, parse_period(period), now_or(at)
         )
 
     async def get_spending_series(
@@ -432,7 +425,7 @@ class Ledger:
     ) -> list[SpendingBucket]:
         first, last = check_instant(start, "start"), check_instant(end, "end")
         return await self._call(
-            self._reads.spending_series, user_id, project_id, _period(granularity), first, last
+            self._reads.spending_series, user_id, project_id, parse_period(granularity), first, last
         )
 
     async def get_reservation(
