@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -62,12 +63,22 @@ def test_the_dashboard_is_not_in_the_openapi_document(service: httpx.Client) -> 
     assert not any(path.startswith("/dashboard") for path in paths)
 
 
-def test_model_names_resolve_to_the_accounts_own_provider() -> None:
+async def test_model_names_resolve_to_the_accounts_own_provider() -> None:
+    from smartspace_budget.pricing import PriceBook
+
+    book: Any = PriceBook.in_memory()
     known = {("github-copilot", "gpt-4o"), ("openai", "gpt-4o"), ("azure", "gpt-4o")}
-    assert _provider_of("gpt-4o", known, []) == ("openai", "gpt-4o")
-    assert _provider_of("gpt-4o", known, ["azure"]) == ("azure", "gpt-4o")
-    assert _provider_of("azure/gpt-4o", known, []) == ("azure", "gpt-4o")
-    assert _provider_of("nothing", known, []) is None
+    assert await _provider_of(book, "gpt-4o", known, []) == ("openai", "gpt-4o")
+    assert await _provider_of(book, "gpt-4o", known, ["azure"]) == ("azure", "gpt-4o")
+    assert await _provider_of(book, "azure/gpt-4o", known, []) == ("azure", "gpt-4o")
+    assert await _provider_of(book, "nothing", known, []) is None
+    # Only a reseller lists the bare name; the account's own provider knows it as an alias.
+    haiku = {("google", "claude-3-5-haiku")}
+    assert await _provider_of(book, "claude-3-5-haiku", haiku, ["openai", "anthropic"]) == (
+        "anthropic",
+        "claude-3-5-haiku",
+    )
+    assert await _provider_of(book, "claude-3-5-haiku", haiku, []) == ("google", "claude-3-5-haiku")
 
 
 async def test_comparison_through_the_pricing_engine(seeded: FakeBackend) -> None:

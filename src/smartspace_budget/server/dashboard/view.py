@@ -362,19 +362,29 @@ FIRST_PARTY = ("openai", "anthropic", "google", "mistral", "deepseek", "x-ai", "
 """Providers preferred when a model name is sold by several (a model's maker, then others)."""
 
 
-def _provider_of(
-    model: str, known: set[tuple[str, str]], used: Sequence[str]
+async def _provider_of(
+    backend: Backend, model: str, known: set[tuple[str, str]], used: Sequence[str]
 ) -> tuple[str, str] | None:
     """The (provider, model) pair this account most likely used for ``model``.
 
     Spending is broken down by model name alone, and catalogs list one name under several
-    resellers; the account's own providers come first, then the makers, then any.
+    resellers; the account's own providers come first (asked through the price book, which
+    resolves names as users write them: ``claude-3-5-haiku`` is Anthropic's
+    ``claude-3-5-haiku-latest``), then the makers, then any reseller of that exact name.
     """
     provider, sep, name = model.partition("/")
     if sep and (provider, name) in known:
         return provider, name
+    for own in used:
+        if (own, model) in known:
+            return own, model
+        try:
+            await backend.get_pricing(own, model)
+        except SmartspaceBudgetError:
+            continue
+        return own, model
     candidates = sorted(p for p, m in known if m == model)
-    for preferred in (*used, *FIRST_PARTY):
+    for preferred in FIRST_PARTY:
         if preferred in candidates:
             return preferred, model
     return (candidates[0], model) if candidates else None
@@ -386,7 +396,7 @@ async def _default_models(backend: Backend, analytics: SpendingAnalytics) -> lis
     used = [name for name, _ in ranked_amounts(analytics.spending_by_provider)]
     chosen: list[tuple[str, str]] = []
     for model, _ in ranked_amounts(analytics.spending_by_model):
-        pair = _provider_of(model, known, used)
+        pair = await _provider_of(backend, model, known, used)
         if pair is not None and pair not in chosen:
             chosen.append(pair)
     for pair in DEFAULT_COMPARISON:
