@@ -10,7 +10,7 @@ or at the reservation when the caller left before the end.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from smartspace_budget.guard.core import Guard, GuardedCall
@@ -57,8 +57,8 @@ def anthropic_final_usage(stream: Any) -> ProviderUsage | None:
     return anthropic_usage(getattr(snapshot, "usage", None))
 
 
-class GuardedMessageStreamManager:
-    """``with client.messages.stream(...) as stream:``: reserve on enter, settle on exit."""
+class _GuardedStreamManager:
+    """What the sync and async stream managers share: their state and the failed-open rule."""
 
     def __init__(
         self,
@@ -74,16 +74,25 @@ class GuardedMessageStreamManager:
         self._stream: Any = None
         self.call: GuardedCall | None = None
 
+    def _close_unopened(self, call: GuardedCall, exc: BaseException) -> Coroutine[Any, Any, None]:
+        """A stream that never opened: released if the SDK refused before sending, else charged
+        at the reservation (the request may have reached the provider)."""
+        if provider_refused(exc):
+            return self._guard.release_call(call)
+        return self._guard.finish_call(call, None)
+
+
+class GuardedMessageStreamManager(_GuardedStreamManager):
+    """``with client.messages.stream(...) as stream:``: reserve on enter, settle on exit."""
+
     def __enter__(self) -> Any:
-        self.call = self._guard.portal.run(open_guarded_call(self._guard, self._spec, self._kwargs))
+        call = self._guard.portal.run(open_guarded_call(self._guard, self._spec, self._kwargs))
+        self.call = call
         try:
             self._manager = self._resource.stream(**self._kwargs)
             self._stream = self._manager.__enter__()
         except BaseException as exc:
-            if provider_refused(exc):
-                self._guard.portal.run(self._guard.release_call(self.call))
-            else:
-                self._guard.portal.run(self._guard.finish_call(self.call, None))
+            self._guard.portal.run(self._close_unopened(call, exc))
             raise
         return self._stream
 
@@ -96,33 +105,17 @@ class GuardedMessageStreamManager:
                 self._guard.portal.run(self._guard.finish_call(self.call, usage))
 
 
-class GuardedAsyncMessageStreamManager:
+class GuardedAsyncMessageStreamManager(_GuardedStreamManager):
     """``async with ....stream(...) as stream:``: reserve on enter, settle on exit."""
 
-    def __init__(
-        self,
-        guard: Guard,
-        spec: Any,
-        resource: Any,
-        kwargs: dict[str, Any],
-        final_usage: UsageReader = anthropic_final_usage,
-    ) -> None:
-        self._guard, self._spec, self._resource, self._kwargs = guard, spec, resource, kwargs
-        self._final_usage = final_usage
-        self._manager: Any = None
-        self._stream: Any = None
-        self.call: GuardedCall | None = None
-
     async def __aenter__(self) -> Any:
-        self.call = await open_guarded_call(self._guard, self._spec, self._kwargs)
+        call = await open_guarded_call(self._guard, self._spec, self._kwargs)
+        self.call = call
         try:
             self._manager = self._resource.stream(**self._kwargs)
             self._stream = await self._manager.__aenter__()
         except BaseException as exc:
-            if provider_refused(exc):
-                await self._guard.release_call(self.call)
-            else:
-                await self._guard.finish_call(self.call, None)
+            await self._close_unopened(call, exc)
             raise
         return self._stream
 
