@@ -23,7 +23,14 @@ from zoneinfo import ZoneInfo
 
 from smartspace_budget.periods import SpendingPeriod, Window, window_containing
 
-__all__ = ["day_bucket", "hour_bucket", "uses_daily", "utc_window", "window_of"]
+__all__ = [
+    "day_bucket",
+    "hour_bucket",
+    "uses_daily",
+    "utc_window",
+    "utc_window_of",
+    "window_of",
+]
 
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"})
 
@@ -53,9 +60,31 @@ def uses_daily(period: SpendingPeriod) -> bool:
     return period is not SpendingPeriod.HOURLY
 
 
+# The last window computed per (period, zone), with its bounds in UTC. Nearly every read
+# and write asks for the window of "now", which changes once a day (or hour, or month):
+# finding it again cost a status read a fifth of its time (a dozen timezone conversions).
+_RECENT: dict[tuple[SpendingPeriod | str, ZoneInfo], tuple[datetime, datetime, Window]] = {}
+
+
 def window_of(period: SpendingPeriod | str, instant: datetime, zone: ZoneInfo) -> Window:
     """The calendar window of ``period`` containing ``instant``, in ``zone``."""
-    return window_containing(period, instant, zone)
+    recent = _RECENT.get((period, zone))
+    if recent is not None and instant.tzinfo is not None and recent[0] <= instant < recent[1]:
+        return recent[2]
+    window = window_containing(period, instant, zone)
+    start, end = utc_window(window)
+    _RECENT[(period, zone)] = (start, end, window)
+    return window
+
+
+def utc_window_of(
+    period: SpendingPeriod | str, instant: datetime, zone: ZoneInfo
+) -> tuple[datetime, datetime]:
+    """``utc_window(window_of(...))``, without converting the remembered window again."""
+    recent = _RECENT.get((period, zone))
+    if recent is not None and instant.tzinfo is not None and recent[0] <= instant < recent[1]:
+        return recent[0], recent[1]
+    return utc_window(window_of(period, instant, zone))
 
 
 def utc_window(window: Window) -> tuple[datetime, datetime]:

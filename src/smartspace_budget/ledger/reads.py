@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from smartspace_budget.backend.base import AccountRef, SpendingBucket
 from smartspace_budget.errors import InvalidInputError, NotFoundError
-from smartspace_budget.ledger.buckets import uses_daily, utc_window, window_of
+from smartspace_budget.ledger.buckets import uses_daily, utc_window, utc_window_of, window_of
 from smartspace_budget.ledger.driver import ReadDriver
 from smartspace_budget.ledger.sql import HOLD_COLUMNS, SqlDialect
 from smartspace_budget.ledger.state import entry_model, policy_from_nano
@@ -121,8 +121,8 @@ class Reads:
         )
 
     async def status(self, account: AccountInfo, at: datetime) -> BudgetStatus:
-        day = utc_window(window_of(SpendingPeriod.DAILY, at, account.zone))
-        month = utc_window(window_of(SpendingPeriod.MONTHLY, at, account.zone))
+        day = utc_window_of(SpendingPeriod.DAILY, at, account.zone)
+        month = utc_window_of(SpendingPeriod.MONTHLY, at, account.zone)
         window_sum = (
             "(SELECT COALESCE(SUM(spent_nano), 0) FROM ledger_daily_rollups "
             "WHERE account_id = a.id AND day_start >= ${} AND day_start < ${})"
