@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from smartspace_budget import __version__
 from smartspace_budget.backend.local import LocalBackend, open_price_book
@@ -47,6 +48,9 @@ Prepaid LLM budgets over an append-only ledger. Amounts are USDC, written as exa
 numbers. Authenticate with `Authorization: Bearer <API key>`; errors are
 `{"error": ClassName, "detail": message}`.
 """
+
+# FastAPI's native OpenTelemetry, off unless ``Settings.opentelemetry`` is set.
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 async def _ping(ledger: Ledger) -> None:
@@ -135,6 +139,7 @@ def create_app(
         default_response_class=DecimalJSONResponse,
         lifespan=lifespan,
         separate_input_output_schemas=False,
+        telemetry=None if config.opentelemetry else _NO_TELEMETRY,
     )
     app.state.metrics = service_metrics
     app.state.rate_limiter = RateLimiter(config.rate_limit_per_second, config.rate_limit_burst)

@@ -71,6 +71,9 @@ class ServiceMetrics:
         )
         self._accounts: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._max_accounts = max_accounts
+        # Gauges currently set, so a status without limits removes nothing it never set (a
+        # removal that misses raises inside prometheus_client, on every status read).
+        self._gauges: set[tuple[str, str, str]] = set()
 
     def observe_entry(self, entry: LedgerEntry) -> None:
         """Count a ledger write; usage also adds to spend by provider/model."""
@@ -93,14 +96,18 @@ class ServiceMetrics:
                 self._remove(user_id, project_id, limit)
             else:
                 self.utilisation.labels(user_id, project_id, limit).set(_ratio(spent, cap))
+                self._gauges.add((user_id, project_id, limit))
         while len(self._accounts) > self._max_accounts:
             (old_user, old_project), _ = self._accounts.popitem(last=False)
             for limit in ("daily", "monthly"):
                 self._remove(old_user, old_project, limit)
 
     def _remove(self, user_id: str, project_id: str, limit: str) -> None:
-        with contextlib.suppress(KeyError):
-            self.utilisation.remove(user_id, project_id, limit)
+        labels = (user_id, project_id, limit)
+        if labels in self._gauges:
+            self._gauges.discard(labels)
+            with contextlib.suppress(KeyError):
+                self.utilisation.remove(*labels)
 
 
 def _ratio(spent: Decimal, cap: Decimal) -> float:

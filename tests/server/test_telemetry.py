@@ -1,0 +1,101 @@
+"""Budget utilisation gauges follow each account's limits; OpenTelemetry only when asked."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry import trace
+from prometheus_client import generate_latest
+from tests.backend.live import service_settings
+
+from smartspace_budget.models import BudgetStatus
+from smartspace_budget.server.app import create_app
+from smartspace_budget.server.telemetry import ServiceMetrics
+
+
+def status(daily: str | None, monthly: str | None) -> BudgetStatus:
+    return BudgetStatus(
+        total_balance=Decimal(10),
+        available_balance=Decimal(10),
+        reserved_amount=Decimal(0),
+        spent_today=Decimal(1),
+        spent_this_month=Decimal(2),
+        spent_total=Decimal(2),
+        daily_limit=None if daily is None else Decimal(daily),
+        monthly_limit=None if monthly is None else Decimal(monthly),
+    )
+
+
+def gauges(metrics: ServiceMetrics) -> list[str]:
+    """The utilisation samples, without the metric's long name."""
+    text = generate_latest(metrics.registry).decode()
+    prefix = "smartspace_budget_budget_utilisation_ratio"
+    return [line.removeprefix(prefix) for line in text.splitlines() if line.startswith(prefix)]
+
+
+def test_a_lifted_limit_removes_its_gauge_and_a_new_one_adds_it() -> None:
+    metrics = ServiceMetrics()
+    metrics.observe_status("u", "p", status("4", "8"))
+    assert gauges(metrics) == [
+        '{limit="daily",project_id="p",user_id="u"} 0.25',
+        '{limit="monthly",project_id="p",user_id="u"} 0.25',
+    ]
+    metrics.observe_status("u", "p", status(None, "8"))
+    assert gauges(metrics) == [
+        '{limit="monthly",project_id="p",user_id="u"} 0.25',
+    ]
+    metrics.observe_status("u", "p", status(None, None))
+    metrics.observe_status("u", "p", status(None, None))  # nothing left to remove
+    assert gauges(metrics) == []
+    metrics.observe_status("u", "p", status("0", None))
+    assert gauges(metrics) == [
+        '{limit="daily",project_id="p",user_id="u"} 1.0',
+    ]
+
+
+def test_only_the_most_recently_read_accounts_keep_gauges() -> None:
+    metrics = ServiceMetrics(max_accounts=2)
+    for user in ("a", "b", "c"):
+        metrics.observe_status(user, "p", status("4", None))
+    metrics.observe_status("b", "p", status("4", None))  # b is recent again
+    metrics.observe_status("d", "p", status("4", None))
+    users = sorted(line.split('user_id="')[1][0] for line in gauges(metrics))
+    assert users == ["b", "d"]
+
+
+class RecordingTracer(trace.NoOpTracer):
+    """Remembers the name of every span FastAPI starts."""
+
+    def __init__(self) -> None:
+        self.spans: list[str] = []
+
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> trace.Span:
+        self.spans.append(name)
+        return super().start_span(name, *args, **kwargs)
+
+
+class RecordingProvider(trace.TracerProvider):
+    def __init__(self) -> None:
+        self.tracer = RecordingTracer()
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return self.tracer
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+async def test_opentelemetry_tracing_only_when_configured(
+    enabled: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = RecordingProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    app = create_app(service_settings(url, opentelemetry=enabled))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            assert (await client.get("/healthz")).status_code == 200
+    assert bool(provider.tracer.spans) is enabled
