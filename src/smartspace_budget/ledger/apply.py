@@ -18,6 +18,7 @@ Rules, in ledger units (nano-USDC):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,27 +55,12 @@ __all__ = ["apply"]
 
 def apply(batch: Batch, op: Op) -> Any:
     """Apply ``op`` to the batch's state and return its result, or raise the refusal."""
-    if isinstance(op, RecordUsage):
-        return _record_usage(batch, op)
-    if isinstance(op, Reserve):
-        return holds.reserve(batch, op)
-    if isinstance(op, Settle):
-        return holds.settle(batch, op)
-    if isinstance(op, Release):
-        return holds.release(batch, op)
-    if isinstance(op, Deposit):
-        return _deposit(batch, op)
-    if isinstance(op, Refund):
-        return _refund(batch, op)
-    if isinstance(op, Adjust):
-        return _adjust(batch, op)
-    if isinstance(op, SetPolicy):
-        return _set_policy(batch, op)
-    if isinstance(op, EnsureAccount):
-        return _ensure_account(batch, op)
-    if isinstance(op, Expire):
-        return holds.expire_due(batch, op)
-    raise TypeError(f"not a ledger operation: {op!r}")
+    # One dict lookup by exact type (no operation class subclasses another): a chain of
+    # ``isinstance`` checks against them (ABCs, through ``KeyedOp``) costs microseconds.
+    handler = _HANDLERS.get(type(op))
+    if handler is None:
+        raise TypeError(f"not a ledger operation: {op!r}")
+    return handler(batch, op)
 
 
 def _deposit(batch: Batch, op: Deposit) -> LedgerEntry:
@@ -202,3 +188,17 @@ def _ensure_account(batch: Batch, op: EnsureAccount) -> Any:
         )
         batch.adopt(account, op.now)
     return account.ref()
+
+
+_HANDLERS: dict[type[Op], Callable[[Batch, Any], Any]] = {
+    RecordUsage: _record_usage,
+    Reserve: holds.reserve,
+    Settle: holds.settle,
+    Release: holds.release,
+    Deposit: _deposit,
+    Refund: _refund,
+    Adjust: _adjust,
+    SetPolicy: _set_policy,
+    EnsureAccount: _ensure_account,
+    Expire: holds.expire_due,
+}
