@@ -1,6 +1,6 @@
 """Throughput and latency of the ledger service on loopback.
 
-    python bench/service.py [--seconds 3] [--databases sqlite,postgres] [--workers 1,2]
+    python bench/service.py [--seconds 3] [--databases sqlite,postgres,empty] [--workers 1,2]
                             [--clients 1,8,64] [--client auto|wrk|python] [--rate 0]
 
 For each database and uvicorn worker count, the service is started for real
@@ -21,7 +21,9 @@ Load generator (``--client``):
   on a small machine is taken from the server. ``--rate`` (paced, open-loop clients: send
   on schedule whatever the previous answer took) always uses it.
 
-The load generator shares the machine's cores with the service, as a sidecar would.
+The load generator shares the machine's cores with the service, as a sidecar would. The
+``empty`` rows serve ``bench/empty_app.py`` (every request answered with a fixed status-sized
+body, no work at all) the same way: the ceiling of uvicorn on this machine under this load.
 PostgreSQL runs in a throwaway database on the server at
 ``SMARTSPACE_BUDGET_TEST_POSTGRES_URL``.
 """
@@ -89,9 +91,15 @@ def postgres_database() -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+EMPTY_APP = "empty"
+"""The --databases name of the ceiling: an empty ASGI app (``bench/empty_app.py``)."""
+
+
 @contextmanager
 def database(kind: str) -> Iterator[str]:
-    if kind == "postgres":
+    if kind == EMPTY_APP:
+        yield EMPTY_APP
+    elif kind == "postgres":
         with postgres_database() as url:
             yield url
     else:
@@ -101,6 +109,7 @@ def database(kind: str) -> Iterator[str]:
 
 @contextmanager
 def service(database_url: str, workers: int) -> Iterator[str]:
+    """The ledger service on ``database_url`` (or the empty app), started with uvicorn."""
     port = free_port()
     env = {
         **os.environ,
@@ -108,9 +117,13 @@ def service(database_url: str, workers: int) -> Iterator[str]:
         "SMARTSPACE_BUDGET_ADMIN_KEY": ADMIN_KEY,
         "SMARTSPACE_BUDGET_RATE_LIMIT_PER_SECOND": "0",
     }
+    if database_url == EMPTY_APP:
+        target = ["empty_app:app", "--app-dir", str(Path(__file__).parent)]
+    else:
+        target = ["smartspace_budget.server.app:create_app_from_env", "--factory"]
     command = [
-        sys.executable, "-m", "uvicorn", "smartspace_budget.server.app:create_app_from_env",
-        "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        sys.executable, "-m", "uvicorn", *target,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env)
@@ -264,7 +277,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument(
+        "--databases",
+        default=f"sqlite,postgres,{EMPTY_APP}",
+        help=f"{EMPTY_APP!r}: the ceiling, an app that does nothing, under the same load",
+    )
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--clients", default="1,8,64")
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
@@ -290,7 +307,8 @@ def main() -> None:
     for kind in args.databases.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
             with database(kind) as url, service(url, workers) as base:
-                seed(base)
+                if kind != EMPTY_APP:
+                    seed(base)
                 for endpoint in args.endpoints.split(","):
                     for clients in (int(c) for c in args.clients.split(",")):
                         if client == "wrk":
