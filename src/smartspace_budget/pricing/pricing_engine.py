@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,6 +34,7 @@ from smartspace_budget.models import (
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import DEFAULT_CURRENCY, ExchangeRates, parse_amount, quantize
 from smartspace_budget.pricing import anomaly, names
+from smartspace_budget.pricing._quote import Quote, compile_fee, compile_quote
 from smartspace_budget.pricing._trusted import trusted
 from smartspace_budget.pricing.cost import (
     EXACT_CONTEXT,
@@ -90,20 +90,6 @@ def _default_backend() -> PricingReader:
     return default_backend()
 
 
-@dataclass(slots=True)
-class _Quote:
-    """A cached token price ready for the hot path (see ``PricingEngine._remember``)."""
-
-    key: str
-    pricing: PricingData
-    provider: str
-    input_rate: Decimal
-    output_rate: Decimal
-    max_input: int | None
-    max_output: int | None
-    tier_start: int
-
-
 class ProviderComparison(dict[str, CostEstimate]):
     """Estimates by ``"provider/model"``, in the order asked; pairs that failed are in
     :attr:`failures` (the typed error, e.g. ``UnknownModelError``) instead of failing the rest.
@@ -148,7 +134,8 @@ class PricingEngine:
         from smartspace_budget.backend.cache import TTLCache
 
         self._keys: dict[tuple[str, str], str] = {}
-        self._quotes: dict[tuple[str, str], _Quote] = {}
+        self._quotes: dict[tuple[str, str], Quote] = {}
+        self._fee = compile_fee(self.platform_fee_percent)
         self._prices: TTLCache[PricingData] = TTLCache(
             float(cache_ttl_seconds), clock=clock if clock is not None else time.monotonic
         )
@@ -245,11 +232,15 @@ class PricingEngine:
             if type(provider) is str and type(model) is str
             else None
         )
+        fee = self._fee
         # Hot path: a token-priced model in USDC whose price is cached and fresh, plain token
-        # input, no cache tokens, one request. It gives what the general path gives (tested
-        # against it); anything it does not cover, including every error, goes there.
+        # input, no cache tokens, one request, the fee the engine compiled. It gives what the
+        # general path gives (tested against it); anything it does not cover, including
+        # every error, goes there.
         if (
             quote is not None
+            and fee is not None
+            and fee.percent is self.platform_fee_percent
             and messages is None
             and seconds is None
             and characters is None
@@ -282,16 +273,7 @@ class PricingEngine:
                     quote.max_output is not None and output > quote.max_output
                 ):
                     check_limits(quote.pricing, tokens, output)
-                return self._build(
-                    quote.pricing,
-                    tokens,
-                    output,
-                    EXACT_CONTEXT.multiply(quote.input_rate, tokens),
-                    EXACT_CONTEXT.multiply(quote.output_rate, output),
-                    token_estimate,
-                    None,
-                    None,
-                )
+                return quote.estimate(fee, tokens, output, token_estimate)
         return await self._estimate_general(
             provider,
             model,
@@ -411,38 +393,21 @@ class PricingEngine:
         )
 
     def _remember(self, provider: str, model: str, pricing: PricingData) -> None:
-        """Keep what the hot path of :meth:`estimate_cost` needs for this price version.
-
-        Only token prices in USDC without a per-request price qualify (other currencies
-        depend on exchange rates, which can change). Per-token rates are the per-1K prices
-        shifted three places: exact, so ``rate x tokens`` is the general path's product.
-        """
-        if (
-            type(provider) is not str
-            or type(model) is not str
-            or pricing.pricing_model is not PricingModel.TOKEN_BASED
-            or pricing.request_price is not None
-            or pricing.price_currency != DEFAULT_CURRENCY
-            or pricing.input_price_per_1k is None
-            or pricing.output_price_per_1k is None
-        ):
+        """Compile what the hot path of :meth:`estimate_cost` needs for this price version
+        (see :mod:`._quote`), and the fee again if ``platform_fee_percent`` was replaced."""
+        if self._fee is None or self._fee.percent is not self.platform_fee_percent:
+            self._fee = compile_fee(self.platform_fee_percent)
+        if type(provider) is not str or type(model) is not str:
             return
         key = self._keys.get((provider, model))
         if key is None or self._prices.peek(key) is not pricing:
             return  # not cached (ttl 0, or replaced meanwhile): nothing to keep in step with
+        quote = compile_quote(key, pricing)
+        if quote is None:
+            return
         if len(self._quotes) >= 10_000:
             self._quotes.clear()
-        tiers = [tier.min_input_tokens for tier in pricing.tiers or ()]
-        self._quotes[(provider, model)] = _Quote(
-            key=key,
-            pricing=pricing,
-            provider=pricing.provider,
-            input_rate=pricing.input_price_per_1k.scaleb(-3),
-            output_rate=pricing.output_price_per_1k.scaleb(-3),
-            max_input=pricing.max_input_tokens,
-            max_output=pricing.max_output_tokens,
-            tier_start=min(tiers, default=MAX_TOKENS + 1),
-        )
+        self._quotes[(provider, model)] = quote
 
     async def calculate_total_cost(
         self, base_cost: Decimal, platform_fee_percent: Decimal | None = None

@@ -33,7 +33,7 @@ from typing import Any
 
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import TokenEstimate, TokenEstimationMethod
-from smartspace_budget.pricing._trusted import trusted
+from smartspace_budget.pricing._trusted import builder
 
 __all__ = [
     "CALIBRATIONS",
@@ -149,6 +149,9 @@ _UNKNOWN_OPENAI = Calibration(
 )
 
 _OPENAI_PROVIDERS = frozenset({"openai", "azure", "azure-openai", "azure_openai"})
+
+# Estimates are built from values computed here with their final types (see _trusted).
+_token_estimate = builder(TokenEstimate)
 
 
 @dataclass(frozen=True)
@@ -461,8 +464,7 @@ def _single_piece(model: str, plan: _Plan, encoding: Any, text: str) -> TokenEst
     count = ordinary_count(encoding, text)
     if plan.ratio != 1:
         count = int((Decimal(count) * plan.ratio).to_integral_value(rounding=ROUND_CEILING))
-    return trusted(
-        TokenEstimate,
+    return _token_estimate(
         {
             "model": model,
             "token_count": count,
@@ -514,9 +516,7 @@ def _estimate(
     if tally.structured:
         confidence = min(confidence, 0.9)
         notes.append(f"{tally.structured} structured field(s) counted as their JSON text")
-    # Built from values computed here with their final types (see pricing/_trusted.py).
-    return trusted(
-        TokenEstimate,
+    return _token_estimate(
         {
             "model": model,
             "token_count": count,
