@@ -26,7 +26,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -224,6 +224,10 @@ def _make_plan(model: str, provider: str | None) -> _Plan:
 # -- encodings ---------------------------------------------------------------------------
 
 _encodings: dict[str, Any] = {}
+# Per loaded encoding, the function that encodes short texts: tiktoken's Rust core when the
+# encoding has one (its Python wrapper only adds a frame, and a repair of lone surrogates
+# that raise UnicodeEncodeError here first), else the encoding's encode_ordinary.
+_encoders: dict[str, Callable[[str], Sequence[int]]] = {}
 _failures: dict[str, tuple[float, str]] = {}
 _loading: dict[str, threading.Event] = {}
 _lock = threading.Lock()
@@ -288,8 +292,10 @@ def _load_in_background(name: str, done: threading.Event) -> None:
         with _lock:
             _failures[name] = (time.monotonic(), _load_failure(name, exc))
     else:
+        core = getattr(encoding, "_core_bpe", None)
         with _lock:
             _encodings[name] = encoding
+            _encoders[name] = getattr(core, "encode_ordinary", None) or encoding.encode_ordinary
             _failures.pop(name, None)
     finally:
         with _lock:
@@ -301,6 +307,7 @@ def clear_encoding_cache() -> None:
     """Forget loaded encodings and remembered failures (tests; after fixing a cache dir)."""
     with _lock:
         _encodings.clear()
+        _encoders.clear()
         _failures.clear()
         _plans.clear()
 
@@ -435,10 +442,20 @@ def estimate_tokens(
         # Hot path: names already planned (so already validated), vocabulary loaded, text
         # short enough for one piece. The same count and fields as the general path below.
         plan = _plans.get((model, provider))
-        if plan is not None and len(text) <= CHUNK_CHARS:
-            encoding = _encodings.get(plan.encoding)
-            if encoding is not None:
-                return _single_piece(model, plan, encoding, text)
+        if plan is not None:
+            if len(text) < _BUFFER_MIN_CHARS:
+                encode = _encoders.get(plan.encoding)
+                if encode is not None:
+                    try:
+                        count = len(encode(text))
+                    except UnicodeEncodeError:
+                        pass  # lone surrogates: tiktoken's own wrapper repairs them, below
+                    else:
+                        return _single_piece(model, plan, count, text)
+            elif len(text) <= CHUNK_CHARS:
+                encoding = _encodings.get(plan.encoding)
+                if encoding is not None:
+                    return _single_piece(model, plan, ordinary_count(encoding, text), text)
     if not isinstance(model, str) or not model.strip():
         raise InvalidInputError("model must be a non-empty string")
     if provider is not None and not isinstance(provider, str):
@@ -459,9 +476,9 @@ def estimate_tokens(
     return _estimate(model, plan, encoding, failure, tally)
 
 
-def _single_piece(model: str, plan: _Plan, encoding: Any, text: str) -> TokenEstimate:
-    """What :func:`_estimate` makes of one text counted whole with a loaded encoding."""
-    count = ordinary_count(encoding, text)
+def _single_piece(model: str, plan: _Plan, count: int, text: str) -> TokenEstimate:
+    """What :func:`_estimate` makes of one text counted whole (``count`` tokens) with a loaded
+    encoding."""
     if plan.ratio != 1:
         count = int((Decimal(count) * plan.ratio).to_integral_value(rounding=ROUND_CEILING))
     return _token_estimate(

@@ -1,0 +1,73 @@
+"""SQLite keeps idempotency keys in a ``WITHOUT ROWID`` table; migrating keeps every key."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from ledger_helpers import T0, D, usage
+
+from smartspace_budget.errors import IdempotencyConflictError
+from smartspace_budget.ledger import Ledger, create_engine
+from smartspace_budget.ledger.migrate import alembic_config, upgrade
+
+
+def _idempotency_sql(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ledger_idempotency'"
+        ).fetchone()
+    finally:
+        conn.close()
+    return str(row[0])
+
+
+async def _downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    config = alembic_config()
+    engine = create_engine(url)
+
+    def run(connection: object) -> None:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+    finally:
+        await engine.dispose()
+
+
+async def test_keys_written_before_the_migration_still_replay(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade(url, "ledger_0004")
+    assert "WITHOUT ROWID" not in _idempotency_sql(path)
+    async with Ledger(create_engine(url), owns_engine=True) as ledger:
+        deposit = await ledger.deposit("kim", "p", D("5"), idempotency_key="d", now=T0)
+        spent = await ledger.record_usage("kim", "p", usage("1.5"), idempotency_key="u", now=T0)
+
+    await upgrade(url)
+    assert _idempotency_sql(path).rstrip().endswith("WITHOUT ROWID")
+    async with await Ledger.connect(url) as ledger:
+        assert await ledger.deposit("kim", "p", D("5"), idempotency_key="d", now=T0) == deposit
+        again = await ledger.record_usage("kim", "p", usage("1.5"), idempotency_key="u", now=T0)
+        assert again == spent
+        with pytest.raises(IdempotencyConflictError):
+            await ledger.record_usage("kim", "p", usage("2"), idempotency_key="u", now=T0)
+        await ledger.record_usage("kim", "p", usage("1"), idempotency_key="u2", now=T0)
+        assert (await ledger.get_balance("kim", "p")).total_balance == D("2.5")
+        report = await ledger.check_integrity()
+        assert report.ok, str(report)
+
+    await _downgrade(url, "ledger_0004")
+    assert "WITHOUT ROWID" not in _idempotency_sql(path)
+    conn = sqlite3.connect(path)
+    try:
+        keys = conn.execute("SELECT key FROM ledger_idempotency ORDER BY key").fetchall()
+    finally:
+        conn.close()
+    assert keys == [("d",), ("u",), ("u2",)]
