@@ -5,8 +5,10 @@ as much as the expiry:
 
 - **Single flight**: when many callers ask for the same cold key at once (a burst of budget
   checks for one account), only the first one calls the backend; the others wait for its
-  answer. The fetch runs in its own task, so a caller that is cancelled does not cancel it
-  for the others.
+  answer. The first caller runs the fetch itself, in its own task: no task is made per
+  fetch (a task and its scheduling cost 20-30 µs, more than an in-process read). If that
+  caller is cancelled, its fetch ends with it and the callers waiting on it fetch again
+  (one of them leads), so a cancellation never fails anyone else.
 - **Failures are not cached**: a fetch that raises is forgotten, so the next caller tries
   again instead of reading a stored error (or worse, a made-up value).
 
@@ -46,9 +48,13 @@ class _Entry(Generic[V]):
 
 @dataclass
 class _Flight(Generic[V]):
-    task: asyncio.Task[V]
+    answer: asyncio.Future[V]
     loop: asyncio.AbstractEventLoop
     detached: bool = False
+
+
+class _LeaderGone(Exception):
+    """The caller running a fetch was cancelled (or interrupted): its waiters fetch again."""
 
 
 class TTLCache(Generic[V]):
@@ -103,41 +109,47 @@ class TTLCache(Generic[V]):
             del self._entries[key]
         self.stats.misses += 1
         loop = asyncio.get_running_loop()
-        flight = self._flights.get(key)
-        if flight is None or flight.loop is not loop:
-            flight = self._start(key, fetch, loop, self.ttl if ttl is None else ttl)
-        # shield: a cancelled caller must not cancel the fetch the other callers wait for.
-        return await asyncio.shield(flight.task)
+        while True:
+            flight = self._flights.get(key)
+            if flight is None or flight.loop is not loop:
+                return await self._lead(key, fetch, loop, self.ttl if ttl is None else ttl)
+            try:
+                # shield: a cancelled waiter must not cancel the answer the others wait for.
+                return await asyncio.shield(flight.answer)
+            except _LeaderGone:
+                continue  # the fetch died with its caller: fetch again, or join who does
 
-    def _start(
+    async def _lead(
         self,
         key: str,
         fetch: Callable[[], Awaitable[V]],
         loop: asyncio.AbstractEventLoop,
         ttl: float,
-    ) -> _Flight[V]:
-        async def run() -> V:
-            return await fetch()
-
-        self.stats.fetches += 1
-        task = loop.create_task(run(), name=f"cache-fetch:{key}")
-        flight = _Flight(task=task, loop=loop)
+    ) -> V:
+        flight: _Flight[V] = _Flight(answer=loop.create_future(), loop=loop)
         self._flights[key] = flight
-
-        def done(finished: asyncio.Task[V]) -> None:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-            if finished.cancelled():
-                return
-            if finished.exception() is not None:
+        self.stats.fetches += 1
+        try:
+            value = await fetch()
+        except BaseException as exc:
+            self._land(key, flight)
+            if isinstance(exc, Exception):
                 self.stats.failures += 1
-                return
-            # A detached fetch was invalidated while running: its answer may predate a write.
-            if not flight.detached and ttl > 0:
-                self._store(key, finished.result(), ttl)
+                flight.answer.set_exception(exc)
+            else:  # cancelled or interrupted: not the backend's answer
+                flight.answer.set_exception(_LeaderGone())
+            flight.answer.exception()  # retrieved: there may be no waiter to read it
+            raise
+        self._land(key, flight)
+        # A detached fetch was invalidated while running: its answer may predate a write.
+        if not flight.detached and ttl > 0:
+            self._store(key, value, ttl)
+        flight.answer.set_result(value)
+        return value
 
-        task.add_done_callback(done)
-        return flight
+    def _land(self, key: str, flight: _Flight[V]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
 
     def _store(self, key: str, value: V, ttl: float) -> None:
         now = self._clock()
