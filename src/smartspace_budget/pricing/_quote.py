@@ -91,9 +91,11 @@ class Quote:
     """A token price in USDC ready for :meth:`estimate` (see the module docstring).
 
     ``input_rate`` and ``output_rate`` are per token in units of ``1 / divisor`` nano-USDC.
-    ``tier_start`` is the input size from which a long-context tier applies (the general
-    path prices those). ``fields`` holds the estimate's fields that do not depend on the
-    request: copying it is cheaper than writing all seventeen fields per estimate.
+    ``max_input`` and ``max_output`` are the context limits, ``MAX_TOKENS`` where the model
+    has none (no valid count is above it). ``tier_start`` is the input size from which a
+    long-context tier applies (the general path prices those). ``fields`` holds the
+    estimate's fields that do not depend on the request: copying it is cheaper than writing
+    all seventeen fields per estimate.
     """
 
     key: str
@@ -102,8 +104,8 @@ class Quote:
     input_rate: int
     output_rate: int
     divisor: int
-    max_input: int | None
-    max_output: int | None
+    max_input: int
+    max_output: int
     tier_start: int
     fields: dict[str, object]
 
@@ -130,18 +132,23 @@ class Quote:
         remainder += remainder
         if remainder > fee.denominator or (remainder == fee.denominator and platform_fee & 1):
             platform_fee += 1
+        to_nano, nano = _to_nano, _NANO
         fields = self.fields.copy()
         fields["input_tokens"] = input_tokens
         fields["output_tokens"] = output_tokens
-        fields["input_cost"] = _to_nano(input_nano, _NANO)
-        fields["output_cost"] = _to_nano(output_nano, _NANO)
-        fields["base_cost"] = _to_nano(base, _NANO)
+        fields["input_cost"] = to_nano(input_nano, nano)
+        fields["output_cost"] = to_nano(output_nano, nano)
+        fields["base_cost"] = to_nano(base, nano)
         fields["platform_fee_percent"] = fee.percent
-        fields["platform_fee"] = _to_nano(platform_fee, _NANO)
-        fields["total_cost"] = _to_nano(base + platform_fee, _NANO)
+        fields["platform_fee"] = to_nano(platform_fee, nano)
+        fields["total_cost"] = to_nano(base + platform_fee, nano)
         fields["input_token_estimate"] = token_estimate
         fields["estimated_at"] = datetime.now(UTC)
         return _cost_estimate(fields)
+
+
+def _limit(tokens: int | None) -> int:
+    return MAX_TOKENS if tokens is None else tokens
 
 
 def compile_quote(key: str, pricing: PricingData) -> Quote | None:
@@ -188,8 +195,8 @@ def compile_quote(key: str, pricing: PricingData) -> Quote | None:
         input_rate=input_rate,
         output_rate=output_rate,
         divisor=divisor,
-        max_input=pricing.max_input_tokens,
-        max_output=pricing.max_output_tokens,
+        max_input=_limit(pricing.max_input_tokens),
+        max_output=_limit(pricing.max_output_tokens),
         tier_start=min(tiers, default=MAX_TOKENS + 1),
         fields=fields,
     )

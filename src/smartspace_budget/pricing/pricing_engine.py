@@ -67,6 +67,12 @@ DEFAULT_EXPECTED_OUTPUT_TOKENS = 500
 # Texts longer than this are tokenized in a worker thread, off the event loop.
 _THREAD_THRESHOLD_CHARS = 1 << 16
 
+# The hot path admits the default counts by identity: CPython's ints 0 and 1 are single
+# objects, so every int 0 or 1 passes and bools (False is not 0) do not. A value that
+# fails the test only takes the general path, which validates it.
+_ZERO = 0
+_ONE = 1
+
 
 class PricingReader(Protocol):
     """The pricing reads of the ``Backend`` protocol, all the engine needs."""
@@ -245,12 +251,9 @@ class PricingEngine:
             and seconds is None
             and characters is None
             and currency == DEFAULT_CURRENCY
-            and type(request_count) is int
-            and request_count == 1
-            and type(cached_input_tokens) is int
-            and cached_input_tokens == 0
-            and type(cache_write_tokens) is int
-            and cache_write_tokens == 0
+            and request_count is _ONE
+            and cached_input_tokens is _ZERO
+            and cache_write_tokens is _ZERO
             and type(expected_output_tokens) is int
             and 0 <= expected_output_tokens <= MAX_TOKENS
             and self._prices.peek(quote.key) is quote.pricing
@@ -269,9 +272,7 @@ class PricingEngine:
                 tokens = input_tokens
             if 0 <= tokens < quote.tier_start:
                 output = expected_output_tokens
-                if (quote.max_input is not None and tokens > quote.max_input) or (
-                    quote.max_output is not None and output > quote.max_output
-                ):
+                if tokens > quote.max_input or output > quote.max_output:
                     check_limits(quote.pricing, tokens, output)
                 return quote.estimate(fee, tokens, output, token_estimate)
         return await self._estimate_general(

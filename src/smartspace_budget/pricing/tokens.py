@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -163,6 +163,12 @@ class _Plan:
     note: str | None
     per_message: int = 3
     per_name: int = 1
+    # Whether counts are multiplied by ratio: a flag, because comparing a Decimal on every
+    # short estimate costs more than the rest of the plan's lookups.
+    scaled: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scaled", self.ratio != 1)
 
 
 _plans: dict[tuple[str, str | None], _Plan] = {}
@@ -479,7 +485,7 @@ def estimate_tokens(
 def _single_piece(model: str, plan: _Plan, count: int, text: str) -> TokenEstimate:
     """What :func:`_estimate` makes of one text counted whole (``count`` tokens) with a loaded
     encoding."""
-    if plan.ratio != 1:
+    if plan.scaled:
         count = int((Decimal(count) * plan.ratio).to_integral_value(rounding=ROUND_CEILING))
     return _token_estimate(
         {
