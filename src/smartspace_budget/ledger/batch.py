@@ -16,15 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from smartspace_budget.errors import SmartspaceBudgetError
 from smartspace_budget.ledger.buckets import utc_window, window_of
 from smartspace_budget.ledger.ops import (
     AccountKey,
+    Adjust,
+    Deposit,
     Expire,
     KeyedOp,
     Op,
+    RecordUsage,
     Refund,
     Release,
     Reserve,
@@ -34,11 +37,12 @@ from smartspace_budget.ledger.sql import ENTRY_COLUMNS, Call, Changes, SqlDialec
 from smartspace_budget.ledger.state import AccountState, HoldState, UsageTarget
 from smartspace_budget.periods import SpendingPeriod
 
-__all__ = ["Batch", "Failure", "Plan"]
+__all__ = ["Batch", "Contended", "Failure", "Plan", "decides_on_account_only"]
 
 _ENTRY_DEFAULTS: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS[1:])
 _ENTRY_DEFAULTS.update(amount_nano=0, hold_nano=0, cost_is_estimate=False)
 
+_ACCOUNT_ONLY: frozenset[type[Op]] = frozenset({RecordUsage, Deposit, Adjust})
 RollupKey = tuple[AccountKey, datetime, str, str]
 WindowKey = tuple[int, datetime, datetime]
 Plan = Generator[Call, Any, list[Any]]
@@ -53,11 +57,33 @@ class Failure:
         self.error = error
 
 
-class Batch:
-    """Rows of one transaction: loaded state, then the changes to write."""
+class Contended(Exception):
+    """An optimistic batch cannot stand: the account changed since it was read, or the batch
+    creates an account. Nothing was written; the batch is to run again under locks."""
 
-    def __init__(self, sql: SqlDialect) -> None:
+
+def decides_on_account_only(op: Op) -> bool:
+    """Whether ``op``'s outcome depends on nothing but its account row and its own
+    idempotency key: then a read without locks, and a write that checks the account still
+    holds what was read, decide it exactly as a locked transaction would."""
+    kind = type(op)
+    if kind is Refund:
+        return cast(Refund, op).usage_entry_id is None
+    return kind in _ACCOUNT_ONLY
+
+
+class Batch:
+    """Rows of one transaction: loaded state, then the changes to write.
+
+    An ``optimistic`` batch (one operation for which :func:`decides_on_account_only`) reads
+    without locks and writes with :meth:`SqlDialect.write_checked`, a statement that commits
+    on its own: two round trips instead of BEGIN, lock, write and COMMIT. If the account
+    changed in between, the write stores nothing and :class:`Contended` is raised.
+    """
+
+    def __init__(self, sql: SqlDialect, *, optimistic: bool = False) -> None:
         self.sql = sql
+        self.optimistic = optimistic
         self.accounts: dict[AccountKey, AccountState] = {}
         self.by_row: dict[int, AccountState] = {}
         self.new_accounts: list[AccountState] = []
@@ -120,7 +146,11 @@ class Batch:
                 row_ids.add(account_id)
         if keys or row_ids or hold_ids:
             rows = yield self.sql.lock_accounts(
-                sorted(keys), sorted(row_ids), sorted(hold_ids), sorted(idem_keys)
+                sorted(keys),
+                sorted(row_ids),
+                sorted(hold_ids),
+                sorted(idem_keys),
+                lock=not self.optimistic,
             )
             self._read_accounts(rows)
         if hold_ids or (overdue_at is not None and self.by_row):
@@ -235,6 +265,8 @@ class Batch:
     # -- writing ---------------------------------------------------------------------------
 
     def _flush(self) -> Generator[Call, Any, None]:
+        if self.optimistic and self.new_accounts:
+            raise Contended("a new account is created under locks")
         for state in self.new_accounts:
             state.row_id = yield self.sql.insert_account(state.insert_values())
             state.new = False
@@ -258,4 +290,12 @@ class Batch:
                 for (key, bucket, provider, model), delta in deltas.items()
             )
         changes.idempotency = [(account.row_id, *row) for account, row in self.idem_rows]
-        yield from self.sql.write(changes)
+        if not self.optimistic:
+            yield from self.sql.write(changes)
+            return
+        if not changes.accounts:
+            return  # a replay or a refusal: nothing to write
+        (account,) = (state for state in self.accounts.values() if state.dirty)
+        call = self.sql.write_checked(changes, account.loaded)
+        if call is None or (yield call) != 1:
+            raise Contended(f"account {account.row_id} changed since it was read")

@@ -73,6 +73,8 @@ class WriteDriver(Protocol):
 
     async def run(self, make_plan: Callable[[], Plan]) -> list[Any]: ...
 
+    async def run_unlocked(self, make_plan: Callable[[], Plan]) -> list[Any]: ...
+
     async def close(self) -> None: ...
 
 
@@ -147,20 +149,32 @@ class PostgresDriver:
         conn = await self._connection()
         try:
             async with conn.transaction():
-                plan = make_plan()
-                result: Any = None
-                while True:
-                    try:
-                        call = plan.send(result)
-                    except StopIteration as done:
-                        outcomes: list[Any] = done.value
-                        break
-                    result = await self._execute(conn, call)
-            return outcomes
+                return await self._drive(conn, make_plan())
         except BaseException:
             if conn.is_closed() or conn.is_in_transaction():
                 await self._discard()
             raise
+
+    async def run_unlocked(self, make_plan: Callable[[], Plan]) -> list[Any]:
+        """Run an optimistic plan (``Batch(optimistic=True)``) outside a transaction: its read
+        and its one checked write each commit on their own, saving BEGIN and COMMIT."""
+        conn = await self._connection()
+        try:
+            return await self._drive(conn, make_plan())
+        except BaseException:
+            if conn.is_closed() or conn.is_in_transaction():
+                await self._discard()
+            raise
+
+    async def _drive(self, conn: Any, plan: Plan) -> list[Any]:
+        result: Any = None
+        while True:
+            try:
+                call = plan.send(result)
+            except StopIteration as done:
+                outcomes: list[Any] = done.value
+                return outcomes
+            result = await self._execute(conn, call)
 
     @staticmethod
     async def _execute(conn: Any, call: Call) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "ACCOUNT_COLUMNS",
+    "ACCOUNT_STATE_COLUMNS",
     "ACCOUNT_UPDATE_COLUMNS",
     "DAILY_ROLLUP_COLUMNS",
     "ENTRY_COLUMNS",
@@ -73,6 +74,8 @@ ACCOUNT_UPDATE_COLUMNS = (
     "low_balance_threshold_nano",
     "updated_at",
 )
+ACCOUNT_STATE_COLUMNS = ACCOUNT_UPDATE_COLUMNS[1:-1]
+"""The account's values the rules read and writes change (an optimistic write checks them)."""
 HOLD_COLUMNS = (
     "reservation_id",
     "account_id",
@@ -246,9 +249,12 @@ class SqlDialect(ABC):
         row_ids: Sequence[int],
         reservation_ids: Sequence[str],
         idempotency_keys: Sequence[str],
+        *,
+        lock: bool = True,
     ) -> Call:
-        """Accounts named by key, by id, or by one of their reservations, locked in id order,
-        each with its stored results for ``idempotency_keys`` (one row per match)."""
+        """Accounts named by key, by id, or by one of their reservations, locked in id order
+        (read without a lock when ``lock`` is false), each with its stored results for
+        ``idempotency_keys`` (one row per match)."""
 
     @abstractmethod
     def load_holds(
@@ -266,6 +272,14 @@ class SqlDialect(ABC):
     @abstractmethod
     def write(self, changes: Changes) -> list[Call]:
         """The statements that store ``changes`` (after new accounts have their ids)."""
+
+    def write_checked(self, changes: Changes, expected: Sequence[int | None]) -> Call | None:
+        """One statement, committing on its own, that stores ``changes`` (one changed account
+        and rows of that account only) if the account still holds ``expected``
+        (``ACCOUNT_STATE_COLUMNS``) and stores nothing otherwise; it returns how many accounts
+        it changed (1 or 0). ``None``: this database has no such statement (SQLite's one
+        writer needs none)."""
+        return None
 
     def expire_candidates(self, at: datetime, limit: int) -> Call:
         return Call(

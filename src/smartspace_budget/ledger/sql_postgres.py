@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smartspace_budget.ledger.sql import (
+    ACCOUNT_STATE_COLUMNS,
     ACCOUNT_UPDATE_COLUMNS,
     HOLD_UPDATE_COLUMNS,
     INSERTS,
@@ -48,16 +49,18 @@ class PostgresSql(SqlDialect):
         row_ids: Sequence[int],
         reservation_ids: Sequence[str],
         idempotency_keys: Sequence[str],
+        *,
+        lock: bool = True,
     ) -> Call:
         if not row_ids and not reservation_ids:
             if len(keys) == 1 and len(idempotency_keys) <= 1:
                 # The usual batch, one write: equalities the planner serves from the indexes,
                 # instead of joining unnest-ed arrays.
                 key = idempotency_keys[0] if idempotency_keys else None
-                return Call("rows", _PG_LOCK_ONE, (*keys[0], key))
+                return Call("rows", _PG_LOCK_ONE[lock], (*keys[0], key))
             return Call(
                 "rows",
-                _PG_LOCK_BY_KEY,
+                _PG_LOCK_BY_KEY[lock],
                 (
                     [user for user, _ in keys],
                     [project for _, project in keys],
@@ -66,7 +69,7 @@ class PostgresSql(SqlDialect):
             )
         return Call(
             "rows",
-            _PG_LOCK,
+            _PG_LOCK[lock],
             (
                 [user for user, _ in keys],
                 [project for _, project in keys],
@@ -97,11 +100,7 @@ class PostgresSql(SqlDialect):
 
     def write(self, changes: Changes) -> list[Call]:
         """Every change in one statement: one round trip however large the batch."""
-        present = tuple(
-            name
-            for name in ("accounts", *(item[0] for item in INSERTS), "holds_resolved")
-            if getattr(changes, name)
-        )
+        present = _present(changes)
         if not present:
             return []
         if all(len(getattr(changes, name)) == 1 for name in present):
@@ -123,8 +122,39 @@ class PostgresSql(SqlDialect):
                 params.append(values)
         return [Call("exec", _pg_write(present), params)]
 
+    def write_checked(self, changes: Changes, expected: Sequence[int | None]) -> Call | None:
+        """See :meth:`SqlDialect.write_checked`: the account update compares the values as
+        read, and every other row is inserted only from the row that update returns."""
+        present = _present(changes)
+        if len(changes.accounts) != 1 or changes.holds_resolved:
+            raise ValueError("a checked write changes one account and adds its rows only")
+        if any(len(getattr(changes, name)) != 1 for name in present):
+            raise ValueError("a checked write stores one row per table")
+        values: list[Any] = []
+        for name in present:
+            values.extend(self.encode(_PG_COLUMNS[name], getattr(changes, name)[0]))
+        values.extend(expected)
+        return Call("scalar", _pg_write_checked(present), values)
 
-_PG_LOCK = (
+
+def _present(changes: Changes) -> tuple[str, ...]:
+    """The tables ``changes`` writes, in the order the statements write them."""
+    return tuple(
+        name
+        for name in ("accounts", *(item[0] for item in INSERTS), "holds_resolved")
+        if getattr(changes, name)
+    )
+
+
+def _lockable(sql: str) -> dict[bool, str]:
+    """A locking read (``True``) and the same read without the lock (``False``)."""
+    unlocked = sql.removesuffix(" FOR UPDATE OF a")
+    if unlocked == sql:
+        raise ValueError("not a locking read of accounts")
+    return {True: sql, False: unlocked}
+
+
+_PG_LOCK = _lockable(
     f"SELECT {SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
     "FROM ledger_accounts AS a "
     "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = ANY($5::text[]) "
@@ -136,14 +166,14 @@ _PG_LOCK = (
     "WHERE reservation_id = ANY($4::text[])) "
     "ORDER BY a.id FOR UPDATE OF a"
 )
-_PG_LOCK_BY_KEY = (
+_PG_LOCK_BY_KEY = _lockable(
     f"SELECT {SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
     "FROM ledger_accounts AS a "
     "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = ANY($3::text[]) "
     "WHERE (a.user_id, a.project_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
     "ORDER BY a.id FOR UPDATE OF a"
 )
-_PG_LOCK_ONE = (
+_PG_LOCK_ONE = _lockable(
     f"SELECT {SELECT_ACCOUNT}, i.key, i.fingerprint, i.result "
     "FROM ledger_accounts AS a "
     "LEFT JOIN ledger_idempotency AS i ON i.account_id = a.id AND i.key = $3::text "
@@ -234,6 +264,47 @@ def _pg_write_one(present: tuple[str, ...]) -> str:
                 f"VALUES ({', '.join(values)}) {suffix})"
             )
     return f"WITH {', '.join(parts)} SELECT 1"
+
+
+@functools.lru_cache(maxsize=32)
+def _pg_write_checked(present: tuple[str, ...]) -> str:
+    """Like :func:`_pg_write_one`, but the account update (first in ``present``) matches only
+    while the account holds the values after all the rows' own (``ACCOUNT_STATE_COLUMNS``),
+    and every insert takes its one row from what that update returns: all rows or none."""
+    if present[0] != "accounts" or "holds_resolved" in present:
+        raise ValueError(f"no checked write for {present}")
+    number = 0
+
+    def placeholders(columns: tuple[str, ...]) -> list[str]:
+        nonlocal number
+        first = number + 1
+        number += len(columns)
+        return [f"${index}::{_pg_type(column)}" for index, column in enumerate(columns, first)]
+
+    account = placeholders(ACCOUNT_UPDATE_COLUMNS)
+    rows = {name: placeholders(_PG_COLUMNS[name]) for name in present[1:]}
+    expected = placeholders(ACCOUNT_STATE_COLUMNS)
+    sets = ", ".join(
+        f"{column} = {value}"
+        for column, value in zip(ACCOUNT_UPDATE_COLUMNS[1:], account[1:], strict=True)
+    )
+    # IS NOT DISTINCT FROM: the limits may be NULL (unlimited), and NULL = NULL is not true.
+    unchanged = " AND ".join(
+        f"{column} IS NOT DISTINCT FROM {value}"
+        for column, value in zip(ACCOUNT_STATE_COLUMNS, expected, strict=True)
+    )
+    parts = [
+        f"w0 AS (UPDATE ledger_accounts SET {sets} WHERE id = {account[0]} AND {unchanged} "
+        "RETURNING id)"
+    ]
+    inserts = {attribute: (table, suffix) for attribute, table, _, suffix in INSERTS}
+    for index, (name, values) in enumerate(rows.items(), start=1):
+        table, suffix = inserts[name]
+        parts.append(
+            f"w{index} AS (INSERT INTO {table} ({', '.join(_PG_COLUMNS[name])}) "
+            f"SELECT {', '.join(values)} FROM w0 {suffix})"
+        )
+    return f"WITH {', '.join(parts)} SELECT count(*) FROM w0"
 
 
 def _pg_type(name: str) -> str:

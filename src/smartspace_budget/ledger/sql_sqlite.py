@@ -57,7 +57,10 @@ class SqliteSql(SqlDialect):
         row_ids: Sequence[int],
         reservation_ids: Sequence[str],
         idempotency_keys: Sequence[str],
+        *,
+        lock: bool = True,
     ) -> Call:
+        # No row locks either way: the writer's transaction holds the database's write lock.
         if not row_ids and not reservation_ids:
             if len(keys) == 1 and len(idempotency_keys) <= 1:
                 # The usual batch, one write: plain parameters, no JSON to build or parse.

@@ -71,15 +71,29 @@ class AccountState:
     updated_at: datetime
     new: bool = False
     dirty: bool = False
+    loaded: tuple[int | None, ...] = ()
 
     @property
     def key(self) -> AccountKey:
         return (self.user_id, self.project_id)
 
+    def mutable_values(self) -> tuple[int | None, ...]:
+        """Everything a write may change and a rule may read, in ``ACCOUNT_STATE_COLUMNS`` order."""
+        return (
+            self.balance,
+            self.reserved,
+            self.spent,
+            self.per_request,
+            self.daily,
+            self.monthly,
+            self.low_balance,
+        )
+
     @classmethod
     def from_values(cls, row: dict[str, Any]) -> AccountState:
-        """From a row of ``ACCOUNT_COLUMNS`` (instants already decoded)."""
-        return cls(
+        """From a row of ``ACCOUNT_COLUMNS`` (instants already decoded); ``loaded`` keeps the
+        values as read, which an optimistic write checks are still the stored ones."""
+        state = cls(
             row_id=row["id"],
             user_id=row["user_id"],
             project_id=row["project_id"],
@@ -96,6 +110,8 @@ class AccountState:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
+        state.loaded = state.mutable_values()
+        return state
 
     def insert_values(self) -> tuple[Any, ...]:
         """The row in ``ACCOUNT_COLUMNS`` order, without the id the database assigns."""

@@ -16,8 +16,12 @@ operation of the batch alone, so only the faulty one fails, with
 :class:`BackendUnavailableError`.
 
 This module is PostgreSQL's writer: several tasks, each with its own connection; they
-serialise only on the account rows they share. SQLite, with its single write lock, has one
-writer thread instead (``thread_writer.py``), with the same rules.
+serialise only on the account rows they share. A batch of one write that depends on its
+account row alone (usage, deposit, adjustment, untied refund) is first tried without a
+transaction: read, decide, then one statement that writes only if the account still holds
+what was read (see ``Batch``); otherwise it runs locked like any other batch. SQLite, with
+its single write lock, has one writer thread instead (``thread_writer.py``), with the same
+rules.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 
 from smartspace_budget.errors import BackendUnavailableError
 from smartspace_budget.ledger import apply as rules
-from smartspace_budget.ledger.batch import Batch, Failure
+from smartspace_budget.ledger.batch import Batch, Contended, Failure, decides_on_account_only
 from smartspace_budget.ledger.driver import WriteDriver, is_retryable
 from smartspace_budget.ledger.ops import Op
 from smartspace_budget.ledger.sql import SqlDialect
@@ -139,6 +143,22 @@ class GroupCommitWriter:
                     queue.task_done()
 
     async def _run(self, driver: WriteDriver, ops: Sequence[Op]) -> list[Any]:
+        if len(ops) == 1 and decides_on_account_only(ops[0]):
+            # A lone write that depends on its account row alone: read, decide, and write
+            # only if the account is unchanged (two round trips, no BEGIN or COMMIT). If it
+            # changed, or anything at all went wrong, the locked path below decides; an
+            # idempotency key already taken makes the checked write fail with nothing stored.
+            try:
+                outcomes = await driver.run_unlocked(
+                    lambda: Batch(self._sql, optimistic=True).plan(ops, rules.apply)
+                )
+            except Exception as exc:
+                if not isinstance(exc, Contended):
+                    log.debug("optimistic write failed, running it under locks: %r", exc)
+            else:
+                self.batches += 1
+                self.operations += 1
+                return outcomes
         for attempt in range(MAX_ATTEMPTS):
             try:
                 outcomes = await driver.run(lambda: Batch(self._sql).plan(ops, rules.apply))
