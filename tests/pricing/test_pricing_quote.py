@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import PrivateAttr
 
-from smartspace_budget.models import CostEstimate, PricingData, SpecModel
+from smartspace_budget.models import CostEstimate, PricingData, SpecModel, TokenEstimate
 from smartspace_budget.models.usage import MAX_TOKENS
-from smartspace_budget.pricing import PricingEngine
+from smartspace_budget.pricing import PricingEngine, tokens
 from smartspace_budget.pricing._quote import compile_fee, compile_quote
 from smartspace_budget.pricing._trusted import builder
 
@@ -187,3 +187,20 @@ def test_the_builder_refuses_models_it_cannot_build_unvalidated() -> None:
 
     with pytest.raises(TypeError, match="WithPrivate"):
         builder(WithPrivate)
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [("gpt-4o", "openai"), ("gpt-4", None), ("claude-3-opus-20240229", "anthropic")],
+)
+@pytest.mark.parametrize("text", ["", "What is machine learning?", "word " * 200])
+def test_a_planned_token_estimate_equals_the_first(
+    model: str, provider: str | None, text: str
+) -> None:
+    tokens.clear_encoding_cache()
+    first = tokens.estimate_tokens(text, model, provider)  # plans and loads: general path
+    again = tokens.estimate_tokens(text, model, provider)  # the hot path's template
+    assert again == first
+    assert again.to_json() == first.to_json()
+    assert again.model_fields_set == first.model_fields_set
+    assert TokenEstimate.model_validate(again.model_dump()) == again

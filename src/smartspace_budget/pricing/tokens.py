@@ -154,8 +154,9 @@ _OPENAI_PROVIDERS = frozenset({"openai", "azure", "azure-openai", "azure_openai"
 _token_estimate = builder(TokenEstimate)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Plan:
+    model: str
     encoding: str
     method: TokenEstimationMethod
     ratio: Decimal
@@ -163,12 +164,24 @@ class _Plan:
     note: str | None
     per_message: int = 3
     per_name: int = 1
-    # Whether counts are multiplied by ratio: a flag, because comparing a Decimal on every
-    # short estimate costs more than the rest of the plan's lookups.
-    scaled: bool = field(init=False)
+    # For the hot path of estimate_tokens, which runs on every short estimate: whether
+    # counts are multiplied by ratio (a Decimal comparison costs more than a flag), and the
+    # fields of a one-piece estimate that do not depend on the text (copying them is cheaper
+    # than writing them all).
+    scaled: bool = field(init=False, compare=False)
+    fields: dict[str, object] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scaled", self.ratio != 1)
+        fields: dict[str, object] = dict.fromkeys(TokenEstimate.model_fields)
+        fields.update(
+            model=self.model,
+            method=self.method,
+            confidence=self.confidence,
+            encoding=self.encoding,
+            note=self.note,
+        )
+        object.__setattr__(self, "fields", fields)
 
 
 _plans: dict[tuple[str, str | None], _Plan] = {}
@@ -202,6 +215,7 @@ def _make_plan(model: str, provider: str | None) -> _Plan:
         # gpt-3.5-turbo-0301 used a different chat format (cookbook): 4 per message, -1 per name.
         legacy = model.strip().lower().endswith("gpt-3.5-turbo-0301")
         return _Plan(
+            model,
             exact,
             TokenEstimationMethod.EXACT,
             Decimal(1),
@@ -219,6 +233,7 @@ def _make_plan(model: str, provider: str | None) -> _Plan:
         f"{calibration.family}: {calibration.encoding} x {calibration.ratio} ({calibration.source})"
     )
     return _Plan(
+        model,
         calibration.encoding,
         TokenEstimationMethod.CALIBRATED,
         calibration.ratio,
@@ -449,19 +464,26 @@ def estimate_tokens(
         # short enough for one piece. The same count and fields as the general path below.
         plan = _plans.get((model, provider))
         if plan is not None:
+            count = -1
             if len(text) < _BUFFER_MIN_CHARS:
                 encode = _encoders.get(plan.encoding)
                 if encode is not None:
                     try:
                         count = len(encode(text))
                     except UnicodeEncodeError:
-                        pass  # lone surrogates: tiktoken's own wrapper repairs them, below
-                    else:
-                        return _single_piece(model, plan, count, text)
+                        count = -1  # lone surrogates: tiktoken's own wrapper repairs them, below
             elif len(text) <= CHUNK_CHARS:
                 encoding = _encodings.get(plan.encoding)
                 if encoding is not None:
-                    return _single_piece(model, plan, ordinary_count(encoding, text), text)
+                    count = ordinary_count(encoding, text)
+            if count >= 0:
+                # What _estimate makes of one piece counted with a loaded encoding.
+                if plan.scaled:
+                    count = _scale(count, plan.ratio)
+                fields = plan.fields.copy()
+                fields["token_count"] = count
+                fields["character_count"] = len(text)
+                return _token_estimate(fields)
     if not isinstance(model, str) or not model.strip():
         raise InvalidInputError("model must be a non-empty string")
     if provider is not None and not isinstance(provider, str):
@@ -482,22 +504,9 @@ def estimate_tokens(
     return _estimate(model, plan, encoding, failure, tally)
 
 
-def _single_piece(model: str, plan: _Plan, count: int, text: str) -> TokenEstimate:
-    """What :func:`_estimate` makes of one text counted whole (``count`` tokens) with a loaded
-    encoding."""
-    if plan.scaled:
-        count = int((Decimal(count) * plan.ratio).to_integral_value(rounding=ROUND_CEILING))
-    return _token_estimate(
-        {
-            "model": model,
-            "token_count": count,
-            "method": plan.method,
-            "confidence": plan.confidence,
-            "character_count": len(text),
-            "encoding": plan.encoding,
-            "note": plan.note,
-        },
-    )
+def _scale(count: int, ratio: Decimal) -> int:
+    """``count`` times a calibration ratio, rounded up (estimates lean high, not low)."""
+    return int((Decimal(count) * ratio).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _load_failure(name: str, exc: Exception) -> str:
@@ -524,8 +533,8 @@ def _estimate(
     else:
         method, confidence = plan.method, plan.confidence
         count = tally.tokens
-        if plan.ratio != 1:
-            count = int((Decimal(count) * plan.ratio).to_integral_value(rounding=ROUND_CEILING))
+        if plan.scaled:
+            count = _scale(count, plan.ratio)
         if plan.note:
             notes.append(plan.note)
         if tally.rough_cuts:
