@@ -1,4 +1,5 @@
-"""SQLite keeps idempotency keys in a ``WITHOUT ROWID`` table; migrating keeps every key."""
+"""SQLite's idempotency table went ``WITHOUT ROWID`` (ledger_0005) and back to a rowid table
+(ledger_0006): every key survives each step, up and down, and replays at head."""
 
 from __future__ import annotations
 
@@ -41,17 +42,19 @@ async def _downgrade(url: str, revision: str) -> None:
         await engine.dispose()
 
 
-async def test_keys_written_before_the_migration_still_replay(tmp_path: Path) -> None:
+async def test_keys_survive_the_idempotency_table_migrations(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     url = f"sqlite+aiosqlite:///{path}"
     await upgrade(url, "ledger_0004")
-    assert "WITHOUT ROWID" not in _idempotency_sql(path)
     async with Ledger(create_engine(url), owns_engine=True) as ledger:
         deposit = await ledger.deposit("kim", "p", D("5"), idempotency_key="d", now=T0)
         spent = await ledger.record_usage("kim", "p", usage("1.5"), idempotency_key="u", now=T0)
 
-    await upgrade(url)
+    await upgrade(url, "ledger_0005")
     assert _idempotency_sql(path).rstrip().endswith("WITHOUT ROWID")
+    assert _keys(path) == ["d", "u"]
+    await upgrade(url)
+    assert "WITHOUT ROWID" not in _idempotency_sql(path)
     async with await Ledger.connect(url) as ledger:
         assert await ledger.deposit("kim", "p", D("5"), idempotency_key="d", now=T0) == deposit
         again = await ledger.record_usage("kim", "p", usage("1.5"), idempotency_key="u", now=T0)
@@ -63,11 +66,16 @@ async def test_keys_written_before_the_migration_still_replay(tmp_path: Path) ->
         report = await ledger.check_integrity()
         assert report.ok, str(report)
 
+    await _downgrade(url, "ledger_0005")
+    assert _idempotency_sql(path).rstrip().endswith("WITHOUT ROWID")
     await _downgrade(url, "ledger_0004")
     assert "WITHOUT ROWID" not in _idempotency_sql(path)
+    assert _keys(path) == ["d", "u", "u2"]
+
+
+def _keys(path: Path) -> list[str]:
     conn = sqlite3.connect(path)
     try:
-        keys = conn.execute("SELECT key FROM ledger_idempotency ORDER BY key").fetchall()
+        return [key for (key,) in conn.execute("SELECT key FROM ledger_idempotency ORDER BY key")]
     finally:
         conn.close()
-    assert keys == [("d",), ("u",), ("u2",)]

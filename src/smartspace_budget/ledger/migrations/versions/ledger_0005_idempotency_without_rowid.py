@@ -4,7 +4,7 @@ A rowid table keeps each row in one B-tree and its (account_id, key) primary key
 second one, so every keyed write changed two pages of this table. Without a rowid the row
 lives in the key's B-tree: one page per write fewer to change and log, and one B-tree fewer
 to search when a write looks its key up. PostgreSQL has no such choice; nothing changes
-there.
+there. Undone by ``ledger_0006``: group commits wrote far more pages (see there).
 
 Revision ID: ledger_0005
 Revises: ledger_0004
