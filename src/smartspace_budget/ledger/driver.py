@@ -9,9 +9,9 @@ Writes:
   a transaction on it; several drivers (one per writer task) work concurrently. It keeps its
   connection between transactions and opens a new one after a failure.
 
-Reads run one statement, or a few in one snapshot: :class:`PostgresReader` on an ``asyncpg``
-pool, ``sqlite_reader.SqliteReader`` on the calling thread's own ``sqlite3`` connection (WAL
-lets it read while the writer writes).
+Reads (:class:`SqliteReader`, :class:`PostgresReader`) run one statement, or a few in one
+snapshot, on a small pool: reader threads with their own ``sqlite3`` connections (WAL lets
+them read while the writer writes), or an ``asyncpg`` pool.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from typing import Any, Protocol
 from smartspace_budget.ledger.batch import Plan
 from smartspace_budget.ledger.engine import BUSY_TIMEOUT_MS
 from smartspace_budget.ledger.sql import Call
+from smartspace_budget.ledger.threads import ConnectionThreads
 
 __all__ = [
     "PostgresDriver",
     "PostgresReader",
     "ReadDriver",
+    "SqliteReader",
     "WriteDriver",
     "connect_sqlite",
     "is_retryable",
@@ -210,6 +212,38 @@ class ReadDriver(Protocol):
     async def fetch_all(self, statements: Sequence[Statement]) -> list[list[Any]]: ...
 
     async def close(self) -> None: ...
+
+
+class SqliteReader:
+    """Reader threads, each with its own read-only connection to the file."""
+
+    def __init__(self, path: str, threads: int = 3) -> None:
+        self._threads = ConnectionThreads(
+            threads,
+            "ledger-reader",
+            lambda: connect_sqlite(path, reader=True),
+            sqlite3.Connection.close,
+        )
+
+    @staticmethod
+    def _fetch_all(conn: sqlite3.Connection, statements: Sequence[Statement]) -> list[list[Any]]:
+        if len(statements) == 1:
+            sql, params = statements[0]
+            return [conn.execute(sql, params).fetchall()]
+        conn.execute("BEGIN")
+        try:
+            return [conn.execute(sql, params).fetchall() for sql, params in statements]
+        finally:
+            conn.execute("COMMIT")
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return (await self.fetch_all([(sql, params)]))[0]
+
+    async def fetch_all(self, statements: Sequence[Statement]) -> list[list[Any]]:
+        return await self._threads.call(self._fetch_all, statements)
+
+    async def close(self) -> None:
+        await self._threads.close()
 
 
 class PostgresReader:

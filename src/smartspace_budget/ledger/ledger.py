@@ -34,6 +34,7 @@ from smartspace_budget.ledger.driver import (
     PostgresDriver,
     PostgresReader,
     ReadDriver,
+    SqliteReader,
 )
 from smartspace_budget.ledger.engine import (
     create_engine,
@@ -69,7 +70,6 @@ from smartspace_budget.ledger.ops import (
 )
 from smartspace_budget.ledger.reads import AccountInfo, Reads
 from smartspace_budget.ledger.sql import sql_for
-from smartspace_budget.ledger.sqlite_reader import SqliteReader
 from smartspace_budget.ledger.thread_writer import ThreadWriter
 from smartspace_budget.ledger.writer import GroupCommitWriter
 from smartspace_budget.models import (
