@@ -382,7 +382,7 @@ class PricingEngine:
                 "base_cost": base,
                 "platform_fee_percent": self.platform_fee_percent,
                 "platform_fee": fee,
-                "total_cost": base + fee,
+                "total_cost": EXACT_CONTEXT.add(base, fee),
                 "currency": DEFAULT_CURRENCY,
                 "input_token_estimate": token_estimate,
                 "price_version": pricing.version,

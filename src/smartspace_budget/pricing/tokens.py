@@ -34,6 +34,7 @@ from typing import Any
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import TokenEstimate, TokenEstimationMethod
 from smartspace_budget.pricing._trusted import builder
+from smartspace_budget.pricing.cost import EXACT_CONTEXT
 
 __all__ = [
     "CALIBRATIONS",
@@ -506,7 +507,9 @@ def estimate_tokens(
 
 def _scale(count: int, ratio: Decimal) -> int:
     """``count`` times a calibration ratio, rounded up (estimates lean high, not low)."""
-    return int((Decimal(count) * ratio).to_integral_value(rounding=ROUND_CEILING))
+    # The package's own context: a caller's lowered decimal precision must not round it.
+    exact = EXACT_CONTEXT.multiply(Decimal(count), ratio)
+    return int(exact.to_integral_value(rounding=ROUND_CEILING, context=EXACT_CONTEXT))
 
 
 def _load_failure(name: str, exc: Exception) -> str:
