@@ -132,7 +132,9 @@ class SpecModel(BaseModel):
     those are dropped from output while they are ``None``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=False, validate_assignment=True, defer_build=True
+    )
 
     _optional_keys: ClassVar[frozenset[str]] = frozenset()
 
