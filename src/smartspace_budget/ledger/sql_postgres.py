@@ -231,17 +231,23 @@ def _pg_write(present: tuple[str, ...]) -> str:
     return f"WITH {', '.join(parts)} SELECT 1"
 
 
+class _Placeholders:
+    """Typed parameters ``$1::type, $2::type, ...`` numbered in the order they are asked for."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, columns: tuple[str, ...]) -> list[str]:
+        first = self.count + 1
+        self.count += len(columns)
+        return [f"${index}::{_pg_type(column)}" for index, column in enumerate(columns, first)]
+
+
 @functools.lru_cache(maxsize=128)
 def _pg_write_one(present: tuple[str, ...]) -> str:
     """Like :func:`_pg_write`, for one row per table: each value its own parameter."""
     parts = []
-    number = 0
-
-    def placeholders(columns: tuple[str, ...]) -> list[str]:
-        nonlocal number
-        first = number + 1
-        number += len(columns)
-        return [f"${index}::{_pg_type(column)}" for index, column in enumerate(columns, first)]
+    placeholders = _Placeholders()
 
     inserts = {attribute: (table, suffix) for attribute, table, _, suffix in INSERTS}
     for index, name in enumerate(present):
@@ -273,13 +279,7 @@ def _pg_write_checked(present: tuple[str, ...]) -> str:
     and every insert takes its one row from what that update returns: all rows or none."""
     if present[0] != "accounts" or "holds_resolved" in present:
         raise ValueError(f"no checked write for {present}")
-    number = 0
-
-    def placeholders(columns: tuple[str, ...]) -> list[str]:
-        nonlocal number
-        first = number + 1
-        number += len(columns)
-        return [f"${index}::{_pg_type(column)}" for index, column in enumerate(columns, first)]
+    placeholders = _Placeholders()
 
     account = placeholders(ACCOUNT_UPDATE_COLUMNS)
     rows = {name: placeholders(_PG_COLUMNS[name]) for name in present[1:]}

@@ -120,30 +120,14 @@ class AccountState:
             self.project_id,
             self.currency,
             self.timezone,
-            self.balance,
-            self.reserved,
-            self.spent,
-            self.per_request,
-            self.daily,
-            self.monthly,
-            self.low_balance,
+            *self.mutable_values(),
             self.created_at,
             self.updated_at,
         )
 
     def update_values(self) -> tuple[Any, ...]:
         """What a write changes, in ``ACCOUNT_UPDATE_COLUMNS`` order."""
-        return (
-            self.row_id,
-            self.balance,
-            self.reserved,
-            self.spent,
-            self.per_request,
-            self.daily,
-            self.monthly,
-            self.low_balance,
-            self.updated_at,
-        )
+        return (self.row_id, *self.mutable_values(), self.updated_at)
 
     def ref(self) -> AccountRef:
         return AccountRef(
