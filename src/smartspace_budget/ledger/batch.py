@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from smartspace_budget.errors import SmartspaceBudgetError
-from smartspace_budget.ledger.buckets import utc_window, window_of
+from smartspace_budget.ledger.buckets import utc_window_of
 from smartspace_budget.ledger.ops import (
     AccountKey,
     Adjust,
@@ -206,7 +206,7 @@ class Batch:
                 (state.monthly, SpendingPeriod.MONTHLY),
             ):
                 if limit:
-                    start, end = utc_window(window_of(period, op.now, state.zone))
+                    start, end = utc_window_of(period, op.now, state.zone)
                     wanted.add((state.row_id, start, end))
         return wanted
 

@@ -23,7 +23,7 @@ from smartspace_budget.errors import (
     ReservationResolvedError,
 )
 from smartspace_budget.ledger.batch import Batch
-from smartspace_budget.ledger.buckets import utc_window, window_of
+from smartspace_budget.ledger.buckets import utc_window_of
 from smartspace_budget.ledger.ids import new_id
 from smartspace_budget.ledger.ops import Expire, Release, Reserve, Settle
 from smartspace_budget.ledger.state import AccountState, HoldState, stored_result
@@ -63,7 +63,7 @@ def _pending_hold(batch: Batch, op: Settle | Release) -> tuple[HoldState, str | 
 
 
 def _spent_in(batch: Batch, account: AccountState, period: SpendingPeriod, now: datetime) -> int:
-    start, end = utc_window(window_of(period, now, account.zone))
+    start, end = utc_window_of(period, now, account.zone)
     stored = (
         0 if account.row_id is None else batch.window_spend.get((account.row_id, start, end), 0)
     )
