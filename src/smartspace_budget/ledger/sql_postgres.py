@@ -197,15 +197,10 @@ _PG_COLUMNS = {
 def _pg_write(present: tuple[str, ...]) -> str:
     """The one statement writing the tables in ``present`` (their arrays, in that order)."""
     parts = []
-    number = 0
+    placeholders = _Placeholders(array=True)
 
     def arrays(columns: tuple[str, ...]) -> str:
-        nonlocal number
-        casts = []
-        for column in columns:
-            number += 1
-            casts.append(f"${number}::{_pg_type(column)}[]")
-        return f"unnest({', '.join(casts)})"
+        return f"unnest({', '.join(placeholders(columns))})"
 
     inserts = {attribute: (table, suffix) for attribute, table, _, suffix in INSERTS}
     for index, name in enumerate(present):
@@ -232,15 +227,20 @@ def _pg_write(present: tuple[str, ...]) -> str:
 
 
 class _Placeholders:
-    """Typed parameters ``$1::type, $2::type, ...`` numbered in the order they are asked for."""
+    """Typed parameters ``$1::type, $2::type, ...`` (or ``type[]`` arrays) numbered in the
+    order they are asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, array: bool = False) -> None:
         self.count = 0
+        self._suffix = "[]" if array else ""
 
     def __call__(self, columns: tuple[str, ...]) -> list[str]:
         first = self.count + 1
         self.count += len(columns)
-        return [f"${index}::{_pg_type(column)}" for index, column in enumerate(columns, first)]
+        return [
+            f"${index}::{_pg_type(column)}{self._suffix}"
+            for index, column in enumerate(columns, first)
+        ]
 
 
 @functools.lru_cache(maxsize=128)
