@@ -66,25 +66,30 @@ def uses_daily(period: SpendingPeriod) -> bool:
 _RECENT: dict[tuple[SpendingPeriod | str, ZoneInfo], tuple[datetime, datetime, Window]] = {}
 
 
+def _remembered(
+    period: SpendingPeriod | str, instant: datetime, zone: ZoneInfo
+) -> tuple[datetime, datetime, Window]:
+    """The window of ``period`` containing ``instant`` with its UTC bounds, remembered."""
+    key = (period, zone)
+    recent = _RECENT.get(key)
+    if recent is None or instant.tzinfo is None or not recent[0] <= instant < recent[1]:
+        window = window_containing(period, instant, zone)  # a naive instant raises here
+        start, end = utc_window(window)
+        recent = _RECENT[key] = (start, end, window)
+    return recent
+
+
 def window_of(period: SpendingPeriod | str, instant: datetime, zone: ZoneInfo) -> Window:
     """The calendar window of ``period`` containing ``instant``, in ``zone``."""
-    recent = _RECENT.get((period, zone))
-    if recent is not None and instant.tzinfo is not None and recent[0] <= instant < recent[1]:
-        return recent[2]
-    window = window_containing(period, instant, zone)
-    start, end = utc_window(window)
-    _RECENT[(period, zone)] = (start, end, window)
-    return window
+    return _remembered(period, instant, zone)[2]
 
 
 def utc_window_of(
     period: SpendingPeriod | str, instant: datetime, zone: ZoneInfo
 ) -> tuple[datetime, datetime]:
     """``utc_window(window_of(...))``, without converting the remembered window again."""
-    recent = _RECENT.get((period, zone))
-    if recent is not None and instant.tzinfo is not None and recent[0] <= instant < recent[1]:
-        return recent[0], recent[1]
-    return utc_window(window_of(period, instant, zone))
+    start, end, _ = _remembered(period, instant, zone)
+    return start, end
 
 
 def utc_window(window: Window) -> tuple[datetime, datetime]:
