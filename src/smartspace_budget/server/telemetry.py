@@ -12,7 +12,6 @@ the gauge keeps the ``max_accounts`` most recently seen accounts.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import OrderedDict
 from decimal import Decimal
@@ -106,8 +105,7 @@ class ServiceMetrics:
         labels = (user_id, project_id, limit)
         if labels in self._gauges:
             self._gauges.discard(labels)
-            with contextlib.suppress(KeyError):
-                self.utilisation.remove(*labels)
+            self.utilisation.remove(*labels)
 
 
 def _ratio(spent: Decimal, cap: Decimal) -> float:
