@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-from ledger_helpers import T0, D
+from ledger_helpers import T0, D, usage
 
 from smartspace_budget.errors import BackendUnavailableError
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger import apply as rules
+from smartspace_budget.ledger.engine import sqlite_path
 from smartspace_budget.ledger.ops import Deposit, Op
+from smartspace_budget.ledger.thread_writer import CHECKPOINT_EVERY
 
 
 async def test_concurrent_writes_share_commits(ledger: Ledger) -> None:
@@ -74,3 +81,131 @@ async def test_a_lost_connection_is_replaced(ledger: Ledger, database_url: str) 
             )
     await ledger.deposit("kim", "p", D("2"), idempotency_key="d2", now=T0)
     assert (await ledger.get_balance("kim", "p")).total_balance == D("3")
+
+
+# -- SQLite: a lone write runs on the caller's thread --------------------------------------
+
+
+@pytest.fixture
+async def sqlite_ledger(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Ledger]:
+    path = tmp_path / "ledger.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    opened = await Ledger.connect(f"sqlite+aiosqlite:///{path}", migrate=False)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def _record_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The thread each operation is applied on, in order."""
+    threads: list[int] = []
+    real_apply = rules.apply
+
+    def apply(batch: object, op: Op) -> object:
+        threads.append(threading.get_ident())
+        return real_apply(batch, op)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rules, "apply", apply)
+    return threads
+
+
+async def test_a_lone_write_runs_inline_and_concurrent_ones_share_commits(
+    sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _record_threads(monkeypatch)
+    for n in range(3):
+        await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key=f"a{n}", now=T0)
+    assert threads == [threading.get_ident()] * 3
+    threads.clear()
+    before = sqlite_ledger.writer_stats
+    await asyncio.gather(
+        *(
+            sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key=f"b{n}", now=T0)
+            for n in range(32)
+        )
+    )
+    batches = sqlite_ledger.writer_stats[0] - before[0]
+    # Writers ready together are all queued: the writer thread runs them, sharing commits.
+    assert threading.get_ident() not in threads
+    assert len(threads) == 32
+    assert batches < 32
+    # Alone again, a write runs inline; replaying a key answers the same.
+    threads.clear()
+    again = await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key="b7", now=T0)
+    assert threads == [threading.get_ident()]
+    assert (await sqlite_ledger.get_balance("kim", "p")).total_balance == D("35")
+    assert again.amount == D("1")
+    report = await sqlite_ledger.check_integrity()
+    assert report.ok, str(report)
+
+
+async def test_a_lone_write_on_a_busy_database_waits_in_the_thread_not_on_the_loop(
+    sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another connection holds the write lock: the inline attempt gives up at once (no busy
+    wait on the event loop) and the writer thread waits for the lock instead."""
+    await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key="first", now=T0)
+    threads = _record_threads(monkeypatch)
+    other = sqlite3.connect(
+        sqlite_path(sqlite_ledger.engine), isolation_level=None, check_same_thread=False
+    )
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.4, other.execute, ("COMMIT",))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    ticks: list[float] = []
+    loop.call_later(0.05, lambda: ticks.append(loop.time() - start))
+    release.start()
+    try:
+        await sqlite_ledger.deposit("kim", "p", D("2"), idempotency_key="second", now=T0)
+    finally:
+        release.join()
+        other.close()
+    assert loop.time() - start >= 0.35  # it did wait for the other connection's commit
+    assert ticks  # while the loop went on running callbacks
+    assert ticks[0] < 0.3
+    assert threads
+    assert threading.get_ident() not in threads
+    assert (await sqlite_ledger.get_balance("kim", "p")).total_balance == D("3")
+
+
+async def test_a_lone_write_cancelled_before_it_runs_is_not_written(
+    sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key="first", now=T0)
+    task = asyncio.create_task(
+        sqlite_ledger.deposit("kim", "p", D("5"), idempotency_key="cancelled", now=T0)
+    )
+    await asyncio.sleep(0)  # the task runs up to its one yield before writing inline
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    threads = _record_threads(monkeypatch)
+    await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key="after", now=T0)
+    assert threads == [threading.get_ident()]  # nothing is left counted as in flight
+    assert (await sqlite_ledger.get_balance("kim", "p")).total_balance == D("2")
+
+
+def _wal_frames(path: str) -> int:
+    """How many frames the WAL file holds (its size; a checkpoint lets writes reuse it)."""
+    with sqlite3.connect(path) as conn:
+        page: int = conn.execute("PRAGMA page_size").fetchone()[0]
+    return Path(f"{path}-wal").stat().st_size // (page + 24)
+
+
+async def test_inline_commits_have_the_writer_thread_checkpoint_the_wal(
+    sqlite_ledger: Ledger,
+) -> None:
+    """Inline commits do not checkpoint (milliseconds on the event loop); the writer thread
+    does, every CHECKPOINT_EVERY of them, so the WAL stays near its usual size."""
+    path = sqlite_path(sqlite_ledger.engine)
+    event = usage("0.001")
+    for n in range(3 * CHECKPOINT_EVERY):
+        await sqlite_ledger.record_usage("kim", "p", event, idempotency_key=f"u{n}", now=T0)
+    await asyncio.sleep(0.2)  # the last checkpoint asked for runs in the writer thread
+    frames = _wal_frames(path)
+    # Without checkpoints, 3 * CHECKPOINT_EVERY usage writes leave ~9 frames each in the WAL.
+    assert frames < 1500, frames
+    report = await sqlite_ledger.check_integrity()
+    assert report.ok, str(report)

@@ -3,8 +3,8 @@
 Writes:
 
 - SQLite: :func:`run_sqlite_plan` runs a whole plan (reads, decisions, writes, commit) in the
-  writer's thread in one go (see ``thread_writer.py``): no hop to the event loop per
-  statement. ``BEGIN IMMEDIATE`` takes the write lock first.
+  writer's thread, or for a lone write in the caller's, in one go (see ``thread_writer.py``):
+  no hop to the event loop per statement. ``BEGIN IMMEDIATE`` takes the write lock first.
 - :class:`PostgresDriver` owns one ``asyncpg`` connection and runs the plan's statements in
   a transaction on it; several drivers (one per writer task) work concurrently. It keeps its
   connection between transactions and opens a new one after a failure.
