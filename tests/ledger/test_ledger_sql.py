@@ -11,8 +11,17 @@ from ledger_helpers import T0, D, usage
 from sqlalchemy import select
 
 from smartspace_budget.ledger import Ledger
+from smartspace_budget.ledger.sql import (
+    ACCOUNT_UPDATE_COLUMNS,
+    HOLD_UPDATE_COLUMNS,
+    INSERTS,
+    Changes,
+)
 from smartspace_budget.ledger.sql_sqlite import SqliteSql
+from smartspace_budget.ledger.state import entry_model
 from smartspace_budget.ledger.tables import daily_rollups, entries, rollups
+from smartspace_budget.models import EntryKind, LedgerEntry
+from smartspace_budget.money import from_nano
 
 
 def test_sqlite_instants_are_utc_text_whatever_their_zone() -> None:
@@ -33,6 +42,82 @@ def test_sqlite_instants_are_utc_text_whatever_their_zone() -> None:
         == ("2026-01-01 00:00:00.000000")
     )
     assert sql.ts(None) is None
+
+
+def test_sqlite_writes_encode_every_table_as_encode_does() -> None:
+    """The write statements' rows, encoded with per-table positions worked out once, are
+    what the general ``encode`` makes of them: instants of any zone as UTC text, None kept."""
+    sql = SqliteSql()
+    paris = datetime(2026, 3, 29, 3, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    instants = [T0, paris, None, T0 + timedelta(microseconds=7)]
+    changes = Changes()
+    tables = [
+        ("accounts", ACCOUNT_UPDATE_COLUMNS, "UPDATE ledger_accounts "),
+        *(
+            (attribute, columns, f"INSERT INTO {table} ")
+            for attribute, table, columns, _ in INSERTS
+        ),
+        ("holds_resolved", HOLD_UPDATE_COLUMNS, "UPDATE ledger_reservations "),
+    ]
+    for number, (attribute, columns, _) in enumerate(tables):
+        rows = [
+            tuple(
+                instants[(number + row + index) % len(instants)]
+                if name.endswith("_at") or name in ("bucket_start", "day_start")
+                else f"{attribute}-{row}-{index}"
+                for index, name in enumerate(columns)
+            )
+            for row in range(2)
+        ]
+        setattr(changes, attribute, rows)
+    calls = sql.write(changes)
+    assert len(calls) == len(tables)
+    for call, (attribute, columns, statement) in zip(calls, tables, strict=True):
+        expected = [sql.encode(columns, row) for row in getattr(changes, attribute)]
+        assert [tuple(params) for params in call.params] == expected
+        assert call.sql.startswith(statement)
+
+
+def test_entries_are_the_models_model_construct_and_validation_make() -> None:
+    row = {
+        "entry_id": "0190d7e2-0000-7000-8000-000000000001",
+        "kind": "usage",
+        "amount_nano": -4_200_000,
+        "hold_nano": 0,
+        "balance_after_nano": 995_800_000,
+        "occurred_at": T0,
+        "provider": "openai",
+        "model": "",
+        "reservation_id": None,
+        "request_id": "req-1",
+        "reason": None,
+    }
+    built = entry_model("ivy", "p", row)
+    fields = {
+        "entry_id": row["entry_id"],
+        "user_id": "ivy",
+        "project_id": "p",
+        "kind": EntryKind.USAGE,
+        "amount": from_nano(-4_200_000),
+        "balance_after": from_nano(995_800_000),
+        "occurred_at": T0,
+        "provider": "openai",
+        "model": None,
+        "reservation_id": None,
+        "request_id": "req-1",
+        "reason": None,
+    }
+    constructed = LedgerEntry.model_construct(**fields)
+    validated = LedgerEntry.model_validate(fields)
+    assert built == constructed == validated
+    assert built.model_fields_set == constructed.model_fields_set == set(fields)
+    assert built.__pydantic_extra__ is None
+    assert built.__pydantic_private__ is None
+    assert built.model_dump_json() == constructed.model_dump_json()
+    again = entry_model("ivy", "p", row)
+    assert again.model_fields_set is not built.model_fields_set
+    again.reason = "changed"  # validated assignment still works on a built entry
+    assert built.reason is None
 
 
 async def test_one_write_and_a_batch_of_writes_read_the_same_account(ledger: Ledger) -> None:

@@ -43,6 +43,10 @@ _ENTRY_DEFAULTS: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS[1:])
 _ENTRY_DEFAULTS.update(amount_nano=0, hold_nano=0, cost_is_estimate=False)
 
 _ACCOUNT_ONLY: frozenset[type[Op]] = frozenset({RecordUsage, Deposit, Adjust})
+_ON_HOLD: frozenset[type[Op]] = frozenset({Settle, Release})
+"""Operations naming a hold by its reservation id."""
+_HOLDS_DUE: frozenset[type[Op]] = frozenset({Reserve, Settle, Release})
+"""Operations before which the account's overdue holds are expired."""
 RollupKey = tuple[AccountKey, datetime, str, str]
 WindowKey = tuple[int, datetime, datetime]
 Plan = Generator[Call, Any, list[Any]]
@@ -123,19 +127,26 @@ class Batch:
         idem_keys: set[str] = set()
         expire: Expire | None = None
         overdue_at: datetime | None = None
+        # By exact type, as ``apply`` dispatches (no operation class subclasses another): an
+        # ``isinstance`` check against these classes goes through ``ABCMeta`` (``KeyedOp``)
+        # and this loop made eight of them per operation.
         for op in ops:
+            kind = type(op)
             account = getattr(op, "account", None)
             if account is not None:
                 keys.add(account)
-            if isinstance(op, KeyedOp):
-                idem_keys.add(op.key)
-            if isinstance(op, (Settle, Release)):
-                hold_ids.add(op.reservation_id)
-            if isinstance(op, Refund) and op.usage_entry_id is not None:
-                refund_targets.add(op.usage_entry_id)
-            if isinstance(op, Expire) and (expire is None or op.now > expire.now):
-                expire = op
-            if isinstance(op, (Reserve, Settle, Release)):
+            key = getattr(op, "key", None)  # a KeyedOp's idempotency key
+            if key is not None:
+                idem_keys.add(key)
+            if kind in _ON_HOLD:
+                hold_ids.add(cast(Settle | Release, op).reservation_id)
+            if kind is Refund:
+                target = cast(Refund, op).usage_entry_id
+                if target is not None:
+                    refund_targets.add(target)
+            elif kind is Expire and (expire is None or op.now > expire.now):
+                expire = cast(Expire, op)
+            if kind in _HOLDS_DUE:
                 overdue_at = op.now if overdue_at is None else max(overdue_at, op.now)
 
         row_ids: set[int] = set()
@@ -196,7 +207,7 @@ class Batch:
         """The day and month of each reservation on an account with a positive limit."""
         wanted: set[WindowKey] = set()
         for op in ops:
-            if not isinstance(op, Reserve):
+            if type(op) is not Reserve:
                 continue
             state = self.accounts.get(op.account)
             if state is None or state.row_id is None:

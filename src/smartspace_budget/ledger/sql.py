@@ -45,6 +45,7 @@ __all__ = [
     "Changes",
     "SqlDialect",
     "sql_for",
+    "time_positions",
 ]
 
 ACCOUNT_COLUMNS = (
@@ -199,7 +200,8 @@ INSERTS = (
 
 
 @functools.cache
-def _time_positions(columns: tuple[str, ...]) -> tuple[int, ...]:
+def time_positions(columns: tuple[str, ...]) -> tuple[int, ...]:
+    """Indexes of the instants (``TIME_COLUMNS``) among ``columns``."""
     return tuple(index for index, name in enumerate(columns) if name in TIME_COLUMNS)
 
 
@@ -318,7 +320,7 @@ class SqlDialect(ABC):
         """``row`` with its instants converted for the driver."""
         if len(row) != len(columns):
             raise ValueError(f"{len(row)} values for {len(columns)} columns")
-        times = _time_positions(columns)
+        times = time_positions(columns)
         if not times:
             return tuple(row)
         values = list(row)

@@ -23,6 +23,7 @@ from smartspace_budget.ledger.sql import (
     Call,
     Changes,
     SqlDialect,
+    time_positions,
 )
 
 __all__ = ["SqliteSql"]
@@ -103,33 +104,28 @@ class SqliteSql(SqlDialect):
 
     def write(self, changes: Changes) -> list[Call]:
         calls = []
-        if changes.accounts:
-            calls.append(
-                Call(
-                    "many",
-                    _SQLITE_UPDATE_ACCOUNTS,
-                    [self.encode(ACCOUNT_UPDATE_COLUMNS, row) for row in changes.accounts],
-                )
-            )
-        for attribute, _, columns, _ in INSERTS:
+        for attribute, sql, width, times in _SQLITE_WRITES:
             rows = getattr(changes, attribute)
             if rows:
-                calls.append(
-                    Call(
-                        "many",
-                        _SQLITEINSERTS[attribute],
-                        [self.encode(columns, row) for row in rows],
-                    )
-                )
-        if changes.holds_resolved:
-            calls.append(
-                Call(
-                    "many",
-                    _SQLITE_UPDATE_HOLDS,
-                    [self.encode(HOLD_UPDATE_COLUMNS, row) for row in changes.holds_resolved],
-                )
-            )
+                calls.append(Call("many", sql, [_encode(row, width, times) for row in rows]))
         return calls
+
+
+def _encode(row: tuple[Any, ...], width: int, times: tuple[int, ...]) -> list[Any]:
+    """``SqlDialect.encode`` with the table's width and instant positions worked out once:
+    a write encodes every row of every table it touches."""
+    if len(row) != width:
+        raise ValueError(f"{len(row)} values for {width} columns")
+    values = list(row)
+    for index in times:
+        value = values[index]
+        if value is not None:
+            values[index] = (
+                _utc_text(value)
+                if value.tzinfo is UTC
+                else value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            )
+    return values
 
 
 @functools.lru_cache(maxsize=64)
@@ -193,3 +189,13 @@ _SQLITEINSERTS = {
     f"({', '.join(f'?{index}' for index in range(1, len(columns) + 1))}) {suffix}".rstrip()
     for attribute, table, columns, suffix in INSERTS
 }
+# Statements that store a batch's changes, in the order they run: (Changes attribute, SQL,
+# columns per row, positions of the instants among them).
+_SQLITE_WRITES = tuple(
+    (attribute, sql, len(columns), time_positions(columns))
+    for attribute, sql, columns in (
+        ("accounts", _SQLITE_UPDATE_ACCOUNTS, ACCOUNT_UPDATE_COLUMNS),
+        *((attribute, _SQLITEINSERTS[attribute], columns) for attribute, _, columns, _ in INSERTS),
+        ("holds_resolved", _SQLITE_UPDATE_HOLDS, HOLD_UPDATE_COLUMNS),
+    )
+)
