@@ -10,6 +10,7 @@ from ledger_helpers import T0, D, table_snapshot, usage
 
 from smartspace_budget.errors import BudgetExceededError, IdempotencyConflictError
 from smartspace_budget.ledger import Ledger
+from smartspace_budget.ledger.ops import RecordUsage, UsageRecord
 from smartspace_budget.models import EntryKind, ReservationStatus
 
 
@@ -95,3 +96,13 @@ async def test_a_refused_request_can_be_retried_under_its_key(ledger: Ledger) ->
     await ledger.deposit("erin", "p", D("5"), idempotency_key="fund", now=T0)
     hold = await ledger.reserve("erin", "p", D("5"), idempotency_key="later", now=T0)
     assert hold.amount == D("5")
+
+
+def test_fingerprints_and_tags_are_stored_as_they_always_were() -> None:
+    """Fingerprints and tag documents are kept in the database: a retry after an upgrade must
+    compute the very same text, or its replay becomes an idempotency conflict."""
+    event = usage("0.0042", tags={"team": "\u00e9", "a": "1"}, occurred_at=T0)
+    op = RecordUsage(T0, "key-1", account=("ivy", "p"), usage=UsageRecord.from_event(event))
+    assert op.usage is not None
+    assert op.usage.tags_json == '{"a": "1", "team": "\u00e9"}'
+    assert op.fingerprint == "671437408ea76a2d5e7a023c9f6ae916d389c6bf0e502dc5dbb0075747c91c24"

@@ -183,8 +183,7 @@ class Batch:
             account_id = row[0]
             state = self.by_row.get(account_id)
             if state is None:
-                values = self.sql.decode_account(row[:width])
-                state = AccountState.from_values(values)
+                state = AccountState.from_row(row[:width], self.sql.ts_out)
                 self.accounts[state.key] = state
                 self.by_row[account_id] = state
             key, fingerprint, result = row[width:]

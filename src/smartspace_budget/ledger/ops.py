@@ -52,6 +52,10 @@ __all__ = [
 AccountKey = tuple[str, str]
 MAX_TTL_SECONDS = 86_400
 MAX_REASON_LENGTH = 1000
+# ``json.dumps`` with any non-default option builds a new encoder per call; these are the
+# same encoders, built once.
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"))
+_TAGS_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 _TOKEN_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -191,7 +195,7 @@ class UsageRecord:
             if usage.occurred_at is None
             else check_instant(usage.occurred_at, "occurred_at"),
             cost_is_estimate=bool(usage.cost_is_estimate),
-            tags_json=json.dumps(tags, sort_keys=True, ensure_ascii=False) if tags else None,
+            tags_json=_TAGS_JSON.encode(tags) if tags else None,
         )
 
     def canonical(self) -> list[Any]:
@@ -232,7 +236,7 @@ class KeyedOp(Op, ABC):
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            body = json.dumps([self.operation, *self.canonical()], separators=(",", ":"))
+            body = _CANONICAL_JSON.encode([self.operation, *self.canonical()])
             self._fingerprint = hashlib.sha256(body.encode()).hexdigest()
         return self._fingerprint
 

@@ -328,12 +328,6 @@ class SqlDialect(ABC):
             values[index] = self.ts(values[index])
         return tuple(values)
 
-    def decode_account(self, row: Sequence[Any]) -> dict[str, Any]:
-        values = dict(zip(ACCOUNT_COLUMNS, row[: len(ACCOUNT_COLUMNS)], strict=True))
-        values["created_at"] = self.ts_out(values["created_at"])
-        values["updated_at"] = self.ts_out(values["updated_at"])
-        return values
-
     def decode_hold(self, row: Sequence[Any]) -> dict[str, Any]:
         values = dict(zip(HOLD_COLUMNS, row, strict=True))
         for name in ("created_at", "expires_at", "resolved_at"):

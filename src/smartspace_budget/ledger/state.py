@@ -7,9 +7,10 @@ writes what changed at the end. Nothing here talks to the database.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -92,25 +93,42 @@ class AccountState:
         )
 
     @classmethod
-    def from_values(cls, row: dict[str, Any]) -> AccountState:
-        """From a row of ``ACCOUNT_COLUMNS`` (instants already decoded); ``loaded`` keeps the
+    def from_row(cls, row: Sequence[Any], ts_out: Callable[[Any], datetime | None]) -> AccountState:
+        """From a row of ``ACCOUNT_COLUMNS`` as the driver returns it (``ts_out`` decodes its
+        instants), read by position: every write loads its account. ``loaded`` keeps the
         values as read, which an optimistic write checks are still the stored ones."""
+        (
+            row_id,
+            user_id,
+            project_id,
+            currency,
+            timezone,
+            balance,
+            reserved,
+            spent,
+            per_request,
+            daily,
+            monthly,
+            low_balance,
+            created_at,
+            updated_at,
+        ) = row
         state = cls(
-            row_id=row["id"],
-            user_id=row["user_id"],
-            project_id=row["project_id"],
-            currency=row["currency"],
-            timezone=row["timezone"],
-            zone=ZoneInfo(row["timezone"]),
-            balance=row["balance_nano"],
-            reserved=row["reserved_nano"],
-            spent=row["spent_nano"],
-            per_request=row["per_request_limit_nano"],
-            daily=row["daily_limit_nano"],
-            monthly=row["monthly_limit_nano"],
-            low_balance=row["low_balance_threshold_nano"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
+            row_id=row_id,
+            user_id=user_id,
+            project_id=project_id,
+            currency=currency,
+            timezone=timezone,
+            zone=ZoneInfo(timezone),
+            balance=balance,
+            reserved=reserved,
+            spent=spent,
+            per_request=per_request,
+            daily=daily,
+            monthly=monthly,
+            low_balance=low_balance,
+            created_at=cast(datetime, ts_out(created_at)),
+            updated_at=cast(datetime, ts_out(updated_at)),
         )
         state.loaded = state.mutable_values()
         return state
