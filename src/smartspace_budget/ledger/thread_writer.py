@@ -128,6 +128,8 @@ class ThreadWriter:
             try:
                 # Writers of this loop that are ready to run submit theirs meanwhile; then
                 # this write is no longer alone and shares their commit through the queue.
+                # The yield also lets the loop poll its I/O: a caller writing in a loop never
+                # holds the event loop for more than one write at a time.
                 await asyncio.sleep(0)
             except BaseException:
                 self._answered(1)
