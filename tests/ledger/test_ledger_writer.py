@@ -209,3 +209,19 @@ async def test_inline_commits_have_the_writer_thread_checkpoint_the_wal(
     assert frames < 1500, frames
     report = await sqlite_ledger.check_integrity()
     assert report.ok, str(report)
+
+
+async def test_a_caller_writing_inline_in_a_loop_lets_the_event_loop_run_between_writes(
+    sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _record_threads(monkeypatch)
+    loop = asyncio.get_running_loop()
+    done: list[int] = []
+    fired: list[int] = []
+    loop.call_later(0.01, lambda: fired.append(len(done)))
+    for n in range(100):
+        await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key=f"d{n}", now=T0)
+        done.append(n)
+    assert fired  # the timer ran while the caller was still writing
+    assert fired[0] < 100
+    assert threads.count(threading.get_ident()) > 50  # and the writes did run inline
