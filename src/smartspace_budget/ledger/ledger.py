@@ -30,6 +30,7 @@ from smartspace_budget.errors import (
     InvalidInputError,
     SmartspaceBudgetError,
 )
+from smartspace_budget.ledger.buckets import utc_window_of
 from smartspace_budget.ledger.driver import (
     PostgresDriver,
     PostgresReader,
@@ -68,6 +69,7 @@ from smartspace_budget.ledger.ops import (
     policy_to_nano,
     positive_nano,
 )
+from smartspace_budget.ledger.read_memo import ReadMemo, SqliteVersion
 from smartspace_budget.ledger.reads import AccountInfo, Reads
 from smartspace_budget.ledger.sql import sql_for
 from smartspace_budget.ledger.thread_writer import ThreadWriter
@@ -88,6 +90,7 @@ from smartspace_budget.periods import SpendingPeriod, parse_period
 __all__ = ["Ledger"]
 
 T = TypeVar("T")
+A = TypeVar("A", Balance, BudgetStatus)
 
 _EXPIRE_CHUNK = 1000
 
@@ -112,14 +115,18 @@ class Ledger:
         reader: ReadDriver
         sql = sql_for(engine.dialect.name)
         self._writer: ThreadWriter | GroupCommitWriter
+        self._version: SqliteVersion | None = None
         if is_sqlite(engine):
             path = sqlite_path(engine)
             self._writer = ThreadWriter(path, sql)
             reader = SqliteReader(path)
+            self._version = SqliteVersion(path)
         else:
             dsn = postgres_dsn(engine)
             self._writer = GroupCommitWriter(lambda: PostgresDriver(dsn), sql, writers=writers or 4)
             reader = PostgresReader(dsn)
+        # Status and balance answers kept while no commit happened anywhere (SQLite only).
+        self._memo = None if self._version is None else ReadMemo(self._version)
         self._reader = reader
         self._reads = Reads(reader, sql)
         self._accounts: dict[tuple[str, str], AccountInfo] = {}
@@ -152,6 +159,8 @@ class Ledger:
         """Finish queued writes, then release the connections (if the ledger made the engine)."""
         await self._writer.close()
         await self._reader.close()
+        if self._version is not None:
+            self._version.close()
         if self._owns_engine:
             await self.engine.dispose()
 
@@ -382,11 +391,19 @@ class Ledger:
     async def get_balance(
         self, user_id: str, project_id: str, *, at: datetime | None = None
     ) -> Balance:
+        if at is None and self._memo is not None:
+            return await self._memo_read(
+                self._memo, Balance, self._reads.balance, user_id, project_id
+            )
         return await self._call(self._reads.balance, user_id, project_id, now_or(at))
 
     async def get_budget_status(
         self, user_id: str, project_id: str, *, at: datetime | None = None
     ) -> BudgetStatus:
+        if at is None and self._memo is not None:
+            return await self._memo_read(
+                self._memo, BudgetStatus, self._reads.status, user_id, project_id
+            )
         return await self._call(self._reads.status, user_id, project_id, now_or(at))
 
     async def get_spending(
@@ -466,6 +483,34 @@ class Ledger:
                 info = await self._reads.find_account(*key)
                 self._accounts[key] = info  # row id, timezone and currency never change
             return await read(info, *args)
+
+    async def _memo_read(
+        self,
+        memo: ReadMemo,
+        kind: type[A],
+        read: Callable[[AccountInfo, datetime], Awaitable[A]],
+        user_id: str,
+        project_id: str,
+    ) -> A:
+        """``read`` as of now, answered from the memo while no commit happened since the
+        remembered answer was read (see ``read_memo.py``)."""
+        now = now_or(None)
+        key = _account(user_id, project_id)
+        info = self._accounts.get(key)
+        version = memo.version()  # before the read: an answer is never older than its version
+        if info is not None:
+            remembered = memo.recall(kind, info.row_id, version, now)
+            if remembered is not None:
+                return remembered
+        answer = await self._call(read, user_id, project_id, now)
+        info = self._accounts[key]
+        # A status holds for the local day it was read in (its month contains that day).
+        start: datetime | None = None
+        end: datetime | None = None
+        if kind is BudgetStatus:
+            start, end = utc_window_of(SpendingPeriod.DAILY, now, info.zone)
+        memo.remember(info.row_id, version, answer, valid_from=start, valid_until=end)
+        return answer
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:

@@ -1,0 +1,117 @@
+"""Status and balance answers remembered while the database has provably not changed.
+
+Budget status is what every budget check fetches, and between two writes it is the same
+answer. On SQLite, ``PRAGMA data_version`` on a connection of our own tells in a few
+microseconds, on the caller's thread, whether *any* connection (this process's writer,
+another worker, the CLI) has committed since we last looked. While it has not, and the
+clock is still inside the day the answer was computed for, the remembered answer is exact:
+it is returned with ``as_of`` set to now, with no thread hop and no statement. Any commit
+anywhere forgets every remembered answer at once.
+
+The version is read *before* the statement whose answer is remembered under it, so an answer
+can only be newer than its version, never older: a commit that lands in between makes the
+next look see a new version and read again. A version that cannot be read at once (the file
+is busy, gone, or locked by a recovery) is a miss, never a guess: the read then goes the
+normal way and fails or waits there.
+
+PostgreSQL has no such free signal (any check is a round trip, which is what the read
+itself costs), so the memo is SQLite's alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar, cast
+
+from smartspace_budget.ledger.driver import connect_sqlite
+from smartspace_budget.models import Balance, BudgetStatus
+
+__all__ = ["MAX_REMEMBERED", "ReadMemo", "SqliteVersion"]
+
+MAX_REMEMBERED = 10_000
+"""Most answers remembered at once; past it the memo starts afresh (a burst of misses)."""
+
+A = TypeVar("A", Balance, BudgetStatus)
+
+# (answer type, account row id) -> (data version, valid from, valid until, answer)
+_Entry = tuple[int, datetime | None, datetime | None, Balance | BudgetStatus]
+_Key = tuple[type[Balance | BudgetStatus], int]
+
+
+class SqliteVersion:
+    """``PRAGMA data_version`` of a read-only connection of its own, opened on first use.
+
+    The connection never waits for a lock (``busy_timeout=0``): the caller's thread is an
+    event loop, which must not block. Whatever stops an immediate answer gives ``None``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one statement at a time, from any event loop
+
+    def __call__(self) -> int | None:
+        with self._lock:
+            try:
+                conn = self._conn
+                if conn is None:
+                    conn = self._conn = connect_sqlite(self._path, reader=True)
+                    conn.execute("PRAGMA busy_timeout=0")
+                row = conn.execute("PRAGMA data_version").fetchone()
+            except sqlite3.Error:
+                return None
+            return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+
+class ReadMemo:
+    """Remembered status and balance answers per account, valid for one data version."""
+
+    def __init__(self, version: Callable[[], int | None]) -> None:
+        self._read_version = version
+        self._version: int | None = None
+        self._entries: dict[_Key, _Entry] = {}
+
+    def version(self) -> int | None:
+        """The database's version now; forgets everything remembered under an older one."""
+        version = self._read_version()
+        if version != self._version:
+            self._entries.clear()
+            self._version = version
+        return version
+
+    def recall(self, kind: type[A], row_id: int, version: int | None, now: datetime) -> A | None:
+        """The answer remembered for ``version``, as of ``now``; ``None`` if there is none."""
+        if version is None:
+            return None
+        entry = self._entries.get((kind, row_id))
+        if entry is None or entry[0] != version:
+            return None
+        _, start, end, answer = entry
+        if (start is not None and now < start) or (end is not None and now >= end):
+            return None
+        return cast(A, answer.model_copy(update={"as_of": now}))
+
+    def remember(
+        self,
+        row_id: int,
+        version: int | None,
+        answer: Balance | BudgetStatus,
+        *,
+        valid_from: datetime | None = None,
+        valid_until: datetime | None = None,
+    ) -> None:
+        """Keep ``answer`` (read after ``version`` was) for the instants in the given range."""
+        if version is None or version != self._version:
+            return  # a commit was seen since: the answer may already be stale
+        if len(self._entries) >= MAX_REMEMBERED:
+            self._entries.clear()
+        self._entries[(type(answer), row_id)] = (version, valid_from, valid_until, answer)

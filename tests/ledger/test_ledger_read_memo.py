@@ -1,0 +1,259 @@
+"""Remembered status and balance answers (``ledger/read_memo.py``) are never stale.
+
+The memo answers a SQLite status or balance read without a statement while no connection has
+committed since the answer was read and the clock is still in its day. These tests write
+through this ledger, through a second ledger on the same file (another process's view), and
+move the clock over midnight, and check every answer against a fresh read.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import smartspace_budget.ledger.ledger as ledger_module
+from smartspace_budget.ledger import Ledger
+from smartspace_budget.ledger.read_memo import MAX_REMEMBERED, ReadMemo, SqliteVersion
+from smartspace_budget.models import Balance, BudgetStatus
+
+from ledger_helpers import D, usage
+
+USER, PROJECT = "memo-user", "memo-project"
+
+
+@pytest.fixture
+def sqlite_file(sqlite_template: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    return path
+
+
+@pytest.fixture
+async def pair(sqlite_file: Path) -> AsyncIterator[tuple[Ledger, Ledger]]:
+    """Two ledgers on one file: the second stands for another process writing."""
+    url = f"sqlite+aiosqlite:///{sqlite_file}"
+    first = await Ledger.connect(url, migrate=False)
+    second = await Ledger.connect(url, migrate=False)
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+def count_reads(ledger: Ledger, name: str) -> list[int]:
+    """Wrap the ledger's ``name`` read so the test sees how many statements ran."""
+    calls = [0]
+    reads: Any = ledger._reads
+    original: Callable[..., Awaitable[Any]] = getattr(reads, name)
+
+    async def counted(*args: Any) -> Any:
+        calls[0] += 1
+        return await original(*args)
+
+    setattr(reads, name, counted)
+    return calls
+
+
+def without_as_of(answer: Balance | BudgetStatus) -> dict[str, Any]:
+    return answer.model_dump(exclude={"as_of"})
+
+
+async def test_repeated_status_runs_no_statement_and_is_as_of_now(
+    pair: tuple[Ledger, Ledger],
+) -> None:
+    ledger, _ = pair
+    await ledger.deposit(USER, PROJECT, D("10"), idempotency_key="d1")
+    statements = count_reads(ledger, "status")
+    first = await ledger.get_budget_status(USER, PROJECT)
+    second = await ledger.get_budget_status(USER, PROJECT)
+    assert statements == [1]
+    assert without_as_of(second) == without_as_of(first)
+    assert first.as_of is not None and second.as_of is not None
+    assert second.as_of >= first.as_of
+
+
+async def test_own_write_is_seen_by_the_next_read(pair: tuple[Ledger, Ledger]) -> None:
+    ledger, _ = pair
+    await ledger.deposit(USER, PROJECT, D("10"), idempotency_key="d1")
+    assert (await ledger.get_budget_status(USER, PROJECT)).total_balance == D("10")
+    assert (await ledger.get_balance(USER, PROJECT)).total_balance == D("10")
+    await ledger.record_usage(USER, PROJECT, usage("2.5"), idempotency_key="u1")
+    status = await ledger.get_budget_status(USER, PROJECT)
+    balance = await ledger.get_balance(USER, PROJECT)
+    assert (status.total_balance, status.spent_today) == (D("7.5"), D("2.5"))
+    assert (balance.total_balance, balance.available_balance) == (D("7.5"), D("7.5"))
+
+
+async def test_another_connections_commit_is_seen_by_the_next_read(
+    pair: tuple[Ledger, Ledger],
+) -> None:
+    ledger, other = pair
+    await other.deposit(USER, PROJECT, D("10"), idempotency_key="d1")
+    assert (await ledger.get_budget_status(USER, PROJECT)).total_balance == D("10")
+    assert (await ledger.get_balance(USER, PROJECT)).reserved_amount == D("0")
+    await other.reserve(USER, PROJECT, D("4"), idempotency_key="r1")
+    status = await ledger.get_budget_status(USER, PROJECT)
+    balance = await ledger.get_balance(USER, PROJECT)
+    assert (status.available_balance, status.reserved_amount) == (D("6"), D("4"))
+    assert (balance.available_balance, balance.reserved_amount) == (D("6"), D("4"))
+
+
+async def test_a_remembered_status_ends_with_its_local_day(
+    pair: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger, _ = pair
+    before_midnight = datetime(2026, 3, 31, 23, 59, 30, tzinfo=UTC)
+    clock = [before_midnight]
+    real_now_or = ledger_module.now_or
+    monkeypatch.setattr(
+        ledger_module, "now_or", lambda now: clock[0] if now is None else real_now_or(now)
+    )
+    await ledger.deposit(USER, PROJECT, D("10"), idempotency_key="d1", now=before_midnight)
+    event = usage("3", occurred_at=before_midnight - timedelta(seconds=10))
+    await ledger.record_usage(USER, PROJECT, event, idempotency_key="u1", now=before_midnight)
+    status = await ledger.get_budget_status(USER, PROJECT)
+    assert (status.spent_today, status.spent_this_month) == (D("3"), D("3"))
+    assert (await ledger.get_budget_status(USER, PROJECT)).as_of == before_midnight
+
+    clock[0] = before_midnight + timedelta(minutes=1)  # April 1st: a new day and month
+    status = await ledger.get_budget_status(USER, PROJECT)
+    assert (status.spent_today, status.spent_this_month, status.spent_total) == (
+        D("0"),
+        D("0"),
+        D("3"),
+    )
+    assert status.as_of == clock[0]
+
+
+async def test_reads_at_a_given_instant_bypass_the_memo(pair: tuple[Ledger, Ledger]) -> None:
+    ledger, _ = pair
+    await ledger.deposit(USER, PROJECT, D("10"), idempotency_key="d1")
+    statements = count_reads(ledger, "status")
+    at = datetime.now(UTC)
+    await ledger.get_budget_status(USER, PROJECT, at=at)
+    await ledger.get_budget_status(USER, PROJECT, at=at)
+    assert statements == [2]
+
+
+async def test_an_unreadable_version_is_a_miss_never_a_guess(
+    pair: tuple[Ledger, Ledger],
+) -> None:
+    """When no version can be read at once, every read runs its statement."""
+    ledger, _ = pair
+    await ledger.deposit(USER, PROJECT, D("10"), idempotency_key="d1")
+    await ledger.get_budget_status(USER, PROJECT)
+    memo: Any = ledger._memo
+    memo._read_version = lambda: None
+    statements = count_reads(ledger, "status")
+    for _ in range(3):
+        assert (await ledger.get_budget_status(USER, PROJECT)).total_balance == D("10")
+    assert statements == [3]
+
+
+def test_a_file_that_is_not_a_database_gives_no_version(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    path.write_bytes(b"not a database, " * 512)
+    version = SqliteVersion(str(path))
+    assert version() is None
+    version.close()
+
+
+def test_a_missing_database_gives_no_version(tmp_path: Path) -> None:
+    version = SqliteVersion(str(tmp_path / "no-such-dir" / "ledger.sqlite3"))
+    assert version() is None
+    version.close()
+
+
+STATUS = BudgetStatus(
+    total_balance=D("1"),
+    available_balance=D("1"),
+    reserved_amount=D("0"),
+    spent_today=D("0"),
+    spent_this_month=D("0"),
+    spent_total=D("0"),
+)
+NOON = datetime(2026, 5, 5, 12, tzinfo=UTC)
+DAY = (datetime(2026, 5, 5, tzinfo=UTC), datetime(2026, 5, 6, tzinfo=UTC))
+
+
+def test_an_answer_read_across_a_commit_is_not_kept() -> None:
+    versions = iter([1, 2, 2])
+    memo = ReadMemo(lambda: next(versions))
+    seen = memo.version()  # 1, then the answer is read, then someone commits
+    assert memo.version() == 2  # another request sees the commit
+    memo.remember(7, seen, STATUS, valid_from=DAY[0], valid_until=DAY[1])
+    assert memo.recall(BudgetStatus, 7, memo.version(), NOON) is None
+
+
+def test_recall_holds_only_inside_the_window_and_for_the_kind() -> None:
+    memo = ReadMemo(lambda: 5)
+    version = memo.version()
+    memo.remember(7, version, STATUS, valid_from=DAY[0], valid_until=DAY[1])
+    assert memo.recall(BudgetStatus, 7, version, NOON) == STATUS.model_copy(
+        update={"as_of": NOON}
+    )
+    assert memo.recall(BudgetStatus, 7, version, DAY[1]) is None
+    assert memo.recall(BudgetStatus, 7, version, DAY[0] - timedelta(microseconds=1)) is None
+    assert memo.recall(Balance, 7, version, NOON) is None
+    assert memo.recall(BudgetStatus, 8, version, NOON) is None
+    assert memo.recall(BudgetStatus, 7, None, NOON) is None
+
+
+def test_the_memo_stays_bounded() -> None:
+    memo = ReadMemo(lambda: 1)
+    version = memo.version()
+    for row_id in range(MAX_REMEMBERED + 1):
+        memo.remember(row_id, version, STATUS)
+    assert memo.recall(BudgetStatus, MAX_REMEMBERED, version, NOON) is not None
+    assert memo.recall(BudgetStatus, 0, version, NOON) is None
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["deposit", "usage", "reserve", "read"]), st.booleans()),
+        min_size=1,
+        max_size=12,
+    )
+)
+async def test_every_answer_equals_a_fresh_read(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory, steps: list[Any]
+) -> None:
+    """Writes from either ledger interleaved with reads: the remembered answer of the first
+    ledger always equals a fresh statement's (a read at an explicit instant skips the memo)."""
+    path = tmp_path_factory.mktemp("memo") / "ledger.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    async with (
+        await Ledger.connect(url, migrate=False) as ledger,
+        await Ledger.connect(url, migrate=False) as other,
+    ):
+        await other.deposit(USER, PROJECT, D("100"), idempotency_key="seed")
+        for number, (step, by_other) in enumerate(steps):
+            writer = other if by_other else ledger
+            key = f"k{number}"
+            if step == "deposit":
+                await writer.deposit(USER, PROJECT, D("1.25"), idempotency_key=key)
+            elif step == "usage":
+                await writer.record_usage(USER, PROJECT, usage("0.5"), idempotency_key=key)
+            elif step == "reserve":
+                await writer.reserve(USER, PROJECT, D("0.75"), idempotency_key=key)
+            status = await ledger.get_budget_status(USER, PROJECT)
+            balance = await ledger.get_balance(USER, PROJECT)
+            assert status.as_of is not None and balance.as_of is not None
+            fresh_status = await ledger.get_budget_status(USER, PROJECT, at=status.as_of)
+            fresh_balance = await ledger.get_balance(USER, PROJECT, at=balance.as_of)
+            assert without_as_of(status) == without_as_of(fresh_status)
+            assert without_as_of(balance) == without_as_of(fresh_balance)
