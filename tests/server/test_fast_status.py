@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import httpx
@@ -14,10 +15,12 @@ from tests.backend.live import service_settings
 from tests.server.conftest import Service, account_path, make_service
 
 from smartspace_budget.errors import BackendUnavailableError
-from smartspace_budget.models import BudgetPolicy, BudgetStatus, loads
+from smartspace_budget.models import BudgetPolicy, BudgetStatus, dumps, loads
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.server.app import create_app
 from smartspace_budget.server.auth import principal
+from smartspace_budget.server.fast_status import RenderedStatus
+from smartspace_budget.server.responses import spec_shaped
 
 _AS_OF = re.compile(r'"as_of": "[^"]*"')
 
@@ -161,3 +164,44 @@ async def test_rate_limits_match_the_route(database_url: str) -> None:
         wrong = {"Authorization": "Bearer ssb_wrong"}
         codes = [await same_answer(pair, "GET", path, wrong) for _ in range(3)]
         assert codes == [401, 401, 429]  # failed attempts are limited per client address
+
+
+async def test_repeated_and_changed_status_bodies_match_the_route(pair: Pair) -> None:
+    """Bodies kept between answers (with a new ``as_of`` each time) stay byte for byte what
+    the route writes, and a write is seen by the very next answer, in both forms."""
+    t = pair.service.tenants
+    headers = {"Authorization": f"Bearer {t.a_key}"}
+    path = account_path(t.a) + "/status"
+    for round_number in range(3):
+        for form in (path, path + "?extended=true"):
+            for _ in range(3):
+                assert await same_answer(pair, "GET", form, headers) == 200
+            first = loads((await pair.fast.get(form, headers=headers)).content)
+            assert first["total_balance"] == Decimal(100) + round_number
+        await pair.service.ledger.deposit(*t.a, Decimal(1), idempotency_key=f"r{round_number}")
+
+
+def test_an_extended_body_gets_each_answers_instant() -> None:
+    rendered = RenderedStatus()
+    base = BudgetStatus(
+        total_balance=Decimal("5.5"),
+        available_balance=Decimal("5.5"),
+        reserved_amount=Decimal(0),
+        spent_today=Decimal(0),
+        spent_this_month=Decimal(0),
+        spent_total=Decimal(0),
+        currency="USDC",
+        timezone="UTC",
+    )
+    instants = [
+        datetime(2026, 11, 28, 12, 0, tzinfo=UTC),
+        datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 11, 28, 13, 0, tzinfo=timezone(timedelta(hours=2))),
+        None,
+    ]
+    for status in [base.model_copy(update={"as_of": at}) for at in instants] * 2:
+        for extended in (False, True):
+            expected = dumps(spec_shaped(status, extended)).encode()
+            assert rendered.body("u", "p", extended, status) == expected
+    changed = base.model_copy(update={"total_balance": Decimal("4.5"), "as_of": instants[0]})
+    assert rendered.body("u", "p", True, changed) == dumps(spec_shaped(changed, True)).encode()

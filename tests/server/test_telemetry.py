@@ -99,3 +99,25 @@ async def test_opentelemetry_tracing_only_when_configured(
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             assert (await client.get("/healthz")).status_code == 200
     assert bool(provider.tracer.spans) is enabled
+
+
+def test_an_unchanged_status_keeps_its_gauges_and_its_place() -> None:
+    metrics = ServiceMetrics(max_accounts=2)
+    metrics.observe_status("a", "p", status("4", None))
+    metrics.observe_status("b", "p", status("4", None))
+    metrics.observe_status("a", "p", status("4", None))  # unchanged, but read: a is recent
+    metrics.observe_status("c", "p", status("4", None))
+    users = sorted(line.split('user_id="')[1][0] for line in gauges(metrics))
+    assert users == ["a", "c"]
+    metrics.observe_status("a", "p", status("2", None))  # changed: the gauge follows
+    assert '{limit="daily",project_id="p",user_id="a"} 0.5' in gauges(metrics)
+
+
+def test_requests_are_counted_and_timed_by_route_and_status() -> None:
+    metrics = ServiceMetrics()
+    for status_code in (200, 200, 404):
+        metrics.observe_request("GET", "/x/{id}", status_code, 0.002)
+    text = generate_latest(metrics.registry).decode()
+    assert 'http_requests_total{method="GET",route="/x/{id}",status="200"} 2.0' in text
+    assert 'http_requests_total{method="GET",route="/x/{id}",status="404"} 1.0' in text
+    assert 'duration_seconds_count{method="GET",route="/x/{id}"} 3.0' in text

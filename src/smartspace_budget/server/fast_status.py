@@ -14,12 +14,18 @@ The FastAPI route stays: it documents the endpoint in OpenAPI and answers what t
 leaves alone (any other method or path, an app whose ledger is not open yet, or an
 ``extended`` value that is not a boolean, which the route refuses with its own 400).
 ``extended`` is read as the route reads it: the last occurrence, through pydantic's bool.
+
+Between two writes an account's status is the same answer (the ledger remembers it, see
+``ledger/read_memo.py``), so :class:`RenderedStatus` keeps the JSON it was written as and
+writes only what changed since: nothing, or the ``as_of`` instant at the end of an
+``extended`` body. A status that differs in any field is written afresh.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import attrgetter
 
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
@@ -27,11 +33,12 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartspace_budget.errors import SmartspaceBudgetError
+from smartspace_budget.models import BudgetStatus, dumps
 from smartspace_budget.server.auth import admit, bearer_token
 from smartspace_budget.server.context import ServiceContext, path_id
-from smartspace_budget.server.responses import DecimalJSONResponse, answer_error, spec_shaped
+from smartspace_budget.server.responses import answer_error, spec_shaped
 
-__all__ = ["STATUS_TEMPLATE", "StatusFastPath"]
+__all__ = ["STATUS_TEMPLATE", "RenderedStatus", "StatusFastPath"]
 
 STATUS_TEMPLATE = "/api/v1/budgets/user/{user_id}/project/{project_id}/status"
 # What the router's ``{user_id}`` / ``{project_id}`` (str convertor: ``[^/]+``) match.
@@ -46,7 +53,47 @@ class _RouteTemplate:
 
 
 _STATUS_ROUTE = _RouteTemplate(STATUS_TEMPLATE)
+_JSON_TYPE = (b"content-type", b"application/json")
 _BOOL = TypeAdapter(bool)
+
+
+# Everything a status body is written from but its ``as_of`` instant.
+_CONTENT = attrgetter(*(name for name in BudgetStatus.model_fields if name != "as_of"))
+_AS_OF_KEY = b', "as_of": '
+_MAX_RENDERED = 10_000
+
+
+class RenderedStatus:
+    """Status bodies as last written, per (account, ``extended``), with what they show.
+
+    An extended body ends with ``"as_of"`` (the last field); it is kept without that tail,
+    which is written anew for each answer. A body whose shape is not that (no ``as_of``, or
+    other keys after it) is kept whole and reused only for a status without ``as_of``.
+    """
+
+    def __init__(self) -> None:
+        self._bodies: dict[tuple[str, str, bool], tuple[object, bytes, bool]] = {}
+
+    def body(self, user: str, project: str, extended: bool, status: BudgetStatus) -> bytes:
+        content = _CONTENT(status)
+        key = (user, project, extended)
+        kept = self._bodies.get(key)
+        as_of = status.as_of if extended else None
+        if kept is not None and kept[0] == content:
+            _, head, timed = kept
+            if not timed and as_of is None:
+                return head
+            if timed and as_of is not None:
+                return head + _AS_OF_KEY + dumps(as_of).encode() + b"}"
+        body = dumps(spec_shaped(status, extended)).encode()  # as DecimalJSONResponse writes
+        tail = None if as_of is None else _AS_OF_KEY + dumps(as_of).encode() + b"}"
+        if len(self._bodies) >= _MAX_RENDERED:
+            self._bodies.clear()
+        if tail is not None and body.endswith(tail):
+            self._bodies[key] = (content, body[: -len(tail)], True)
+        elif tail is None:
+            self._bodies[key] = (content, body, False)
+        return body
 
 
 def _extended(query_string: bytes) -> bool | None:
@@ -71,6 +118,7 @@ class StatusFastPath:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.rendered = RenderedStatus()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -101,10 +149,13 @@ class StatusFastPath:
             caller.require_read(user, project)
             status = await context.backend.get_budget_status(user, project)
             context.metrics.observe_status(user, project, status)
-            response = DecimalJSONResponse(spec_shaped(status, extended))
+            body = self.rendered.body(user, project, extended, status)
         except SmartspaceBudgetError as exc:
             # Anything else propagates, as from a route: the server error handler answers
             # 500 and the server logs the traceback.
             await (await answer_error(Request(scope), exc))(scope, receive, send)
             return
-        await response(scope, receive, send)
+        # What DecimalJSONResponse sends, without building one per answer.
+        headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

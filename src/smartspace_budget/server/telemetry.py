@@ -23,6 +23,7 @@ from smartspace_budget.models import BudgetStatus, EntryKind, LedgerEntry
 
 __all__ = ["MetricsMiddleware", "ServiceMetrics"]
 
+_GaugeInputs = tuple[Decimal, Decimal | None, Decimal, Decimal | None]
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -68,11 +69,32 @@ class ServiceMetrics:
             ["user_id", "project_id", "limit"],
             registry=self.registry,
         )
-        self._accounts: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # Accounts with gauges, least recently read first, each with the amounts its gauges
+        # were last set from: a status read again unchanged only moves its account up.
+        self._accounts: OrderedDict[tuple[str, str], _GaugeInputs] = OrderedDict()
         self._max_accounts = max_accounts
         # Gauges currently set, so a status without limits removes nothing it never set (a
         # removal that misses raises inside prometheus_client, on every status read).
         self._gauges: set[tuple[str, str, str]] = set()
+        self._request_children: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
+
+    def observe_request(self, method: str, template: str, status: int, seconds: float) -> None:
+        """Count and time one answered request.
+
+        The labelled children are looked up once per (method, route, status): resolving
+        labels costs a lock and a validation each time, a fifth of a cached status answer.
+        """
+        key = (method, template, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.latency.labels(method, template),
+                self.requests.labels(method, template, str(status)),
+            )
+            self._request_children[key] = children
+        latency, count = children
+        latency.observe(seconds)
+        count.inc()
 
     def observe_entry(self, entry: LedgerEntry) -> None:
         """Count a ledger write; usage also adds to spend by provider/model."""
@@ -85,8 +107,17 @@ class ServiceMetrics:
     def observe_status(self, user_id: str, project_id: str, status: BudgetStatus) -> None:
         """Refresh the account's utilisation gauges from a status just read."""
         account = (user_id, project_id)
+        inputs = (
+            status.spent_today,
+            status.daily_limit,
+            status.spent_this_month,
+            status.monthly_limit,
+        )
+        if self._accounts.get(account) == inputs:
+            self._accounts.move_to_end(account)
+            return
         self._accounts.pop(account, None)
-        self._accounts[account] = None
+        self._accounts[account] = inputs
         for limit, spent, cap in (
             ("daily", status.spent_today, status.daily_limit),
             ("monthly", status.spent_this_month, status.monthly_limit),
@@ -139,6 +170,6 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.observe_request(
+                scope["method"], template, status, time.perf_counter() - started
+            )
