@@ -24,9 +24,10 @@ database's write lock sends the write to the queue (whose thread waits for the l
 usual timeout and retries) instead of blocking the event loop. Nor does it checkpoint the
 WAL, which takes milliseconds: inline commits leave ``wal_autocheckpoint`` off, and every
 ``CHECKPOINT_EVERY`` of them the writer thread is asked to run the checkpoint the default
-setting would have run after about as many usage writes (~9 pages each, 1000 pages). Without
-a loop that shows its ready callbacks (a loop other than asyncio's own), every write is
-queued, as before.
+setting would have run after about as many usage writes (~9 pages each, 1000 pages). A
+loop that does not show its ready callbacks (anything but asyncio's own; uvloop, which
+uvicorn picks when it is installed, among them) cannot be known to be idle: its writes are
+all queued, as before.
 """
 
 from __future__ import annotations
