@@ -225,3 +225,28 @@ async def test_a_caller_writing_inline_in_a_loop_lets_the_event_loop_run_between
     assert fired  # the timer ran while the caller was still writing
     assert fired[0] < 100
     assert threads.count(threading.get_ident()) > 50  # and the writes did run inline
+
+
+def test_writes_on_a_loop_that_hides_its_ready_queue_are_queued(
+    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvloop (uvicorn's loop when installed) does not show whether anything is ready to
+    run, so its loop is never blocked by an inline write: every write goes to the thread."""
+    uvloop = pytest.importorskip("uvloop")
+    path = tmp_path / "ledger.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    threads = _record_threads(monkeypatch)
+
+    async def write() -> int:
+        ledger = await Ledger.connect(f"sqlite+aiosqlite:///{path}", migrate=False)
+        try:
+            for n in range(3):
+                await ledger.deposit("kim", "p", D("1"), idempotency_key=f"d{n}", now=T0)
+            return threading.get_ident()
+        finally:
+            await ledger.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        caller = runner.run(write())
+    assert len(threads) == 3
+    assert caller not in threads
