@@ -8,6 +8,7 @@ move the clock over midnight, and check every answer against a fresh read.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -17,13 +18,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ledger_helpers import D, usage
 
 import smartspace_budget.ledger.ledger as ledger_module
+from smartspace_budget.errors import BudgetExceededError
 from smartspace_budget.ledger import Ledger
-from smartspace_budget.ledger.read_memo import MAX_REMEMBERED, ReadMemo, SqliteVersion
+from smartspace_budget.ledger.read_memo import (
+    MAX_REMEMBERED,
+    ReadMemo,
+    SqliteVersion,
+    forget_iteration_versions,
+)
 from smartspace_budget.models import Balance, BudgetStatus
-
-from ledger_helpers import D, usage
 
 USER, PROJECT = "memo-user", "memo-project"
 
@@ -76,7 +82,8 @@ async def test_repeated_status_runs_no_statement_and_is_as_of_now(
     second = await ledger.get_budget_status(USER, PROJECT)
     assert statements == [1]
     assert without_as_of(second) == without_as_of(first)
-    assert first.as_of is not None and second.as_of is not None
+    assert first.as_of is not None
+    assert second.as_of is not None
     assert second.as_of >= first.as_of
 
 
@@ -184,22 +191,22 @@ NOON = datetime(2026, 5, 5, 12, tzinfo=UTC)
 DAY = (datetime(2026, 5, 5, tzinfo=UTC), datetime(2026, 5, 6, tzinfo=UTC))
 
 
-def test_an_answer_read_across_a_commit_is_not_kept() -> None:
+async def test_an_answer_read_across_a_commit_is_not_kept() -> None:
     versions = iter([1, 2, 2])
     memo = ReadMemo(lambda: next(versions))
     seen = memo.version()  # 1, then the answer is read, then someone commits
+    await asyncio.sleep(0)  # a later iteration of the loop
     assert memo.version() == 2  # another request sees the commit
     memo.remember(7, seen, STATUS, valid_from=DAY[0], valid_until=DAY[1])
+    await asyncio.sleep(0)
     assert memo.recall(BudgetStatus, 7, memo.version(), NOON) is None
 
 
-def test_recall_holds_only_inside_the_window_and_for_the_kind() -> None:
+async def test_recall_holds_only_inside_the_window_and_for_the_kind() -> None:
     memo = ReadMemo(lambda: 5)
     version = memo.version()
     memo.remember(7, version, STATUS, valid_from=DAY[0], valid_until=DAY[1])
-    assert memo.recall(BudgetStatus, 7, version, NOON) == STATUS.model_copy(
-        update={"as_of": NOON}
-    )
+    assert memo.recall(BudgetStatus, 7, version, NOON) == STATUS.model_copy(update={"as_of": NOON})
     assert memo.recall(BudgetStatus, 7, version, DAY[1]) is None
     assert memo.recall(BudgetStatus, 7, version, DAY[0] - timedelta(microseconds=1)) is None
     assert memo.recall(Balance, 7, version, NOON) is None
@@ -207,13 +214,63 @@ def test_recall_holds_only_inside_the_window_and_for_the_kind() -> None:
     assert memo.recall(BudgetStatus, 7, None, NOON) is None
 
 
-def test_the_memo_stays_bounded() -> None:
+async def test_the_memo_stays_bounded() -> None:
     memo = ReadMemo(lambda: 1)
     version = memo.version()
     for row_id in range(MAX_REMEMBERED + 1):
         memo.remember(row_id, version, STATUS)
     assert memo.recall(BudgetStatus, MAX_REMEMBERED, version, NOON) is not None
     assert memo.recall(BudgetStatus, 0, version, NOON) is None
+
+
+async def test_the_version_is_read_once_per_loop_iteration() -> None:
+    reads: list[int] = []
+
+    def read_version() -> int:
+        reads.append(1)
+        return len(reads)
+
+    memo = ReadMemo(read_version)
+    assert [memo.version() for _ in range(3)] == [1, 1, 1]
+    await asyncio.sleep(0)
+    assert [memo.version() for _ in range(2)] == [2, 2]
+    forget_iteration_versions()  # what every write through a Ledger does when it returns
+    assert memo.version() == 3
+
+
+async def test_what_is_queued_while_the_version_is_read_reads_it_again() -> None:
+    """A write's answer can be queued by the writer thread while the loop reads the version
+    (the read releases the GIL): whatever runs it next must not get the older version."""
+    loop = asyncio.get_running_loop()
+    reads: list[int] = []
+    seen: list[int | None] = []
+
+    def read_version() -> int:
+        reads.append(1)
+        if len(reads) == 1:
+            loop.call_soon(lambda: seen.append(memo.version()))  # queued mid-read
+        return len(reads)
+
+    memo = ReadMemo(read_version)
+    assert memo.version() == 1
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert seen == [2]
+
+
+async def test_every_write_forgets_the_versions_of_the_iteration(
+    pair: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write may commit on the loop's own thread and return in the iteration in which
+    another task took the version: its caller's next read must not reuse that version."""
+    ledger, _ = pair
+    forgotten: list[int] = []
+    monkeypatch.setattr(ledger_module, "forget_iteration_versions", lambda: forgotten.append(1))
+    await ledger.deposit(USER, PROJECT, D("10"), idempotency_key="d1")
+    await ledger.record_usage(USER, PROJECT, usage("1"), idempotency_key="u1")
+    with pytest.raises(BudgetExceededError):
+        await ledger.reserve(USER, PROJECT, D("1000"), idempotency_key="r1")
+    assert forgotten == [1, 1, 1]
 
 
 @settings(
@@ -252,7 +309,8 @@ async def test_every_answer_equals_a_fresh_read(
                 await writer.reserve(USER, PROJECT, D("0.75"), idempotency_key=key)
             status = await ledger.get_budget_status(USER, PROJECT)
             balance = await ledger.get_balance(USER, PROJECT)
-            assert status.as_of is not None and balance.as_of is not None
+            assert status.as_of is not None
+            assert balance.as_of is not None
             fresh_status = await ledger.get_budget_status(USER, PROJECT, at=status.as_of)
             fresh_balance = await ledger.get_balance(USER, PROJECT, at=balance.as_of)
             assert without_as_of(status) == without_as_of(fresh_status)

@@ -69,7 +69,7 @@ from smartspace_budget.ledger.ops import (
     policy_to_nano,
     positive_nano,
 )
-from smartspace_budget.ledger.read_memo import ReadMemo, SqliteVersion
+from smartspace_budget.ledger.read_memo import ReadMemo, SqliteVersion, forget_iteration_versions
 from smartspace_budget.ledger.reads import AccountInfo, Reads
 from smartspace_budget.ledger.sql import sql_for
 from smartspace_budget.ledger.thread_writer import ThreadWriter
@@ -470,7 +470,11 @@ class Ledger:
     # -- plumbing --------------------------------------------------------------------------------
 
     async def _write(self, op: Any) -> Any:
-        return await self._writer.submit(op)
+        try:
+            return await self._writer.submit(op)
+        finally:
+            # A read after this write must see it, even in this event-loop iteration.
+            forget_iteration_versions()
 
     async def _call(
         self, read: Callable[..., Awaitable[T]], user_id: str, project_id: str, *args: Any

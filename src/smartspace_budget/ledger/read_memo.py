@@ -14,12 +14,25 @@ next look see a new version and read again. A version that cannot be read at onc
 is busy, gone, or locked by a recovery) is a miss, never a guess: the read then goes the
 normal way and fails or waits there.
 
+Under load even that look adds up (about a tenth of a cached status answer), so the version
+is read at most once per event-loop iteration and shared by every read of that iteration
+(:meth:`ReadMemo.version`). That is exact: a read running in this iteration was asked for
+by bytes (or a callback) that reached the loop before this iteration's callbacks began, so
+after whatever commit its caller had seen acknowledged; and the version, read during this
+iteration, is later still. The callback that forgets the version is queued *before* it is
+read, so anything queued after the read (the next iteration's requests, a write's answer
+from the writer thread) runs after it is forgotten. A write that commits on the event loop's
+own thread (``thread_writer.py``'s inline writes) answers without queueing anything, so
+every write through a ``Ledger`` forgets all versions of the iteration when it returns
+(:func:`forget_iteration_versions`).
+
 PostgreSQL has no such free signal (any check is a round trip, which is what the read
 itself costs), so the memo is SQLite's alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -29,12 +42,21 @@ from typing import TypeVar, cast
 from smartspace_budget.ledger.driver import connect_sqlite
 from smartspace_budget.models import Balance, BudgetStatus
 
-__all__ = ["MAX_REMEMBERED", "ReadMemo", "SqliteVersion"]
+__all__ = ["MAX_REMEMBERED", "ReadMemo", "SqliteVersion", "forget_iteration_versions"]
 
 MAX_REMEMBERED = 10_000
 """Most answers remembered at once; past it the memo starts afresh (a burst of misses)."""
 
 A = TypeVar("A", Balance, BudgetStatus)
+
+# The version each memo read in the current iteration of each event loop (see the module).
+_THIS_ITERATION: dict[tuple[asyncio.AbstractEventLoop, object], int] = {}
+
+
+def forget_iteration_versions() -> None:
+    """Make every memo read its version again: a write in this process just committed."""
+    _THIS_ITERATION.clear()
+
 
 # (answer type, account row id) -> (data version, valid from, valid until, answer)
 _Entry = tuple[int, datetime | None, datetime | None, Balance | BudgetStatus]
@@ -79,10 +101,20 @@ class ReadMemo:
         self._read_version = version
         self._version: int | None = None
         self._entries: dict[_Key, _Entry] = {}
+        self._token = object()  # this memo's part of _THIS_ITERATION
 
     def version(self) -> int | None:
-        """The database's version now; forgets everything remembered under an older one."""
-        version = self._read_version()
+        """The database's version now; forgets everything remembered under an older one.
+
+        Read at most once per iteration of the running event loop (see the module docstring).
+        """
+        key = (asyncio.get_running_loop(), self._token)
+        version = _THIS_ITERATION.get(key)
+        if version is None:
+            key[0].call_soon(_THIS_ITERATION.pop, key, None)  # queued before the read
+            version = self._read_version()
+            if version is not None:
+                _THIS_ITERATION[key] = version
         if version != self._version:
             self._entries.clear()
             self._version = version
