@@ -9,11 +9,11 @@ move the clock over midnight, and check every answer against a fresh read.
 from __future__ import annotations
 
 import asyncio
-import shutil
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +25,7 @@ from smartspace_budget.errors import BudgetExceededError
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger.read_memo import (
     MAX_REMEMBERED,
+    PostgresVersion,
     ReadMemo,
     SqliteVersion,
     forget_iteration_versions,
@@ -35,18 +36,10 @@ USER, PROJECT = "memo-user", "memo-project"
 
 
 @pytest.fixture
-def sqlite_file(sqlite_template: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "ledger.sqlite3"
-    shutil.copyfile(sqlite_template, path)
-    return path
-
-
-@pytest.fixture
-async def pair(sqlite_file: Path) -> AsyncIterator[tuple[Ledger, Ledger]]:
-    """Two ledgers on one file: the second stands for another process writing."""
-    url = f"sqlite+aiosqlite:///{sqlite_file}"
-    first = await Ledger.connect(url, migrate=False)
-    second = await Ledger.connect(url, migrate=False)
+async def pair(database_url: str) -> AsyncIterator[tuple[Ledger, Ledger]]:
+    """Two ledgers on one database: the second stands for another process writing."""
+    first = await Ledger.connect(database_url, migrate=False)
+    second = await Ledger.connect(database_url, migrate=False)
     try:
         yield first, second
     finally:
@@ -153,16 +146,32 @@ async def test_reads_at_a_given_instant_bypass_the_memo(pair: tuple[Ledger, Ledg
 async def test_an_unreadable_version_is_a_miss_never_a_guess(
     pair: tuple[Ledger, Ledger],
 ) -> None:
-    """When no version can be read at once, every read runs its statement."""
+    """When no version can be read, every read runs its statement."""
     ledger, _ = pair
     await ledger.deposit(USER, PROJECT, D("10"), idempotency_key="d1")
     await ledger.get_budget_status(USER, PROJECT)
     memo: Any = ledger._memo
-    memo._read_version = lambda: None
+
+    async def no_version() -> None:
+        return None
+
+    if memo._fetch_version is not None:
+        memo._fetch_version = no_version
+    else:
+        memo._read_version = lambda: None
     statements = count_reads(ledger, "status")
     for _ in range(3):
+        await asyncio.sleep(0)  # a new loop iteration: the version is read again
         assert (await ledger.get_budget_status(USER, PROJECT)).total_balance == D("10")
     assert statements == [3]
+
+
+async def test_a_failing_postgres_read_gives_no_version() -> None:
+    class Down:
+        async def fetch(self, sql: str, params: Any) -> list[Any]:
+            raise ConnectionRefusedError("server gone")
+
+    assert await PostgresVersion(cast(Any, Down()))() is None
 
 
 def test_a_file_that_is_not_a_database_gives_no_version(tmp_path: Path) -> None:
@@ -194,17 +203,17 @@ DAY = (datetime(2026, 5, 5, tzinfo=UTC), datetime(2026, 5, 6, tzinfo=UTC))
 async def test_an_answer_read_across_a_commit_is_not_kept() -> None:
     versions = iter([1, 2, 2])
     memo = ReadMemo(lambda: next(versions))
-    seen = memo.version()  # 1, then the answer is read, then someone commits
+    seen = await memo.version()  # 1, then the answer is read, then someone commits
     await asyncio.sleep(0)  # a later iteration of the loop
-    assert memo.version() == 2  # another request sees the commit
+    assert await memo.version() == 2  # another request sees the commit
     memo.remember(7, seen, STATUS, valid_from=DAY[0], valid_until=DAY[1])
     await asyncio.sleep(0)
-    assert memo.recall(BudgetStatus, 7, memo.version(), NOON) is None
+    assert memo.recall(BudgetStatus, 7, await memo.version(), NOON) is None
 
 
 async def test_recall_holds_only_inside_the_window_and_for_the_kind() -> None:
     memo = ReadMemo(lambda: 5)
-    version = memo.version()
+    version = await memo.version()
     memo.remember(7, version, STATUS, valid_from=DAY[0], valid_until=DAY[1])
     assert memo.recall(BudgetStatus, 7, version, NOON) == STATUS.model_copy(update={"as_of": NOON})
     assert memo.recall(BudgetStatus, 7, version, DAY[1]) is None
@@ -216,7 +225,7 @@ async def test_recall_holds_only_inside_the_window_and_for_the_kind() -> None:
 
 async def test_the_memo_stays_bounded() -> None:
     memo = ReadMemo(lambda: 1)
-    version = memo.version()
+    version = await memo.version()
     for row_id in range(MAX_REMEMBERED + 1):
         memo.remember(row_id, version, STATUS)
     assert memo.recall(BudgetStatus, MAX_REMEMBERED, version, NOON) is not None
@@ -231,11 +240,21 @@ async def test_the_version_is_read_once_per_loop_iteration() -> None:
         return len(reads)
 
     memo = ReadMemo(read_version)
-    assert [memo.version() for _ in range(3)] == [1, 1, 1]
+    assert [await memo.version() for _ in range(3)] == [1, 1, 1]
     await asyncio.sleep(0)
-    assert [memo.version() for _ in range(2)] == [2, 2]
+    assert [await memo.version() for _ in range(2)] == [2, 2]
     forget_iteration_versions()  # what every write through a Ledger does when it returns
-    assert memo.version() == 3
+    assert await memo.version() == 3
+
+
+def version_now(memo: ReadMemo) -> object:
+    """``memo.version()`` run to its end at once, as a callback would (it must not wait)."""
+    step = memo.version()
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the version of a SQLite memo is read without waiting")
 
 
 async def test_what_is_queued_while_the_version_is_read_reads_it_again() -> None:
@@ -243,19 +262,41 @@ async def test_what_is_queued_while_the_version_is_read_reads_it_again() -> None
     (the read releases the GIL): whatever runs it next must not get the older version."""
     loop = asyncio.get_running_loop()
     reads: list[int] = []
-    seen: list[int | None] = []
+    seen: list[object] = []
 
     def read_version() -> int:
         reads.append(1)
         if len(reads) == 1:
-            loop.call_soon(lambda: seen.append(memo.version()))  # queued mid-read
+            loop.call_soon(lambda: seen.append(version_now(memo)))  # queued mid-read
         return len(reads)
 
     memo = ReadMemo(read_version)
-    assert memo.version() == 1
+    assert await memo.version() == 1
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert seen == [2]
+
+
+async def test_a_fetched_version_is_shared_by_the_iteration_and_survives_a_cancel() -> None:
+    """PostgreSQL: one round trip per loop iteration, whoever of its readers gives up."""
+    fetches: list[int] = []
+    release = asyncio.Event()
+
+    async def fetch_version() -> str:
+        fetches.append(1)
+        await release.wait()
+        return f"snapshot-{len(fetches)}"
+
+    memo = ReadMemo(fetch_version=fetch_version)
+    readers = [asyncio.ensure_future(memo.version()) for _ in range(3)]
+    await asyncio.sleep(0)
+    readers[0].cancel()
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*readers[1:]) == ["snapshot-1", "snapshot-1"]
+    assert readers[0].cancelled()
+    assert fetches == [1]
+    assert await memo.version() == "snapshot-2"  # a later iteration asks the server again
 
 
 async def test_every_write_forgets_the_versions_of_the_iteration(
@@ -286,32 +327,27 @@ async def test_every_write_forgets_the_versions_of_the_iteration(
     )
 )
 async def test_every_answer_equals_a_fresh_read(
-    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory, steps: list[Any]
+    pair: tuple[Ledger, Ledger], steps: list[Any]
 ) -> None:
     """Writes from either ledger interleaved with reads: the remembered answer of the first
     ledger always equals a fresh statement's (a read at an explicit instant skips the memo)."""
-    path = tmp_path_factory.mktemp("memo") / "ledger.sqlite3"
-    shutil.copyfile(sqlite_template, path)
-    url = f"sqlite+aiosqlite:///{path}"
-    async with (
-        await Ledger.connect(url, migrate=False) as ledger,
-        await Ledger.connect(url, migrate=False) as other,
-    ):
-        await other.deposit(USER, PROJECT, D("100"), idempotency_key="seed")
-        for number, (step, by_other) in enumerate(steps):
-            writer = other if by_other else ledger
-            key = f"k{number}"
-            if step == "deposit":
-                await writer.deposit(USER, PROJECT, D("1.25"), idempotency_key=key)
-            elif step == "usage":
-                await writer.record_usage(USER, PROJECT, usage("0.5"), idempotency_key=key)
-            elif step == "reserve":
-                await writer.reserve(USER, PROJECT, D("0.75"), idempotency_key=key)
-            status = await ledger.get_budget_status(USER, PROJECT)
-            balance = await ledger.get_balance(USER, PROJECT)
-            assert status.as_of is not None
-            assert balance.as_of is not None
-            fresh_status = await ledger.get_budget_status(USER, PROJECT, at=status.as_of)
-            fresh_balance = await ledger.get_balance(USER, PROJECT, at=balance.as_of)
-            assert without_as_of(status) == without_as_of(fresh_status)
-            assert without_as_of(balance) == without_as_of(fresh_balance)
+    ledger, other = pair
+    user = f"memo-{uuid.uuid4().hex}"  # a fresh account for each example
+    await other.deposit(user, PROJECT, D("100"), idempotency_key=f"{user}-seed")
+    for number, (step, by_other) in enumerate(steps):
+        writer = other if by_other else ledger
+        key = f"{user}-{number}"
+        if step == "deposit":
+            await writer.deposit(user, PROJECT, D("1.25"), idempotency_key=key)
+        elif step == "usage":
+            await writer.record_usage(user, PROJECT, usage("0.5"), idempotency_key=key)
+        elif step == "reserve":
+            await writer.reserve(user, PROJECT, D("0.75"), idempotency_key=key)
+        status = await ledger.get_budget_status(user, PROJECT)
+        balance = await ledger.get_balance(user, PROJECT)
+        assert status.as_of is not None
+        assert balance.as_of is not None
+        fresh_status = await ledger.get_budget_status(user, PROJECT, at=status.as_of)
+        fresh_balance = await ledger.get_balance(user, PROJECT, at=balance.as_of)
+        assert without_as_of(status) == without_as_of(fresh_status)
+        assert without_as_of(balance) == without_as_of(fresh_balance)

@@ -69,7 +69,12 @@ from smartspace_budget.ledger.ops import (
     policy_to_nano,
     positive_nano,
 )
-from smartspace_budget.ledger.read_memo import ReadMemo, SqliteVersion, forget_iteration_versions
+from smartspace_budget.ledger.read_memo import (
+    PostgresVersion,
+    ReadMemo,
+    SqliteVersion,
+    forget_iteration_versions,
+)
 from smartspace_budget.ledger.reads import AccountInfo, Reads
 from smartspace_budget.ledger.sql import sql_for
 from smartspace_budget.ledger.thread_writer import ThreadWriter
@@ -125,8 +130,12 @@ class Ledger:
             dsn = postgres_dsn(engine)
             self._writer = GroupCommitWriter(lambda: PostgresDriver(dsn), sql, writers=writers or 4)
             reader = PostgresReader(dsn)
-        # Status and balance answers kept while no commit happened anywhere (SQLite only).
-        self._memo = None if self._version is None else ReadMemo(self._version)
+        # Status and balance answers kept while no commit happened anywhere (read_memo.py).
+        self._memo = (
+            ReadMemo(fetch_version=PostgresVersion(reader))
+            if self._version is None
+            else ReadMemo(self._version)
+        )
         self._reader = reader
         self._reads = Reads(reader, sql)
         self._accounts: dict[tuple[str, str], AccountInfo] = {}
@@ -391,19 +400,15 @@ class Ledger:
     async def get_balance(
         self, user_id: str, project_id: str, *, at: datetime | None = None
     ) -> Balance:
-        if at is None and self._memo is not None:
-            return await self._memo_read(
-                self._memo, Balance, self._reads.balance, user_id, project_id
-            )
+        if at is None:
+            return await self._memo_read(Balance, self._reads.balance, user_id, project_id)
         return await self._call(self._reads.balance, user_id, project_id, now_or(at))
 
     async def get_budget_status(
         self, user_id: str, project_id: str, *, at: datetime | None = None
     ) -> BudgetStatus:
-        if at is None and self._memo is not None:
-            return await self._memo_read(
-                self._memo, BudgetStatus, self._reads.status, user_id, project_id
-            )
+        if at is None:
+            return await self._memo_read(BudgetStatus, self._reads.status, user_id, project_id)
         return await self._call(self._reads.status, user_id, project_id, now_or(at))
 
     async def get_spending(
@@ -490,7 +495,6 @@ class Ledger:
 
     async def _memo_read(
         self,
-        memo: ReadMemo,
         kind: type[A],
         read: Callable[[AccountInfo, datetime], Awaitable[A]],
         user_id: str,
@@ -501,7 +505,8 @@ class Ledger:
         now = now_or(None)
         key = _account(user_id, project_id)
         info = self._accounts.get(key)
-        version = memo.version()  # before the read: an answer is never older than its version
+        memo = self._memo
+        version = await memo.version()  # before the read: never older than its answer
         if info is not None:
             remembered = memo.recall(kind, info.row_id, version, now)
             if remembered is not None:

@@ -26,8 +26,13 @@ own thread (``thread_writer.py``'s inline writes) answers without queueing anyth
 every write through a ``Ledger`` forgets all versions of the iteration when it returns
 (:func:`forget_iteration_versions`).
 
-PostgreSQL has no such free signal (any check is a round trip, which is what the read
-itself costs), so the memo is SQLite's alone.
+On PostgreSQL the version is the server's snapshot (``pg_current_snapshot()``: the next
+transaction id and those in progress), which any commit anywhere on the server changes.
+Reading it is a round trip, as a status read is; but one round trip per loop iteration
+answers every status and balance read of that iteration, which under load are many. The
+iteration's first read starts the query in a task and the others of the same iteration
+await it; the query runs after all of them were asked for, so the argument above holds.
+A read that finds nothing remembered then costs two round trips instead of one.
 """
 
 from __future__ import annotations
@@ -35,22 +40,32 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Hashable
 from datetime import datetime
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
-from smartspace_budget.ledger.driver import connect_sqlite
+from smartspace_budget.ledger.driver import ReadDriver, connect_sqlite
 from smartspace_budget.models import Balance, BudgetStatus
 
-__all__ = ["MAX_REMEMBERED", "ReadMemo", "SqliteVersion", "forget_iteration_versions"]
+__all__ = [
+    "MAX_REMEMBERED",
+    "PostgresVersion",
+    "ReadMemo",
+    "SqliteVersion",
+    "forget_iteration_versions",
+]
 
 MAX_REMEMBERED = 10_000
 """Most answers remembered at once; past it the memo starts afresh (a burst of misses)."""
 
 A = TypeVar("A", Balance, BudgetStatus)
 
-# The version each memo read in the current iteration of each event loop (see the module).
-_THIS_ITERATION: dict[tuple[asyncio.AbstractEventLoop, object], int] = {}
+Version = Hashable
+"""What tells two states of the database apart: equal versions, no commit in between."""
+
+# The version each memo read in the current iteration of each event loop (see the module),
+# or the task reading it (PostgreSQL).
+_THIS_ITERATION: dict[tuple[asyncio.AbstractEventLoop, object], object] = {}
 
 
 def forget_iteration_versions() -> None:
@@ -59,7 +74,7 @@ def forget_iteration_versions() -> None:
 
 
 # (answer type, account row id) -> (data version, valid from, valid until, answer)
-_Entry = tuple[int, datetime | None, datetime | None, Balance | BudgetStatus]
+_Entry = tuple[Version, datetime | None, datetime | None, Balance | BudgetStatus]
 _Key = tuple[type[Balance | BudgetStatus], int]
 
 
@@ -94,33 +109,70 @@ class SqliteVersion:
                 conn.close()
 
 
-class ReadMemo:
-    """Remembered status and balance answers per account, valid for one data version."""
+class PostgresVersion:
+    """The server's current snapshot, as text; ``None`` when it cannot be read."""
 
-    def __init__(self, version: Callable[[], int | None]) -> None:
+    def __init__(self, reader: ReadDriver) -> None:
+        self._reader = reader
+
+    async def __call__(self) -> str | None:
+        try:
+            rows = await self._reader.fetch("SELECT pg_current_snapshot()::text", ())
+        except Exception:  # the status read that follows reports the failure
+            return None
+        return str(rows[0][0])
+
+
+class ReadMemo:
+    """Remembered status and balance answers per account, valid for one data version.
+
+    ``version`` reads the database's version at once (SQLite); ``fetch_version`` reads it
+    with a round trip (PostgreSQL). Give one of them.
+    """
+
+    def __init__(
+        self,
+        version: Callable[[], Version | None] | None = None,
+        *,
+        fetch_version: Callable[[], Coroutine[Any, Any, Version | None]] | None = None,
+    ) -> None:
+        if (version is None) == (fetch_version is None):
+            raise ValueError("give version or fetch_version")
         self._read_version = version
-        self._version: int | None = None
+        self._fetch_version = fetch_version
+        self._version: Version | None = None
         self._entries: dict[_Key, _Entry] = {}
         self._token = object()  # this memo's part of _THIS_ITERATION
 
-    def version(self) -> int | None:
+    async def version(self) -> Version | None:
         """The database's version now; forgets everything remembered under an older one.
 
         Read at most once per iteration of the running event loop (see the module docstring).
         """
-        key = (asyncio.get_running_loop(), self._token)
-        version = _THIS_ITERATION.get(key)
-        if version is None:
-            key[0].call_soon(_THIS_ITERATION.pop, key, None)  # queued before the read
-            version = self._read_version()
-            if version is not None:
-                _THIS_ITERATION[key] = version
+        loop = asyncio.get_running_loop()
+        key = (loop, self._token)
+        shared = _THIS_ITERATION.get(key)
+        if shared is None:
+            loop.call_soon(_THIS_ITERATION.pop, key, None)  # queued before the read
+            if self._fetch_version is not None:
+                shared = _THIS_ITERATION[key] = loop.create_task(self._fetch_version())
+            elif self._read_version is not None:
+                shared = self._read_version()
+                if shared is not None:
+                    _THIS_ITERATION[key] = shared
+        if isinstance(shared, asyncio.Task):
+            # shield: a caller that gives up must not cancel the others' version.
+            version: Version | None = await asyncio.shield(shared)
+        else:
+            version = shared
         if version != self._version:
             self._entries.clear()
             self._version = version
         return version
 
-    def recall(self, kind: type[A], row_id: int, version: int | None, now: datetime) -> A | None:
+    def recall(
+        self, kind: type[A], row_id: int, version: Version | None, now: datetime
+    ) -> A | None:
         """The answer remembered for ``version``, as of ``now``; ``None`` if there is none."""
         if version is None:
             return None
@@ -135,7 +187,7 @@ class ReadMemo:
     def remember(
         self,
         row_id: int,
-        version: int | None,
+        version: Version | None,
         answer: Balance | BudgetStatus,
         *,
         valid_from: datetime | None = None,
