@@ -11,6 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import generate_latest
 from tests.backend.live import service_settings
 from tests.server.conftest import Service, account_path, make_service
 
@@ -205,3 +206,35 @@ def test_an_extended_body_gets_each_answers_instant() -> None:
             assert rendered.body("u", "p", extended, status) == expected
     changed = base.model_copy(update={"total_balance": Decimal("4.5"), "as_of": instants[0]})
     assert rendered.body("u", "p", True, changed) == dumps(spec_shaped(changed, True)).encode()
+
+
+async def test_status_answers_are_counted_and_timed_like_routed_ones(pair: Pair) -> None:
+    """The fast path runs ahead of the metrics middleware, so it records its own answers: by
+    route template and status code, never by concrete path."""
+    t = pair.service.tenants
+    path = account_path(t.a) + "/status"
+    for authorization in (f"Bearer {t.a_key}", f"Bearer {t.a_key}", "Bearer ssb_wrong"):
+        await pair.fast.get(path, headers={"Authorization": authorization})
+    await pair.fast.get(
+        account_path(t.b) + "/status", headers={"Authorization": f"Bearer {t.a_key}"}
+    )
+    text = generate_latest(pair.service.app.state.metrics.registry).decode()
+    route = 'route="/api/v1/budgets/user/{user_id}/project/{project_id}/status"'
+    for code, count in (("200", 2), ("401", 1), ("404", 1)):
+        assert f'requests_total{{method="GET",{route},status="{code}"}} {count}.0' in text
+    assert f'duration_seconds_count{{method="GET",{route}}} 4.0' in text
+
+
+async def test_a_status_request_with_a_body_is_left_to_the_route(pair: Pair) -> None:
+    pair.service.app.dependency_overrides.clear()
+    t = pair.service.tenants
+    path = account_path(t.a) + "/status"
+    headers = {"Authorization": f"Bearer {t.a_key}", "Content-Type": "application/json"}
+    fast = await pair.fast.request("GET", path, headers=headers, content=b"{}")
+    plain = await pair.plain.request("GET", path, headers=headers, content=b"{}")
+    assert (fast.status_code, _AS_OF.sub("", fast.text)) == (
+        plain.status_code,
+        _AS_OF.sub("", plain.text),
+    )
+    text = generate_latest(pair.service.app.state.metrics.registry).decode()
+    assert 'status="200"} 1.0' in text  # counted once, by the metrics middleware

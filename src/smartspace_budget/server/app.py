@@ -26,7 +26,7 @@ from smartspace_budget.config import Settings
 from smartspace_budget.ledger.engine import read_options
 from smartspace_budget.server.auth import Authenticator, RateLimiter
 from smartspace_budget.server.context import ServiceContext
-from smartspace_budget.server.fast_status import StatusFastPath
+from smartspace_budget.server.fast_status import LedgerService
 from smartspace_budget.server.key_tables import ensure_key_table, find_api_key
 from smartspace_budget.server.middleware import BodyLimitMiddleware, EncodedSlashMiddleware
 from smartspace_budget.server.openapi import install_openapi
@@ -132,7 +132,7 @@ def create_app(
         finally:
             await opened.close()
 
-    app = FastAPI(
+    app = LedgerService(
         title="smartspace-budget ledger service",
         version=__version__,
         description=DESCRIPTION,
@@ -152,9 +152,9 @@ def create_app(
     install_dashboard(app)
     install_error_handlers(app)
     install_openapi(app)
-    # Added innermost first: metrics must see the route the router (or fast path) picked.
-    if fast_status:
-        app.add_middleware(StatusFastPath)
+    # Budget status is answered ahead of all of these (LedgerService, fast_status.py).
+    app.fast_status = fast_status
+    # Added innermost first: metrics must see the route the router picked.
     app.add_middleware(MetricsMiddleware, metrics=service_metrics)
     app.add_middleware(EncodedSlashMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smartspace_budget.server.responses import RequestTooLargeError, error_response
 
-__all__ = ["BodyLimitMiddleware", "EncodedSlashMiddleware", "decode_segment"]
+__all__ = ["BodyLimitMiddleware", "EncodedSlashMiddleware", "decode_segment", "routing_path"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -37,12 +37,16 @@ class EncodedSlashMiddleware:
         if scope["type"] == "http":
             raw = scope.get("raw_path")
             if raw and b"%" in raw:
-                text = raw.decode("latin-1").split("?", 1)[0]
                 scope = dict(scope)
-                scope["path"] = "/".join(
-                    quote(unquote(part), safe="!$&'()*+,;=:@~-._") for part in text.split("/")
-                )
+                scope["path"] = routing_path(raw)
         await self.app(scope, receive, send)
+
+
+def routing_path(raw_path: bytes) -> str:
+    """The path routes match, from the raw one: each segment decoded, then ``/`` and ``%``
+    encoded again (see :class:`EncodedSlashMiddleware`)."""
+    text = raw_path.decode("latin-1").split("?", 1)[0]
+    return "/".join(quote(unquote(part), safe="!$&'()*+,;=:@~-._") for part in text.split("/"))
 
 
 class BodyLimitMiddleware:

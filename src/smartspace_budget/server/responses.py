@@ -36,6 +36,7 @@ __all__ = [
     "Extended",
     "RequestTooLargeError",
     "answer_error",
+    "answer_unexpected",
     "error_response",
     "install_error_handlers",
     "spec_shaped",
@@ -142,6 +143,11 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 async def answer_error(request: Request, exc: SmartspaceBudgetError) -> Response:
     """What the installed handler answers for ``exc`` (for code that runs outside FastAPI)."""
     return await _on_budget_error(request, exc)
+
+
+async def answer_unexpected(request: Request, exc: Exception) -> Response:
+    """What the installed handler answers (and logs) for an unexpected ``exc``."""
+    return await _on_unexpected(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
