@@ -155,8 +155,8 @@ async def test_an_unreadable_version_is_a_miss_never_a_guess(
     async def no_version() -> None:
         return None
 
-    if memo._fetch_version is not None:
-        memo._fetch_version = no_version
+    if memo._rounds is not None:
+        memo._rounds._fetch = no_version
     else:
         memo._read_version = lambda: None
     statements = count_reads(ledger, "status")
@@ -277,8 +277,8 @@ async def test_what_is_queued_while_the_version_is_read_reads_it_again() -> None
     assert seen == [2]
 
 
-async def test_a_fetched_version_is_shared_by_the_iteration_and_survives_a_cancel() -> None:
-    """PostgreSQL: one round trip per loop iteration, whoever of its readers gives up."""
+async def test_a_fetched_version_is_shared_and_survives_a_cancel() -> None:
+    """PostgreSQL: readers asking together share one round trip, whoever of them gives up."""
     fetches: list[int] = []
     release = asyncio.Event()
 
@@ -296,7 +296,44 @@ async def test_a_fetched_version_is_shared_by_the_iteration_and_survives_a_cance
     assert await asyncio.gather(*readers[1:]) == ["snapshot-1", "snapshot-1"]
     assert readers[0].cancelled()
     assert fetches == [1]
-    assert await memo.version() == "snapshot-2"  # a later iteration asks the server again
+    assert await memo.version() == "snapshot-2"  # asked later: the server is asked again
+
+
+async def test_readers_that_come_while_a_query_runs_share_the_next_one() -> None:
+    """One snapshot query at a time: everyone who asks while it runs gets the next one, sent
+    after they asked (never the running one's answer, which may predate their request)."""
+    sent: list[int] = []
+    answers: list[asyncio.Future[str]] = []
+    in_flight = [0]
+
+    async def fetch_version() -> str:
+        in_flight[0] += 1
+        assert in_flight[0] == 1
+        sent.append(1)
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        answers.append(answer)
+        try:
+            return await answer
+        finally:
+            in_flight[0] -= 1
+
+    memo = ReadMemo(fetch_version=fetch_version)
+    first = asyncio.ensure_future(memo.version())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert sent == [1]  # the first query is under way
+    later = [asyncio.ensure_future(memo.version())]
+    await asyncio.sleep(0)
+    later.append(asyncio.ensure_future(memo.version()))  # another iteration, same round
+    await asyncio.sleep(0)
+    assert sent == [1]  # the next round waits for the running one
+    answers[0].set_result("before")
+    assert await first == "before"
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert sent == [1, 1]
+    answers[1].set_result("after")
+    assert await asyncio.gather(*later) == ["after", "after"]
 
 
 async def test_every_write_forgets_the_versions_of_the_iteration(

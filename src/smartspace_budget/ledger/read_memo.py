@@ -28,11 +28,13 @@ every write through a ``Ledger`` forgets all versions of the iteration when it r
 
 On PostgreSQL the version is the server's snapshot (``pg_current_snapshot()``: the next
 transaction id and those in progress), which any commit anywhere on the server changes.
-Reading it is a round trip, as a status read is; but one round trip per loop iteration
-answers every status and balance read of that iteration, which under load are many. The
-iteration's first read starts the query in a task and the others of the same iteration
-await it; the query runs after all of them were asked for, so the argument above holds.
-A read that finds nothing remembered then costs two round trips instead of one.
+Reading it is a round trip, as a status read is, so it is shared differently: one snapshot
+query at a time per event loop, and every read that comes while it runs waits for the next
+one, which is sent as soon as the running one is answered and serves all of them
+(:class:`_SnapshotRounds`). Each read's version is thus taken by a query sent after the
+read was asked for, which is all exactness needs, and the server sees at most one such
+query per round trip per worker however many reads there are. A read that finds nothing
+remembered then costs two round trips instead of one.
 """
 
 from __future__ import annotations
@@ -63,9 +65,8 @@ A = TypeVar("A", Balance, BudgetStatus)
 Version = Hashable
 """What tells two states of the database apart: equal versions, no commit in between."""
 
-# The version each memo read in the current iteration of each event loop (see the module),
-# or the task reading it (PostgreSQL).
-_THIS_ITERATION: dict[tuple[asyncio.AbstractEventLoop, object], object] = {}
+# The version each memo read in the current iteration of each event loop (see the module).
+_THIS_ITERATION: dict[tuple[asyncio.AbstractEventLoop, object], Version] = {}
 
 
 def forget_iteration_versions() -> None:
@@ -123,6 +124,42 @@ class PostgresVersion:
         return str(rows[0][0])
 
 
+class _SnapshotRounds:
+    """Version queries one at a time per event loop; callers meanwhile share the next one."""
+
+    def __init__(self, fetch: Callable[[], Coroutine[Any, Any, Version | None]]) -> None:
+        self._fetch = fetch
+        self._in_flight: dict[asyncio.AbstractEventLoop, asyncio.Task[Version | None]] = {}
+        self._next: dict[asyncio.AbstractEventLoop, asyncio.Task[Version | None]] = {}
+
+    async def version(self) -> Version | None:
+        loop = asyncio.get_running_loop()
+        round_ = self._next.get(loop)
+        if round_ is None:
+            round_ = self._next[loop] = loop.create_task(
+                self._round(loop, self._in_flight.get(loop))
+            )
+        # shield: a caller that gives up must not cancel the others' version.
+        return await asyncio.shield(round_)
+
+    async def _round(
+        self, loop: asyncio.AbstractEventLoop, previous: asyncio.Task[Version | None] | None
+    ) -> Version | None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        # The task version() made for this round.
+        current = cast("asyncio.Task[Version | None]", asyncio.current_task())
+        # From here on this round's query is under way: later callers start the next round.
+        if self._next.get(loop) is current:
+            del self._next[loop]
+        self._in_flight[loop] = current
+        try:
+            return await self._fetch()
+        finally:
+            if self._in_flight.get(loop) is current:
+                del self._in_flight[loop]
+
+
 class ReadMemo:
     """Remembered status and balance answers per account, valid for one data version.
 
@@ -139,7 +176,7 @@ class ReadMemo:
         if (version is None) == (fetch_version is None):
             raise ValueError("give version or fetch_version")
         self._read_version = version
-        self._fetch_version = fetch_version
+        self._rounds = None if fetch_version is None else _SnapshotRounds(fetch_version)
         self._version: Version | None = None
         self._entries: dict[_Key, _Entry] = {}
         self._token = object()  # this memo's part of _THIS_ITERATION
@@ -147,24 +184,21 @@ class ReadMemo:
     async def version(self) -> Version | None:
         """The database's version now; forgets everything remembered under an older one.
 
-        Read at most once per iteration of the running event loop (see the module docstring).
+        Read at most once per iteration of the running event loop, or (fetched) by a shared
+        round (see the module docstring).
         """
-        loop = asyncio.get_running_loop()
-        key = (loop, self._token)
-        shared = _THIS_ITERATION.get(key)
-        if shared is None:
-            loop.call_soon(_THIS_ITERATION.pop, key, None)  # queued before the read
-            if self._fetch_version is not None:
-                shared = _THIS_ITERATION[key] = loop.create_task(self._fetch_version())
-            elif self._read_version is not None:
-                shared = self._read_version()
-                if shared is not None:
-                    _THIS_ITERATION[key] = shared
-        if isinstance(shared, asyncio.Task):
-            # shield: a caller that gives up must not cancel the others' version.
-            version: Version | None = await asyncio.shield(shared)
+        version: Version | None
+        if self._rounds is not None:
+            version = await self._rounds.version()
         else:
-            version = shared
+            loop = asyncio.get_running_loop()
+            key = (loop, self._token)
+            version = _THIS_ITERATION.get(key)
+            if version is None and self._read_version is not None:
+                loop.call_soon(_THIS_ITERATION.pop, key, None)  # queued before the read
+                version = self._read_version()
+                if version is not None:
+                    _THIS_ITERATION[key] = version
         if version != self._version:
             self._entries.clear()
             self._version = version
