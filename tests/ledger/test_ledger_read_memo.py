@@ -9,6 +9,8 @@ move the clock over midnight, and check every answer against a fresh read.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -202,7 +204,7 @@ DAY = (datetime(2026, 5, 5, tzinfo=UTC), datetime(2026, 5, 6, tzinfo=UTC))
 
 async def test_an_answer_read_across_a_commit_is_not_kept() -> None:
     versions = iter([1, 2, 2])
-    memo = ReadMemo(lambda: next(versions))
+    memo = ReadMemo(lambda: next(versions), per_iteration=True)
     seen = await memo.version()  # 1, then the answer is read, then someone commits
     await asyncio.sleep(0)  # a later iteration of the loop
     assert await memo.version() == 2  # another request sees the commit
@@ -239,7 +241,7 @@ async def test_the_version_is_read_once_per_loop_iteration() -> None:
         reads.append(1)
         return len(reads)
 
-    memo = ReadMemo(read_version)
+    memo = ReadMemo(read_version, per_iteration=True)
     assert [await memo.version() for _ in range(3)] == [1, 1, 1]
     await asyncio.sleep(0)
     assert [await memo.version() for _ in range(2)] == [2, 2]
@@ -270,7 +272,7 @@ async def test_what_is_queued_while_the_version_is_read_reads_it_again() -> None
             loop.call_soon(lambda: seen.append(version_now(memo)))  # queued mid-read
         return len(reads)
 
-    memo = ReadMemo(read_version)
+    memo = ReadMemo(read_version, per_iteration=True)
     assert await memo.version() == 1
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -334,6 +336,44 @@ async def test_readers_that_come_while_a_query_runs_share_the_next_one() -> None
     assert sent == [1, 1]
     answers[1].set_result("after")
     assert await asyncio.gather(*later) == ["after", "after"]
+
+
+async def test_without_serving_each_read_looks_again(database_url: str) -> None:
+    """Outside the service a caller may learn of another process's commit without the event
+    loop (here: waiting, blocked, for a subprocess that writes) and read again in the same
+    step; the read must see it, so every read looks at the version again."""
+    async with (
+        await Ledger.connect(database_url, migrate=False) as ledger,
+        await Ledger.connect(database_url, migrate=False) as other,
+    ):
+        await other.deposit(USER, PROJECT, D("10"), idempotency_key="d1")
+        assert (await ledger.get_balance(USER, PROJECT)).total_balance == D("10")  # remembered
+        # Answered from memory, after a look at the version in this very loop iteration:
+        assert (await ledger.get_balance(USER, PROJECT)).total_balance == D("10")
+
+        script = (
+            "import asyncio, sys\n"
+            "from decimal import Decimal\n"
+            "from smartspace_budget.ledger import Ledger\n"
+            "async def main():\n"
+            "    async with await Ledger.connect(sys.argv[1], migrate=False) as ledger:\n"
+            "        await ledger.deposit(sys.argv[2], sys.argv[3], Decimal(5),"
+            " idempotency_key='d2')\n"
+            "asyncio.run(main())\n"
+        )
+        # Another process writes while this loop is blocked (on purpose: the same step reads
+        # next, with no iteration of the loop in between).
+        subprocess.run(  # noqa: ASYNC221
+            [sys.executable, "-c", script, database_url, USER, PROJECT], check=True, timeout=60
+        )
+        assert (await ledger.get_balance(USER, PROJECT)).total_balance == D("15")
+
+
+async def test_the_service_shares_one_look_per_iteration(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"
+    async with await Ledger.connect(url, serving=True) as served:
+        memo: Any = served._memo
+        assert memo._per_iteration
 
 
 async def test_every_write_forgets_the_versions_of_the_iteration(

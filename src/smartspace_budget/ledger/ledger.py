@@ -109,11 +109,17 @@ class Ledger:
 
     ``Ledger(engine)`` uses an engine made by :func:`~smartspace_budget.ledger.engine.create_engine`
     whose schema is current; :meth:`connect` makes the engine and migrates it. ``writers``
-    is the number of concurrent write transactions (1 on SQLite, 4 by default on PostgreSQL).
+    is the number of concurrent write transactions (1 on SQLite, 4 by default on PostgreSQL);
+    ``serving`` is explained at :meth:`connect`.
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, writers: int | None = None, owns_engine: bool = False
+        self,
+        engine: AsyncEngine,
+        *,
+        writers: int | None = None,
+        owns_engine: bool = False,
+        serving: bool = False,
     ) -> None:
         self.engine = engine
         self._owns_engine = owns_engine
@@ -134,7 +140,7 @@ class Ledger:
         self._memo = (
             ReadMemo(fetch_version=PostgresVersion(reader))
             if self._version is None
-            else ReadMemo(self._version)
+            else ReadMemo(self._version, per_iteration=serving)
         )
         self._reader = reader
         self._reads = Reads(reader, sql)
@@ -142,9 +148,20 @@ class Ledger:
 
     @classmethod
     async def connect(
-        cls, url: str | None = None, *, migrate: bool = True, writers: int | None = None
+        cls,
+        url: str | None = None,
+        *,
+        migrate: bool = True,
+        writers: int | None = None,
+        serving: bool = False,
     ) -> Ledger:
-        """Open the ledger at ``url`` (the default SQLite file when ``None``), migrated to head."""
+        """Open the ledger at ``url`` (the default SQLite file when ``None``), migrated to head.
+
+        ``serving``: every read answers a request that reached the event loop over I/O (the
+        service), so on SQLite one look at the data version serves all reads of a loop
+        iteration (``read_memo.py``). Leave it off where code may learn of another process's
+        commit some other way (waiting for a subprocess, say) and then read.
+        """
         target = url or default_database_url()
         try:
             engine = create_engine(target)
@@ -162,7 +179,7 @@ class Ledger:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, writers=writers, owns_engine=True)
+        return cls(engine, writers=writers, owns_engine=True, serving=serving)
 
     async def close(self) -> None:
         """Finish queued writes, then release the connections (if the ledger made the engine)."""

@@ -14,17 +14,21 @@ next look see a new version and read again. A version that cannot be read at onc
 is busy, gone, or locked by a recovery) is a miss, never a guess: the read then goes the
 normal way and fails or waits there.
 
-Under load even that look adds up (about a tenth of a cached status answer), so the version
-is read at most once per event-loop iteration and shared by every read of that iteration
-(:meth:`ReadMemo.version`). That is exact: a read running in this iteration was asked for
-by bytes (or a callback) that reached the loop before this iteration's callbacks began, so
-after whatever commit its caller had seen acknowledged; and the version, read during this
-iteration, is later still. The callback that forgets the version is queued *before* it is
-read, so anything queued after the read (the next iteration's requests, a write's answer
-from the writer thread) runs after it is forgotten. A write that commits on the event loop's
-own thread (``thread_writer.py``'s inline writes) answers without queueing anything, so
-every write through a ``Ledger`` forgets all versions of the iteration when it returns
-(:func:`forget_iteration_versions`).
+Under a server's load even that look adds up (about a tenth of a cached status answer), so
+a memo made with ``per_iteration=True`` reads the version at most once per event-loop
+iteration and shares it with every read of that iteration (:meth:`ReadMemo.version`). That
+is exact when every read answers something that reached the loop over I/O or a callback,
+as a server's requests do: such a read was asked for by bytes that arrived before this
+iteration's callbacks began, so after whatever commit its sender had seen acknowledged; and
+the version, read during this iteration, is later still. The callback that forgets the
+version is queued *before* it is read, so anything queued after the read (the next
+iteration's requests, a write's answer from the writer thread) runs after it is forgotten.
+A write that commits on the event loop's own thread (``thread_writer.py``'s inline writes)
+answers without queueing anything, so every write through a ``Ledger`` forgets all versions
+of the iteration when it returns (:func:`forget_iteration_versions`). It is *not* exact for
+code that learns of another process's commit without the loop (it waits for a subprocess
+that writes, say) and reads again in the same step, which is why it is off unless asked
+for: by default every read looks again.
 
 On PostgreSQL the version is the server's snapshot (``pg_current_snapshot()``: the next
 transaction id and those in progress), which any commit anywhere on the server changes.
@@ -164,7 +168,9 @@ class ReadMemo:
     """Remembered status and balance answers per account, valid for one data version.
 
     ``version`` reads the database's version at once (SQLite); ``fetch_version`` reads it
-    with a round trip (PostgreSQL). Give one of them.
+    with a round trip (PostgreSQL). Give one of them. ``per_iteration`` shares a ``version``
+    read among the reads of one event-loop iteration (see the module docstring for when that
+    is exact).
     """
 
     def __init__(
@@ -172,10 +178,12 @@ class ReadMemo:
         version: Callable[[], Version | None] | None = None,
         *,
         fetch_version: Callable[[], Coroutine[Any, Any, Version | None]] | None = None,
+        per_iteration: bool = False,
     ) -> None:
         if (version is None) == (fetch_version is None):
             raise ValueError("give version or fetch_version")
         self._read_version = version
+        self._per_iteration = per_iteration
         self._rounds = None if fetch_version is None else _SnapshotRounds(fetch_version)
         self._version: Version | None = None
         self._entries: dict[_Key, _Entry] = {}
@@ -184,12 +192,14 @@ class ReadMemo:
     async def version(self) -> Version | None:
         """The database's version now; forgets everything remembered under an older one.
 
-        Read at most once per iteration of the running event loop, or (fetched) by a shared
-        round (see the module docstring).
+        Read now, at most once per event-loop iteration (``per_iteration``), or (fetched) by a
+        shared round (see the module docstring).
         """
         version: Version | None
         if self._rounds is not None:
             version = await self._rounds.version()
+        elif not self._per_iteration and self._read_version is not None:
+            version = self._read_version()
         else:
             loop = asyncio.get_running_loop()
             key = (loop, self._token)

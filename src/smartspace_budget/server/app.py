@@ -120,7 +120,8 @@ def create_app(
             return
         from smartspace_budget.ledger.ledger import Ledger
 
-        opened = await Ledger.connect(config.database_url)
+        # serving: every read answers a request that came over the socket (read_memo.py).
+        opened = await Ledger.connect(config.database_url, serving=True)
         try:
             await ensure_key_table(opened.engine)
             _wire(app, config, opened, open_price_book(opened))
