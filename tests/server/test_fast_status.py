@@ -238,3 +238,18 @@ async def test_a_status_request_with_a_body_is_left_to_the_route(pair: Pair) -> 
     )
     text = generate_latest(pair.service.app.state.metrics.registry).decode()
     assert 'status="200"} 1.0' in text  # counted once, by the metrics middleware
+
+
+def test_an_equal_amount_written_differently_is_written_anew() -> None:
+    rendered = RenderedStatus()
+    amounts = {
+        "available_balance": Decimal(1),
+        "reserved_amount": Decimal(0),
+        "spent_today": Decimal(0),
+        "spent_this_month": Decimal(0),
+        "spent_total": Decimal(0),
+    }
+    first = BudgetStatus(total_balance=Decimal("1.0"), **amounts)
+    second = BudgetStatus(total_balance=Decimal("1.00"), **amounts)
+    assert b'"total_balance": 1.0,' in rendered.body("u", "p", False, first)
+    assert b'"total_balance": 1.00,' in rendered.body("u", "p", False, second)

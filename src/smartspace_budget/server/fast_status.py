@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import time
-from operator import attrgetter
+from operator import attrgetter, is_
 
 from fastapi import FastAPI
 from pydantic import TypeAdapter, ValidationError
@@ -63,7 +63,7 @@ _MAX_RENDERED = 10_000
 
 
 class RenderedStatus:
-    """Status bodies as last written, per (account, ``extended``), with what they show.
+    """Status bodies as last written, per (account, ``extended``), with the values they show.
 
     An extended body ends with ``"as_of"`` (the last field); it is kept without that tail,
     which is written anew for each answer. A body whose shape is not that (no ``as_of``, or
@@ -71,14 +71,16 @@ class RenderedStatus:
     """
 
     def __init__(self) -> None:
-        self._bodies: dict[tuple[str, str, bool], tuple[object, bytes, bool]] = {}
+        self._bodies: dict[tuple[str, str, bool], tuple[tuple[object, ...], bytes, bool]] = {}
 
     def body(self, user: str, project: str, extended: bool, status: BudgetStatus) -> bytes:
         content = _CONTENT(status)
         key = (user, project, extended)
         kept = self._bodies.get(key)
         as_of = status.as_of if extended else None
-        if kept is not None and kept[0] == content:
+        # The very same values (a remembered status's copies share them), not merely equal
+        # ones: Decimal("1.0") == Decimal("1.00"), but they are written differently.
+        if kept is not None and all(map(is_, kept[0], content)):
             _, head, timed = kept
             if not timed and as_of is None:
                 return head
