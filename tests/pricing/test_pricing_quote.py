@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from pydantic import PrivateAttr
 
 from smartspace_budget.models import CostEstimate, PricingData, SpecModel, TokenEstimate
+from smartspace_budget.models._trusted import builder
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.pricing import PricingEngine, tokens
 from smartspace_budget.pricing._quote import compile_fee, compile_quote
-from smartspace_budget.pricing._trusted import builder
 
 EFFECTIVE = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
-
 from smartspace_budget.backend.base import AccountRef
 from smartspace_budget.ledger.ops import AccountKey
 from smartspace_budget.models import (
@@ -25,6 +23,7 @@ from smartspace_budget.models import (
     ReservationStatus,
     SpecModel,
 )
+from smartspace_budget.models._trusted import builder
 from smartspace_budget.money import from_nano
 
 __all__ = [
@@ -256,6 +255,12 @@ def stored_result(result: SpecModel) -> str:
     return result.model_dump_json()
 
 
+# LedgerEntry.model_construct for values naming every field, without its per-field walk
+# over aliases and defaults, which cost 4 µs of every write (models/_trusted.py; a test
+# compares the two).
+_entry = builder(LedgerEntry)
+
+
 def entry_model(user_id: str, project_id: str, row: Any) -> LedgerEntry:
     """An entry as the API shows it, from a row mapping (stored or about to be); the values
     come from the ledger's own rows, so the model is built without validating them again.
@@ -284,29 +289,3 @@ def entry_model(user_id: str, project_id: str, row: Any) -> LedgerEntry:
             "reason": row["reason"],
         }
     )
-
-
-def _slot_setter(name: str) -> Any:
-    """The setter of one of ``BaseModel``'s slots (what ``object.__setattr__`` calls)."""
-    return BaseModel.__dict__[name].__set__
-
-
-_set_dict = _slot_setter("__dict__")
-_set_fields_set = _slot_setter("__pydantic_fields_set__")
-_set_extra = _slot_setter("__pydantic_extra__")
-_set_private = _slot_setter("__pydantic_private__")
-_ENTRY_FIELDS = frozenset(LedgerEntry.model_fields)
-if LedgerEntry.__pydantic_post_init__ or LedgerEntry.__private_attributes__:
-    raise TypeError("LedgerEntry has post-init hooks or private attributes: build it validated")
-
-
-def _entry(values: dict[str, Any]) -> LedgerEntry:
-    """``LedgerEntry.model_construct(**values)`` for ``values`` naming every field: the same
-    model (as ``pricing/_trusted.py`` builds estimates) without its per-field walk over
-    aliases and defaults, which cost 4 µs of every write. A test compares the two."""
-    entry = LedgerEntry.__new__(LedgerEntry)
-    _set_dict(entry, values)
-    _set_fields_set(entry, set(_ENTRY_FIELDS))
-    _set_extra(entry, None)
-    _set_private(entry, None)
-    return entry

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from smartspace_budget.models import CostEstimate, PricingData, PricingModel, TokenEstimate
+from smartspace_budget.models._trusted import builder
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import DEFAULT_CURRENCY, NANO_DIGITS
-from smartspace_budget.pricing._trusted import builder
 
 __all__ = ["Fee", "Quote", "compile_fee", "compile_quote"]
 

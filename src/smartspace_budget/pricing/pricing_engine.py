@@ -31,11 +31,11 @@ from smartspace_budget.models import (
     PricingModel,
     TokenEstimate,
 )
+from smartspace_budget.models._trusted import trusted
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import DEFAULT_CURRENCY, ExchangeRates, parse_amount, quantize
 from smartspace_budget.pricing import anomaly, names
 from smartspace_budget.pricing._quote import Quote, compile_fee, compile_quote
-from smartspace_budget.pricing._trusted import trusted
 from smartspace_budget.pricing.cost import (
     EXACT_CONTEXT,
     Usage,
@@ -369,7 +369,7 @@ class PricingEngine:
         base = quantize(EXACT_CONTEXT.add(input_exact, output_exact))
         fee = platform_fee(base, self.platform_fee_percent)
         # Every value has its final type and total = base + fee by construction: built
-        # without re-validation (see _trusted; tests compare with the validated model).
+        # without re-validation (see models/_trusted.py; tests compare with the validated model).
         return trusted(
             CostEstimate,
             {

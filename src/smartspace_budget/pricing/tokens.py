@@ -33,7 +33,7 @@ from typing import Any
 
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import TokenEstimate, TokenEstimationMethod
-from smartspace_budget.pricing._trusted import builder
+from smartspace_budget.models._trusted import builder
 from smartspace_budget.pricing.cost import EXACT_CONTEXT
 
 __all__ = [
@@ -151,7 +151,7 @@ _UNKNOWN_OPENAI = Calibration(
 
 _OPENAI_PROVIDERS = frozenset({"openai", "azure", "azure-openai", "azure_openai"})
 
-# Estimates are built from values computed here with their final types (see _trusted).
+# Estimates are built from values computed here with their final types (see models/_trusted.py).
 _token_estimate = builder(TokenEstimate)
 
 

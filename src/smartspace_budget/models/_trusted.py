@@ -6,7 +6,8 @@ third of our time over a bare token count. The engine builds them from values it
 itself with their final types (exact Decimals, ints, enums, aware datetimes) and whose
 invariants hold by construction (``total_cost = base_cost + platform_fee``), so it skips
 that step the way pydantic's ``model_construct`` does, minus its slow handling of defaults:
-every field must be given. Tests check that each such model equals its validated twin.
+every field must be given. The ledger builds the ``LedgerEntry`` of every write from its
+own rows the same way. Tests check that each such model equals its validated twin.
 Models with post-init hooks or private attributes are always validated.
 """
 
