@@ -35,14 +35,7 @@ class SqliteSql(SqlDialect):
     name = "sqlite"
 
     def ts(self, value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        if value.tzinfo is UTC:
-            # A write binds the same few instants (now, its hour and day) several times.
-            # Only UTC ones are cached: two equal local times differing in ``fold`` hash and
-            # compare equal, yet are different instants.
-            return _utc_text(value)
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return None if value is None else _stored_text(value)
 
     def ts_out(self, value: Any) -> datetime | None:
         if value is None:
@@ -120,12 +113,18 @@ def _encode(row: tuple[Any, ...], width: int, times: tuple[int, ...]) -> list[An
     for index in times:
         value = values[index]
         if value is not None:
-            values[index] = (
-                _utc_text(value)
-                if value.tzinfo is UTC
-                else value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            )
+            values[index] = _stored_text(value)
     return values
+
+
+def _stored_text(value: datetime) -> str:
+    """An aware instant as the ledger stores it in SQLite: UTC, as text."""
+    if value.tzinfo is UTC:
+        # A write binds the same few instants (now, its hour and day) several times. Only
+        # UTC ones are cached: two equal local times differing in ``fold`` hash and compare
+        # equal, yet are different instants.
+        return _utc_text(value)
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 @functools.lru_cache(maxsize=64)
