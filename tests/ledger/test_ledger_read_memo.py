@@ -27,6 +27,8 @@ from smartspace_budget.errors import BudgetExceededError
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger.read_memo import (
     MAX_REMEMBERED,
+    PAUSE_READS,
+    SAMPLE_LOOKS,
     PostgresVersion,
     ReadMemo,
     SqliteVersion,
@@ -446,3 +448,54 @@ async def test_every_answer_equals_a_fresh_read(
         fresh_balance = await ledger.get_balance(user, PROJECT, at=balance.as_of)
         assert without_as_of(status) == without_as_of(fresh_status)
         assert without_as_of(balance) == without_as_of(fresh_balance)
+
+
+async def test_a_postgres_memo_whose_looks_mostly_miss_stops_looking_for_a_while() -> None:
+    """On a busy shared server every look at the snapshot may find a new one: then each
+    read would pay two round trips, so the memo reads without looking for a while."""
+    snapshots = iter(range(10_000))
+
+    async def always_new() -> int:
+        return next(snapshots)
+
+    memo = ReadMemo(fetch_version=always_new)
+    for _ in range(SAMPLE_LOOKS):
+        assert not memo.paused()
+        version = await memo.version()
+        assert memo.recall(BudgetStatus, 7, version, NOON) is None
+        memo.remember(7, version, STATUS)
+    assert [memo.paused() for _ in range(PAUSE_READS)] == [True] * PAUSE_READS
+    assert not memo.paused()
+
+
+async def test_a_memo_that_finds_its_answers_keeps_looking() -> None:
+    async def same() -> str:
+        return "snapshot"
+
+    memo = ReadMemo(fetch_version=same)
+    version = await memo.version()
+    memo.remember(7, version, STATUS)
+    for _ in range(SAMPLE_LOOKS * 3):
+        assert not memo.paused()
+        assert memo.recall(BudgetStatus, 7, await memo.version(), NOON) is not None
+
+
+async def test_while_paused_a_read_runs_its_statement_without_a_look(
+    pair: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger, _ = pair
+    await ledger.deposit(USER, PROJECT, D("10"), idempotency_key="d1")
+    memo: Any = ledger._memo
+    looks: list[int] = []
+    look = memo.version
+
+    async def counted() -> object:
+        looks.append(1)
+        return await look()
+
+    monkeypatch.setattr(memo, "version", counted)
+    monkeypatch.setattr(memo, "paused", lambda: True)
+    statements = count_reads(ledger, "status")
+    for _ in range(3):
+        assert (await ledger.get_budget_status(USER, PROJECT)).total_balance == D("10")
+    assert (statements, looks) == ([3], [])

@@ -520,9 +520,11 @@ class Ledger:
         """``read`` as of now, answered from the memo while no commit happened since the
         remembered answer was read (see ``read_memo.py``)."""
         now = now_or(None)
+        memo = self._memo
+        if memo.paused():  # looks have mostly missed lately: read without one
+            return await self._call(read, user_id, project_id, now)
         key = _account(user_id, project_id)
         info = self._accounts.get(key)
-        memo = self._memo
         version = await memo.version()  # before the read: never older than its answer
         if info is not None:
             remembered = memo.recall(kind, info.row_id, version, now)
