@@ -253,3 +253,17 @@ def test_an_equal_amount_written_differently_is_written_anew() -> None:
     second = BudgetStatus(total_balance=Decimal("1.00"), **amounts)
     assert b'"total_balance": 1.0,' in rendered.body("u", "p", False, first)
     assert b'"total_balance": 1.00,' in rendered.body("u", "p", False, second)
+
+
+async def test_of_two_authorization_headers_the_first_counts_as_for_the_route(
+    pair: Pair,
+) -> None:
+    t = pair.service.tenants
+    path = account_path(t.a) + "/status"
+    for keys in ((t.a_key, "ssb_wrong"), ("ssb_wrong", t.a_key)):
+        headers = [("Authorization", f"Bearer {key}") for key in keys]
+        fast = await pair.fast.get(path, headers=headers)
+        plain = await pair.plain.get(path, headers=headers)
+        assert fast.status_code == plain.status_code
+        assert _AS_OF.sub("", fast.text) == _AS_OF.sub("", plain.text)
+    assert fast.status_code == 401  # the wrong key came first

@@ -122,9 +122,8 @@ class StatusFastPath:
     would refuse.
     """
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.metrics = metrics
         self.rendered = RenderedStatus()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,7 +142,8 @@ class StatusFastPath:
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                authorization = value.decode("latin-1")
+                if authorization is None:  # the first one, as the route's header lookup
+                    authorization = value.decode("latin-1")
             elif name in _BODY_HEADERS:
                 await self.app(scope, receive, send)
                 return
@@ -163,25 +163,32 @@ class StatusFastPath:
             body = self.rendered.body(user, project, extended, status)
         except SmartspaceBudgetError as exc:
             response = await answer_error(Request(scope), exc)
-            await self._answer(response, scope, receive, send, started)
+            await _answer(response, context.metrics, scope, receive, send, started)
             return
         except Exception as exc:
             response = await answer_unexpected(Request(scope), exc)
-            await self._answer(response, scope, receive, send, started)
+            await _answer(response, context.metrics, scope, receive, send, started)
             raise
         # What DecimalJSONResponse sends, without building one per answer.
         headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        self.metrics.observe_request("GET", STATUS_TEMPLATE, 200, time.perf_counter() - started)
+        context.metrics.observe_request("GET", STATUS_TEMPLATE, 200, time.perf_counter() - started)
 
-    async def _answer(
-        self, response: Response, scope: Scope, receive: Receive, send: Send, started: float
-    ) -> None:
-        await response(scope, receive, send)
-        self.metrics.observe_request(
-            "GET", STATUS_TEMPLATE, response.status_code, time.perf_counter() - started
-        )
+
+async def _answer(
+    response: Response,
+    metrics: ServiceMetrics,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    started: float,
+) -> None:
+    """Send an error answer and count it, as the metrics middleware would have."""
+    await response(scope, receive, send)
+    metrics.observe_request(
+        "GET", STATUS_TEMPLATE, response.status_code, time.perf_counter() - started
+    )
 
 
 class LedgerService(FastAPI):
@@ -197,7 +204,4 @@ class LedgerService(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        if not self.fast_status:
-            return stack
-        metrics: ServiceMetrics = self.state.metrics
-        return StatusFastPath(stack, metrics)
+        return StatusFastPath(stack) if self.fast_status else stack
