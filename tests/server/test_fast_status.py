@@ -78,6 +78,7 @@ async def same_answer(pair: Pair, method: str, path: str, headers: dict[str, str
 async def test_every_outcome_matches_the_route(pair: Pair) -> None:
     t = pair.service.tenants
     a, b = account_path(t.a) + "/status", account_path(t.b) + "/status"
+    a_balance, b_balance = account_path(t.a) + "/balance", account_path(t.b) + "/balance"
     long_id = "x" * (MAX_ID_LENGTH + 1)
     await pair.service.ledger.deposit("u/x", "p%", Decimal(1), idempotency_key="odd-ids")
     cases = [
@@ -104,6 +105,17 @@ async def test_every_outcome_matches_the_route(pair: Pair) -> None:
         ("GET", a + "?unrelated=1", f"Bearer {t.a_key}", 200),
         ("GET", b + "?extended=true", f"Bearer {t.a_key}", 404),
         ("GET", a + "?extended=true", "Bearer ssb_wrong", 401),
+        ("GET", a_balance, f"Bearer {t.admin_key}", 200),
+        ("GET", a_balance, f"Bearer {t.a_key}", 200),
+        ("GET", a_balance + "?extended=maybe", f"Bearer {t.a_read_key}", 200),
+        ("GET", b_balance, f"Bearer {t.a_key}", 404),
+        ("GET", a_balance, f"Bearer {t.pricing_key}", 404),
+        ("GET", a_balance, "Bearer ssb_wrong", 401),
+        ("GET", a_balance, None, 401),
+        ("GET", account_path(("ghost", "p")) + "/balance", f"Bearer {t.admin_key}", 404),
+        ("GET", "/api/v1/budgets/user/u%2Fx/project/p%25/balance", f"Bearer {t.admin_key}", 200),
+        ("GET", f"/api/v1/budgets/user/{long_id}/project/p/balance", f"Bearer {t.admin_key}", 400),
+        ("POST", a_balance, f"Bearer {t.admin_key}", 405),
     ]
     for method, path, authorization, expected in cases:
         headers = {} if authorization is None else {"Authorization": authorization}
@@ -153,7 +165,10 @@ async def test_backend_failures_match_the_route(
 
         for backend in backends:
             monkeypatch.setattr(backend, "get_budget_status", failing)
+            monkeypatch.setattr(backend, "get_balance", failing)
         assert await same_answer(pair, "GET", path, headers) == status
+        balance = account_path(t.a) + "/balance"
+        assert await same_answer(pair, "GET", balance, headers) == status
 
 
 async def test_rate_limits_match_the_route(database_url: str) -> None:

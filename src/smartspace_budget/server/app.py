@@ -106,9 +106,9 @@ def create_app(
     otherwise be traversed by every full collection, stalling all requests in flight for
     tens of milliseconds (measured at 8 clients: status p99 94 ms, 9 ms with the collector off).
 
-    ``fast_status=False`` leaves budget status to its FastAPI route like every other
-    endpoint instead of :class:`~smartspace_budget.server.fast_status.StatusFastPath` (the
-    answers are the same; tests compare the two).
+    ``fast_status=False`` leaves budget status and balance to their FastAPI routes like every
+    other endpoint instead of :class:`~smartspace_budget.server.fast_status.BudgetReadFastPath`
+    (the answers are the same; tests compare the two).
     """
     config = settings if settings is not None else Settings()
     service_metrics = ServiceMetrics()

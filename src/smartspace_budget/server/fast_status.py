@@ -1,21 +1,21 @@
-"""``GET .../status`` answered without FastAPI's per-request machinery.
+"""``GET .../status`` and ``GET .../balance`` answered without FastAPI's per-request machinery.
 
-Budget status is what every budget check fetches, so it is the service's hot path. Through
-FastAPI one status answer cost about 0.35 ms of CPU, 60% of it routing, dependency solving
-and response plumbing rather than the read itself. :class:`StatusFastPath` answers it
-ahead of the app's middleware with the very same parts —
-:func:`~smartspace_budget.server.auth.admit` (keys and rate limits),
+Budget status is what every budget check fetches, and balance the other read a check makes,
+so they are the service's hot path. Through FastAPI one status answer cost about 0.35 ms of
+CPU, 60% of it routing, dependency solving and response plumbing rather than the read
+itself. :class:`BudgetReadFastPath` answers both ahead of the app's middleware with the very
+same parts — :func:`~smartspace_budget.server.auth.admit` (keys and rate limits),
 :func:`~smartspace_budget.server.context.path_id`, the principal's scope check, the backend
 read, the metrics, the JSON :class:`DecimalJSONResponse` writes and the installed error
 answers — so the answer is byte for byte the route's (``tests/server/test_fast_status.py``
 compares them) at several times the rate.
 
-The FastAPI route stays: it documents the endpoint in OpenAPI and answers what this layer
+The FastAPI routes stay: they document the endpoints in OpenAPI and answer what this layer
 leaves alone (any other method or path, an app whose ledger is not open yet, a request
-with a body, or an ``extended`` value that is not a boolean, which the route refuses with
-its own 400). Ids with percent-escapes are matched as the encoded-slash middleware has the
-routes match them. ``extended`` is read as the route reads it: the
-last occurrence, through pydantic's bool.
+with a body, or a status ``extended`` value that is not a boolean, which the route refuses
+with its own 400). Ids with percent-escapes are matched as the encoded-slash middleware has
+the routes match them. ``extended`` is read as the route reads it: the last occurrence,
+through pydantic's bool.
 
 Between two writes an account's status is the same answer (the ledger remembers it, see
 ``ledger/read_memo.py``), so :class:`RenderedStatus` keeps the JSON it was written as and
@@ -44,11 +44,18 @@ from smartspace_budget.server.middleware import routing_path
 from smartspace_budget.server.responses import answer_error, answer_unexpected, spec_shaped
 from smartspace_budget.server.telemetry import ServiceMetrics
 
-__all__ = ["STATUS_TEMPLATE", "LedgerService", "RenderedStatus", "StatusFastPath"]
+__all__ = [
+    "BALANCE_TEMPLATE",
+    "STATUS_TEMPLATE",
+    "BudgetReadFastPath",
+    "LedgerService",
+    "RenderedStatus",
+]
 
 STATUS_TEMPLATE = "/api/v1/budgets/user/{user_id}/project/{project_id}/status"
+BALANCE_TEMPLATE = "/api/v1/budgets/user/{user_id}/project/{project_id}/balance"
 # What the router's ``{user_id}`` / ``{project_id}`` (str convertor: ``[^/]+``) match.
-_STATUS_PATH = re.compile(r"/api/v1/budgets/user/([^/]+)/project/([^/]+)/status")
+_READ_PATH = re.compile(r"/api/v1/budgets/user/([^/]+)/project/([^/]+)/(status|balance)")
 
 
 _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
@@ -110,8 +117,8 @@ def _extended(query_string: bytes) -> bool | None:
         return None
 
 
-class StatusFastPath:
-    """Answers ``GET`` budget status ahead of the app's middleware (see the module docstring).
+class BudgetReadFastPath:
+    """Answers ``GET`` status and balance ahead of the app's middleware (see the module).
 
     It wraps the whole middleware stack (:class:`LedgerService` puts it there), so it does
     itself what the stack would do for this request: it counts and times it in the request
@@ -132,13 +139,18 @@ class StatusFastPath:
             return
         raw_path = scope.get("raw_path")
         path = routing_path(raw_path) if raw_path and b"%" in raw_path else scope["path"]
-        match = _STATUS_PATH.fullmatch(path)
+        match = _READ_PATH.fullmatch(path)
         state = scope["app"].state
         context: ServiceContext | None = getattr(state, "context", None)
-        extended = _extended(scope["query_string"]) if match is not None else None
-        if match is None or context is None or extended is None:
+        if match is None or context is None:
             await self.app(scope, receive, send)
             return
+        status_read = match[3] == "status"
+        extended = _extended(scope["query_string"]) if status_read else False
+        if extended is None:
+            await self.app(scope, receive, send)
+            return
+        template = STATUS_TEMPLATE if status_read else BALANCE_TEMPLATE
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -158,27 +170,32 @@ class StatusFastPath:
             )
             user, project = path_id(match[1], "user_id"), path_id(match[2], "project_id")
             caller.require_read(user, project)
-            status = await context.backend.get_budget_status(user, project)
-            context.metrics.observe_status(user, project, status)
-            body = self.rendered.body(user, project, extended, status)
+            if status_read:
+                status = await context.backend.get_budget_status(user, project)
+                context.metrics.observe_status(user, project, status)
+                body = self.rendered.body(user, project, extended, status)
+            else:
+                balance = await context.backend.get_balance(user, project)
+                body = dumps(balance.model_dump(mode="python")).encode()  # as the route's
         except SmartspaceBudgetError as exc:
             response = await answer_error(Request(scope), exc)
-            await _answer(response, context.metrics, scope, receive, send, started)
+            await _answer(response, context.metrics, template, scope, receive, send, started)
             return
         except Exception as exc:
             response = await answer_unexpected(Request(scope), exc)
-            await _answer(response, context.metrics, scope, receive, send, started)
+            await _answer(response, context.metrics, template, scope, receive, send, started)
             raise
         # What DecimalJSONResponse sends, without building one per answer.
         headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        context.metrics.observe_request("GET", STATUS_TEMPLATE, 200, time.perf_counter() - started)
+        context.metrics.observe_request("GET", template, 200, time.perf_counter() - started)
 
 
 async def _answer(
     response: Response,
     metrics: ServiceMetrics,
+    template: str,
     scope: Scope,
     receive: Receive,
     send: Send,
@@ -186,22 +203,20 @@ async def _answer(
 ) -> None:
     """Send an error answer and count it, as the metrics middleware would have."""
     await response(scope, receive, send)
-    metrics.observe_request(
-        "GET", STATUS_TEMPLATE, response.status_code, time.perf_counter() - started
-    )
+    metrics.observe_request("GET", template, response.status_code, time.perf_counter() - started)
 
 
 class LedgerService(FastAPI):
-    """The service's FastAPI app, with budget status answered ahead of its middleware.
+    """The service's FastAPI app, with status and balance answered ahead of its middleware.
 
     Starlette builds the middleware stack on the first request; this wraps whatever it
-    built in :class:`StatusFastPath` (unless ``fast_status`` is off), which skips the
-    middleware's layers for the one request every budget check makes (about a fifth of a
-    status answer's time).
+    built in :class:`BudgetReadFastPath` (unless ``fast_status`` is off), which skips the
+    middleware's layers for the reads every budget check makes (about a fifth of a status
+    answer's time).
     """
 
     fast_status: bool = True
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        return StatusFastPath(stack) if self.fast_status else stack
+        return BudgetReadFastPath(stack) if self.fast_status else stack

@@ -69,7 +69,7 @@ async def get_budget_status(
 ) -> Response:
     """The spec's budget status: balances, today's, this month's and total spend, limits.
 
-    Answered by ``fast_status.StatusFastPath`` whenever the app runs with it; this route
+    Answered by ``fast_status.BudgetReadFastPath`` whenever the app runs with it; this route
     documents the endpoint and answers the same when it does not.
     """
     user, project = _account(caller, user_id, project_id)
