@@ -196,3 +196,16 @@ async def test_served_app_freezes_start_up_objects_out_of_the_collector(
             assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+async def test_the_served_ledger_shares_one_data_version_look_per_loop_iteration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every read the service makes answers a request that came over the socket, which is
+    what makes one look per event-loop iteration exact (``ledger/read_memo.py``)."""
+    monkeypatch.setenv("SMARTSPACE_BUDGET_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/l.db")
+    monkeypatch.setenv("SMARTSPACE_BUDGET_EXPIRY_INTERVAL", "0")
+    app = create_app(Settings())
+    async with app.router.lifespan_context(app):
+        memo: Any = app.state.backend.ledger._memo
+        assert memo._per_iteration
