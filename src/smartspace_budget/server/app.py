@@ -153,7 +153,7 @@ def create_app(
     install_dashboard(app)
     install_error_handlers(app)
     install_openapi(app)
-    # Budget status is answered ahead of all of these (LedgerService, fast_status.py).
+    # Budget status and balance are answered ahead of all of these (LedgerService).
     app.fast_status = fast_status
     # Added innermost first: metrics must see the route the router picked.
     app.add_middleware(MetricsMiddleware, metrics=service_metrics)

@@ -41,7 +41,12 @@ from smartspace_budget.models import BudgetStatus, dumps
 from smartspace_budget.server.auth import admit, bearer_token
 from smartspace_budget.server.context import ServiceContext, path_id
 from smartspace_budget.server.middleware import routing_path
-from smartspace_budget.server.responses import answer_error, answer_unexpected, spec_shaped
+from smartspace_budget.server.responses import (
+    answer_error,
+    answer_unexpected,
+    json_body,
+    spec_shaped,
+)
 from smartspace_budget.server.telemetry import ServiceMetrics
 
 __all__ = [
@@ -85,16 +90,16 @@ class RenderedStatus:
         key = (user, project, extended)
         kept = self._bodies.get(key)
         as_of = status.as_of if extended else None
+        tail = None if as_of is None else _AS_OF_KEY + dumps(as_of).encode() + b"}"
         # The very same values (a remembered status's copies share them), not merely equal
         # ones: Decimal("1.0") == Decimal("1.00"), but they are written differently.
         if kept is not None and all(map(is_, kept[0], content)):
             _, head, timed = kept
-            if not timed and as_of is None:
+            if tail is None and not timed:
                 return head
-            if timed and as_of is not None:
-                return head + _AS_OF_KEY + dumps(as_of).encode() + b"}"
-        body = dumps(spec_shaped(status, extended)).encode()  # as DecimalJSONResponse writes
-        tail = None if as_of is None else _AS_OF_KEY + dumps(as_of).encode() + b"}"
+            if tail is not None and timed:
+                return head + tail
+        body = json_body(spec_shaped(status, extended))
         if len(self._bodies) >= _MAX_RENDERED:
             self._bodies.clear()
         if tail is not None and body.endswith(tail):
@@ -176,7 +181,7 @@ class BudgetReadFastPath:
                 body = self.rendered.body(user, project, extended, status)
             else:
                 balance = await context.backend.get_balance(user, project)
-                body = dumps(balance.model_dump(mode="python")).encode()  # as the route's
+                body = json_body(balance)
         except SmartspaceBudgetError as exc:
             response = await answer_error(Request(scope), exc)
             await _answer(response, context.metrics, template, scope, receive, send, started)

@@ -39,6 +39,7 @@ __all__ = [
     "answer_unexpected",
     "error_response",
     "install_error_handlers",
+    "json_body",
     "spec_shaped",
 ]
 
@@ -64,14 +65,19 @@ class DecimalJSONResponse(JSONResponse):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        if isinstance(content, BaseModel):
-            content = content.model_dump(mode="python")
-        elif isinstance(content, list):
-            content = [
-                item.model_dump(mode="python") if isinstance(item, BaseModel) else item
-                for item in content
-            ]
-        return dumps(content).encode("utf-8")
+        return json_body(content)
+
+
+def json_body(content: Any) -> bytes:
+    """The body :class:`DecimalJSONResponse` writes for ``content`` (models dumped first)."""
+    if isinstance(content, BaseModel):
+        content = content.model_dump(mode="python")
+    elif isinstance(content, list):
+        content = [
+            item.model_dump(mode="python") if isinstance(item, BaseModel) else item
+            for item in content
+        ]
+    return dumps(content).encode("utf-8")
 
 
 EXTENDED_DESCRIPTION = (
