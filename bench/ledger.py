@@ -16,6 +16,14 @@ server at ``SMARTSPACE_BUDGET_TEST_POSTGRES_URL``):
   of several on a shared machine, so the sequential writer and the raw rate are measured in
   ``--rounds`` alternating pairs (raw, then writes, on the same database); the table shows
   the median of each and the median of the per-round ratios, with their range.
+- **its statements alone** (SQLite): the statements one usage write runs (read the account
+  and idempotency key, update the account, insert the entry, add to the hourly and daily
+  rollups, store the idempotency row), with the same SQL, row sizes and connection settings,
+  prepared in advance and replayed with no ledger code at all: ``BEGIN IMMEDIATE``, the
+  statements, ``COMMIT``. This is the most a sequential writer could reach with this storage
+  if the ledger's own Python cost nothing. It is measured in the same alternating rounds. On
+  PostgreSQL a lone write is one read and one self-committing statement whose cost is two
+  round trips, so a replay would measure the network, not the code: the row is SQLite's.
 - **read latency** (p50/p99 in ms) of ``get_budget_status``, ``get_spending`` (monthly) and
   ``get_analytics`` (monthly) on one account holding 10k, 100k and 1M usage entries. Status
   is read at an explicit instant, which runs the statement every time; "status, remembered"
@@ -47,8 +55,9 @@ from typing import Any
 import asyncpg
 
 from smartspace_budget.ledger import Ledger
+from smartspace_budget.ledger.driver import connect_sqlite
 from smartspace_budget.ledger.ids import new_id
-from smartspace_budget.ledger.sql import Changes, SqlDialect
+from smartspace_budget.ledger.sql import Call, Changes, SqlDialect
 from smartspace_budget.ledger.sql_postgres import PostgresSql
 from smartspace_budget.ledger.sql_sqlite import SqliteSql
 from smartspace_budget.models import SpendingPeriod, UsageEvent
@@ -113,21 +122,23 @@ async def raw_commits(kind: str, url: str, seconds: float) -> float:
 # -- writes ----------------------------------------------------------------------------------
 
 
+BENCH_EVENT = UsageEvent(
+    provider="openai",
+    model="gpt-4o",
+    input_tokens=1200,
+    output_tokens=300,
+    actual_cost=Decimal("0.0042"),
+)
+
+
 async def usage_writes(ledger: Ledger, total: int, concurrency: int, tag: str) -> float:
-    event = UsageEvent(
-        provider="openai",
-        model="gpt-4o",
-        input_tokens=1200,
-        output_tokens=300,
-        actual_cost=Decimal("0.0042"),
-    )
     per_writer = max(1, total // concurrency)
 
     async def writer(number: int) -> None:
         user = f"writer-{number % 16}"
         for step in range(per_writer):
             await ledger.record_usage(
-                user, "bench", event, idempotency_key=f"{tag}-{number}-{step}"
+                user, "bench", BENCH_EVENT, idempotency_key=f"{tag}-{number}-{step}"
             )
 
     start = time.perf_counter()
@@ -135,10 +146,103 @@ async def usage_writes(ledger: Ledger, total: int, concurrency: int, tag: str) -
     return per_writer * concurrency / (time.perf_counter() - start)
 
 
+# -- the statements alone ------------------------------------------------------------------
+
+
+async def stored_idempotency(ledger: Ledger, key: str) -> tuple[str, str]:
+    """The fingerprint and stored result of an earlier usage write: the replayed rows carry
+    values of the same size."""
+    async with ledger.engine.connect() as conn:
+        row = (
+            await conn.exec_driver_sql(
+                f"SELECT fingerprint, result FROM ledger_idempotency WHERE key = '{key}'"
+            )
+        ).one()
+    return row[0], row[1]
+
+
+def usage_statements(
+    account: tuple[Any, ...], stored: tuple[str, str], count: int, tag: str
+) -> list[tuple[Call, list[Call]]]:
+    """The statements of ``count`` sequential usage writes on one account, ready to run:
+    the account read, then the rows the ledger's writer would store, encoded by its own
+    ``SqliteSql.write``."""
+    sql = SqliteSql()
+    account_id, balance, spent = account
+    fingerprint, result = stored
+    cost, tokens = 4_200_000, (1200, 300, 0, 0, 0)
+    writes = []
+    for number in range(count):
+        now = datetime.now(UTC)
+        bucket = now.replace(minute=0, second=0, microsecond=0)
+        day = bucket.replace(hour=0)
+        key = f"{tag}-{number}"
+        balance -= cost
+        spent += cost
+        changes = Changes()
+        changes.accounts = [(account_id, balance, 0, spent, None, None, None, None, now)]
+        changes.entries = [
+            (
+                account_id,
+                new_id(),
+                "usage",
+                -cost,
+                0,
+                balance,
+                now,
+                now,
+                bucket,
+                day,
+                "openai",
+                "gpt-4o",
+                *tokens,
+                None,
+                False,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                key,
+            )
+        ]
+        changes.rollups = [(account_id, bucket, "openai", "gpt-4o", cost, 1, *tokens)]
+        changes.daily_rollups = [(account_id, day, "openai", "gpt-4o", cost, 1, *tokens)]
+        changes.idempotency = [(account_id, key, "record_usage", fingerprint, result, now)]
+        read = sql.lock_accounts([("floor", "bench")], [], [], [key])
+        writes.append((read, sql.write(changes)))
+    return writes
+
+
+def replay_sqlite(path: str, writes: list[tuple[Call, list[Call]]]) -> float:
+    """Run prepared usage writes one after another, each in its own durable transaction, on
+    a connection set up as the ledger's writer is; writes per second."""
+    conn = connect_sqlite(path, reader=False)
+    try:
+        start = time.perf_counter()
+        for read, calls in writes:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(read.sql, read.params).fetchall()
+            for call in calls:
+                conn.executemany(call.sql, call.params)
+            conn.execute("COMMIT")
+        return len(writes) / (time.perf_counter() - start)
+    finally:
+        conn.close()
+
+
+async def statements_alone(ledger: Ledger, url: str, count: int, tag: str) -> float:
+    account = await account_row(ledger, "floor")
+    stored = await stored_idempotency(ledger, "floor-model")
+    writes = usage_statements(account, stored, count, tag)
+    return await asyncio.to_thread(replay_sqlite, url.split("///", 1)[1], writes)
+
+
 # -- bulk history ----------------------------------------------------------------------------
 
 
-async def account_row(ledger: Ledger, user: str) -> tuple[Any, ...]:
+async def account_row(ledger: Ledger, user: str) -> tuple[int, int, int]:
     async with ledger.engine.connect() as conn:
         row = (
             await conn.exec_driver_sql(
@@ -146,7 +250,7 @@ async def account_row(ledger: Ledger, user: str) -> tuple[Any, ...]:
                 f"WHERE user_id = '{user}' AND project_id = 'bench'"
             )
         ).one()
-    return tuple(row)
+    return row[0], row[1], row[2]
 
 
 def history_chunk(
@@ -260,8 +364,9 @@ async def latency(call: Callable[[], Awaitable[object]], samples: int) -> tuple[
 async def sequential_rounds(
     kind: str, url: str, ledger: Ledger, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Raw commits and one sequential writer, measured in alternating pairs."""
-    raws, writes, ratios = [], [], []
+    """Raw commits and one sequential writer (and, on SQLite, its statements alone),
+    measured in alternating rounds."""
+    raws, writes, ratios, alone, alone_ratios = [], [], [], [], []
     for number in range(args.rounds):
         raw = await raw_commits(kind, url, args.seconds / args.rounds)
         # At least 300 writes a round: fewer made single rounds swing from 16% to 49%.
@@ -270,12 +375,21 @@ async def sequential_rounds(
         raws.append(raw)
         writes.append(rate)
         ratios.append(rate / raw)
-    return {
+        if kind == "sqlite":
+            floor = await statements_alone(ledger, url, count, f"floor-{number}")
+            alone.append(floor)
+            alone_ratios.append(floor / raw)
+    results: dict[str, Any] = {
         "raw": statistics.median(raws),
         "sequential": statistics.median(writes),
         "ratio": statistics.median(ratios),
         "ratio_range": (min(ratios), max(ratios)),
     }
+    if alone:
+        results["alone"] = statistics.median(alone)
+        results["alone_ratio"] = statistics.median(alone_ratios)
+        results["alone_range"] = (min(alone_ratios), max(alone_ratios))
+    return results
 
 
 async def bench(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -285,6 +399,10 @@ async def bench(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]
         for number in range(16):
             await ledger.deposit(f"writer-{number}", "bench", Decimal(10**6), idempotency_key="f")
         await usage_writes(ledger, 50, 1, "warm")
+        # The account whose statements are replayed alone, and one write of its own whose
+        # stored idempotency row gives the replayed rows their size.
+        await ledger.deposit("floor", "bench", Decimal(10**6), idempotency_key="f")
+        await ledger.record_usage("floor", "bench", BENCH_EVENT, idempotency_key="floor-model")
         await raw_commits(kind, url, 0.2)
         results.update(await sequential_rounds(kind, url, ledger, args))
         results["c8"] = await usage_writes(ledger, args.writes, 8, "c8")
@@ -352,6 +470,15 @@ def report(all_results: dict[str, dict[str, Any]], sizes: list[int]) -> str:
         lambda r: (
             f"{r['sequential']:,.0f} ({r['ratio']:.0%} of raw, rounds "
             f"{r['ratio_range'][0]:.0%}-{r['ratio_range'][1]:.0%})"
+        ),
+    )
+    row(
+        "its statements alone, no ledger code (1 sequential writer)",
+        lambda r: (
+            f"{r['alone']:,.0f} ({r['alone_ratio']:.0%} of raw, rounds "
+            f"{r['alone_range'][0]:.0%}-{r['alone_range'][1]:.0%})"
+            if "alone" in r
+            else "n/a (two round trips)"
         ),
     )
     row("usage writes/s, 8 concurrent writers", lambda r: f"{r['c8']:,.0f}")

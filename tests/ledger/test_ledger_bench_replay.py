@@ -1,0 +1,93 @@
+"""The ledger benchmark's "statements alone" row replays usage writes with no ledger code.
+
+That row is the ceiling a sequential SQLite writer could reach with this storage, so it is
+only honest if the replay stores exactly what ``record_usage`` stores: the entry, the
+account's totals, both rollups and the idempotency row. These tests run the benchmark's own
+replay and check that the ledger reads it back as its own writes, whole.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from smartspace_budget.ledger import Ledger
+from smartspace_budget.models import SpendingPeriod
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "ledger.py"
+
+
+def load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_ledger", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+async def floor_ledger(tmp_path: Path) -> tuple[Ledger, str]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"
+    ledger = await Ledger.connect(url)
+    return ledger, url
+
+
+async def test_replayed_writes_read_back_as_usage(floor_ledger: tuple[Ledger, str]) -> None:
+    bench = load_bench()
+    ledger, url = floor_ledger
+    try:
+        await ledger.deposit("floor", "bench", Decimal(1000), idempotency_key="f")
+        await ledger.record_usage(
+            "floor", "bench", bench.BENCH_EVENT, idempotency_key="floor-model"
+        )
+        rate = await bench.statements_alone(ledger, url, 25, "replay")
+        assert rate > 0
+
+        report = await ledger.check_integrity()
+        assert report.ok, report
+        cost = bench.BENCH_EVENT.actual_cost
+        balance = await ledger.get_balance("floor", "bench")
+        assert balance.total_balance == Decimal(1000) - 26 * cost
+        today = await ledger.get_spending(
+            "floor", "bench", SpendingPeriod.DAILY, at=datetime.now(UTC)
+        )
+        assert (today.total_spent, today.request_count) == (26 * cost, 26)
+        analytics = await ledger.get_analytics("floor", "bench", SpendingPeriod.MONTHLY)
+        assert analytics.requests_by_model == {"gpt-4o": 26}
+
+        # The replay stored each key as the ledger would: the ledger answers a replayed key
+        # from it, without writing again.
+        again = await ledger.record_usage(
+            "floor", "bench", bench.BENCH_EVENT, idempotency_key="replay-3"
+        )
+        assert again.amount == -cost
+        assert (await ledger.get_balance("floor", "bench")).total_balance == balance.total_balance
+    finally:
+        await ledger.close()
+
+
+async def test_a_replayed_key_is_refused_by_the_database(
+    floor_ledger: tuple[Ledger, str],
+) -> None:
+    bench = load_bench()
+    ledger, url = floor_ledger
+    try:
+        await ledger.deposit("floor", "bench", Decimal(1000), idempotency_key="f")
+        await ledger.record_usage(
+            "floor", "bench", bench.BENCH_EVENT, idempotency_key="floor-model"
+        )
+        await bench.statements_alone(ledger, url, 3, "once")
+        with pytest.raises(sqlite3.IntegrityError):
+            await bench.statements_alone(ledger, url, 3, "once")
+        report = await ledger.check_integrity()
+        assert report.ok, report
+        balance = await ledger.get_balance("floor", "bench")
+        assert balance.total_balance == Decimal(1000) - 4 * bench.BENCH_EVENT.actual_cost
+    finally:
+        await ledger.close()
