@@ -146,6 +146,45 @@ async def usage_writes(ledger: Ledger, total: int, concurrency: int, tag: str) -
     return per_writer * concurrency / (time.perf_counter() - start)
 
 
+def usage_entry(
+    account_id: int,
+    cost: int,
+    balance: int,
+    occurred: datetime,
+    provider: str,
+    model: str,
+    tokens: tuple[int, int, int, int, int],
+    price_version: str | None,
+    idempotency_key: str | None = None,
+) -> tuple[Any, ...]:
+    """A usage entry as the writer stores it (``ENTRY_COLUMNS``)."""
+    bucket = occurred.replace(minute=0, second=0, microsecond=0)
+    return (
+        account_id,
+        new_id(),
+        "usage",
+        -cost,
+        0,
+        balance,
+        occurred,
+        occurred,
+        bucket,
+        bucket.replace(hour=0),
+        provider,
+        model,
+        *tokens,
+        None,
+        False,
+        price_version,
+        None,
+        None,
+        None,
+        None,
+        None,
+        idempotency_key,
+    )
+
+
 # -- the statements alone ------------------------------------------------------------------
 
 
@@ -182,30 +221,7 @@ def usage_statements(
         changes = Changes()
         changes.accounts = [(account_id, balance, 0, spent, None, None, None, None, now)]
         changes.entries = [
-            (
-                account_id,
-                new_id(),
-                "usage",
-                -cost,
-                0,
-                balance,
-                now,
-                now,
-                bucket,
-                day,
-                "openai",
-                "gpt-4o",
-                *tokens,
-                None,
-                False,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                key,
-            )
+            usage_entry(account_id, cost, balance, now, "openai", "gpt-4o", tokens, None, key)
         ]
         changes.rollups = [(account_id, bucket, "openai", "gpt-4o", cost, 1, *tokens)]
         changes.daily_rollups = [(account_id, day, "openai", "gpt-4o", cost, 1, *tokens)]
@@ -271,30 +287,7 @@ def history_chunk(
         balance -= cost
         spent += cost
         changes.entries.append(
-            (
-                account_id,
-                new_id(),
-                "usage",
-                -cost,
-                0,
-                balance,
-                occurred,
-                occurred,
-                bucket,
-                day,
-                provider,
-                model,
-                *tokens,
-                None,
-                False,
-                "bench",
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            )
+            usage_entry(account_id, cost, balance, occurred, provider, model, tokens, "bench")
         )
         for table, start in ((rollups, bucket), (daily, day)):
             sums = table.setdefault((start, provider, model), [0] * 7)
