@@ -25,7 +25,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "ledger.py"
 
 def load_bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_ledger", BENCH)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
