@@ -61,6 +61,7 @@ from smartspace_budget.ledger.sql import Call, Changes, SqlDialect
 from smartspace_budget.ledger.sql_postgres import PostgresSql
 from smartspace_budget.ledger.sql_sqlite import SqliteSql
 from smartspace_budget.models import SpendingPeriod, UsageEvent
+from smartspace_budget.money import to_nano
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SMARTSPACE_BUDGET_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -187,6 +188,9 @@ def usage_entry(
 
 # -- the statements alone ------------------------------------------------------------------
 
+FLOOR_USER = "floor"
+"""The account whose usage writes are replayed with no ledger code."""
+
 
 async def stored_idempotency(ledger: Ledger, key: str) -> tuple[str, str]:
     """The fingerprint and stored result of an earlier usage write: the replayed rows carry
@@ -201,15 +205,16 @@ async def stored_idempotency(ledger: Ledger, key: str) -> tuple[str, str]:
 
 
 def usage_statements(
-    account: tuple[Any, ...], stored: tuple[str, str], count: int, tag: str
+    account: tuple[int, int, int], stored: tuple[str, str], count: int, tag: str
 ) -> list[tuple[Call, list[Call]]]:
-    """The statements of ``count`` sequential usage writes on one account, ready to run:
-    the account read, then the rows the ledger's writer would store, encoded by its own
-    ``SqliteSql.write``."""
+    """The statements of ``count`` sequential ``BENCH_EVENT`` usage writes on the floor
+    account, ready to run: the account read, then the rows the ledger's writer would store,
+    encoded by its own ``SqliteSql.write``."""
     sql = SqliteSql()
     account_id, balance, spent = account
     fingerprint, result = stored
-    cost, tokens = 4_200_000, (1200, 300, 0, 0, 0)
+    cost = to_nano(BENCH_EVENT.actual_cost)
+    tokens = (BENCH_EVENT.input_tokens, BENCH_EVENT.output_tokens, 0, 0, 0)
     writes = []
     for number in range(count):
         now = datetime.now(UTC)
@@ -226,7 +231,7 @@ def usage_statements(
         changes.rollups = [(account_id, bucket, "openai", "gpt-4o", cost, 1, *tokens)]
         changes.daily_rollups = [(account_id, day, "openai", "gpt-4o", cost, 1, *tokens)]
         changes.idempotency = [(account_id, key, "record_usage", fingerprint, result, now)]
-        read = sql.lock_accounts([("floor", "bench")], [], [], [key])
+        read = sql.lock_accounts([(FLOOR_USER, "bench")], [], [], [key])
         writes.append((read, sql.write(changes)))
     return writes
 
@@ -249,7 +254,7 @@ def replay_sqlite(path: str, writes: list[tuple[Call, list[Call]]]) -> float:
 
 
 async def statements_alone(ledger: Ledger, url: str, count: int, tag: str) -> float:
-    account = await account_row(ledger, "floor")
+    account = await account_row(ledger, FLOOR_USER)
     stored = await stored_idempotency(ledger, "floor-model")
     writes = usage_statements(account, stored, count, tag)
     return await asyncio.to_thread(replay_sqlite, url.split("///", 1)[1], writes)
@@ -394,8 +399,8 @@ async def bench(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]
         await usage_writes(ledger, 50, 1, "warm")
         # The account whose statements are replayed alone, and one write of its own whose
         # stored idempotency row gives the replayed rows their size.
-        await ledger.deposit("floor", "bench", Decimal(10**6), idempotency_key="f")
-        await ledger.record_usage("floor", "bench", BENCH_EVENT, idempotency_key="floor-model")
+        await ledger.deposit(FLOOR_USER, "bench", Decimal(10**6), idempotency_key="f")
+        await ledger.record_usage(FLOOR_USER, "bench", BENCH_EVENT, idempotency_key="floor-model")
         await raw_commits(kind, url, 0.2)
         results.update(await sequential_rounds(kind, url, ledger, args))
         results["c8"] = await usage_writes(ledger, args.writes, 8, "c8")

@@ -43,9 +43,9 @@ async def test_replayed_writes_read_back_as_usage(floor_ledger: tuple[Ledger, st
     bench = load_bench()
     ledger, url = floor_ledger
     try:
-        await ledger.deposit("floor", "bench", Decimal(1000), idempotency_key="f")
+        await ledger.deposit(bench.FLOOR_USER, "bench", Decimal(1000), idempotency_key="f")
         await ledger.record_usage(
-            "floor", "bench", bench.BENCH_EVENT, idempotency_key="floor-model"
+            bench.FLOOR_USER, "bench", bench.BENCH_EVENT, idempotency_key="floor-model"
         )
         rate = await bench.statements_alone(ledger, url, 25, "replay")
         assert rate > 0
@@ -53,22 +53,24 @@ async def test_replayed_writes_read_back_as_usage(floor_ledger: tuple[Ledger, st
         report = await ledger.check_integrity()
         assert report.ok, report
         cost = bench.BENCH_EVENT.actual_cost
-        balance = await ledger.get_balance("floor", "bench")
+        balance = await ledger.get_balance(bench.FLOOR_USER, "bench")
         assert balance.total_balance == Decimal(1000) - 26 * cost
         today = await ledger.get_spending(
-            "floor", "bench", SpendingPeriod.DAILY, at=datetime.now(UTC)
+            bench.FLOOR_USER, "bench", SpendingPeriod.DAILY, at=datetime.now(UTC)
         )
         assert (today.total_spent, today.request_count) == (26 * cost, 26)
-        analytics = await ledger.get_analytics("floor", "bench", SpendingPeriod.MONTHLY)
+        analytics = await ledger.get_analytics(bench.FLOOR_USER, "bench", SpendingPeriod.MONTHLY)
         assert analytics.requests_by_model == {"gpt-4o": 26}
 
         # The replay stored each key as the ledger would: the ledger answers a replayed key
         # from it, without writing again.
         again = await ledger.record_usage(
-            "floor", "bench", bench.BENCH_EVENT, idempotency_key="replay-3"
+            bench.FLOOR_USER, "bench", bench.BENCH_EVENT, idempotency_key="replay-3"
         )
         assert again.amount == -cost
-        assert (await ledger.get_balance("floor", "bench")).total_balance == balance.total_balance
+        assert (
+            await ledger.get_balance(bench.FLOOR_USER, "bench")
+        ).total_balance == balance.total_balance
     finally:
         await ledger.close()
 
@@ -79,16 +81,16 @@ async def test_a_replayed_key_is_refused_by_the_database(
     bench = load_bench()
     ledger, url = floor_ledger
     try:
-        await ledger.deposit("floor", "bench", Decimal(1000), idempotency_key="f")
+        await ledger.deposit(bench.FLOOR_USER, "bench", Decimal(1000), idempotency_key="f")
         await ledger.record_usage(
-            "floor", "bench", bench.BENCH_EVENT, idempotency_key="floor-model"
+            bench.FLOOR_USER, "bench", bench.BENCH_EVENT, idempotency_key="floor-model"
         )
         await bench.statements_alone(ledger, url, 3, "once")
         with pytest.raises(sqlite3.IntegrityError):
             await bench.statements_alone(ledger, url, 3, "once")
         report = await ledger.check_integrity()
         assert report.ok, report
-        balance = await ledger.get_balance("floor", "bench")
+        balance = await ledger.get_balance(bench.FLOOR_USER, "bench")
         assert balance.total_balance == Decimal(1000) - 4 * bench.BENCH_EVENT.actual_cost
     finally:
         await ledger.close()
