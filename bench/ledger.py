@@ -190,6 +190,14 @@ def usage_entry(
 
 FLOOR_USER = "floor"
 """The account whose usage writes are replayed with no ledger code."""
+FLOOR_DEPOSIT = Decimal(10**6)
+
+
+async def prepare_floor(ledger: Ledger) -> None:
+    """Fund the floor account and make one usage write of its own, whose stored idempotency
+    row gives the replayed rows their size."""
+    await ledger.deposit(FLOOR_USER, "bench", FLOOR_DEPOSIT, idempotency_key="f")
+    await ledger.record_usage(FLOOR_USER, "bench", BENCH_EVENT, idempotency_key="floor-model")
 
 
 async def stored_idempotency(ledger: Ledger, key: str) -> tuple[str, str]:
@@ -397,10 +405,7 @@ async def bench(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]
         for number in range(16):
             await ledger.deposit(f"writer-{number}", "bench", Decimal(10**6), idempotency_key="f")
         await usage_writes(ledger, 50, 1, "warm")
-        # The account whose statements are replayed alone, and one write of its own whose
-        # stored idempotency row gives the replayed rows their size.
-        await ledger.deposit(FLOOR_USER, "bench", Decimal(10**6), idempotency_key="f")
-        await ledger.record_usage(FLOOR_USER, "bench", BENCH_EVENT, idempotency_key="floor-model")
+        await prepare_floor(ledger)
         await raw_commits(kind, url, 0.2)
         results.update(await sequential_rounds(kind, url, ledger, args))
         results["c8"] = await usage_writes(ledger, args.writes, 8, "c8")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -32,65 +34,60 @@ def load_bench() -> ModuleType:
     return module
 
 
+@dataclass
+class Floor:
+    bench: ModuleType
+    ledger: Ledger
+    url: str
+
+    async def balance(self) -> Decimal:
+        return (await self.ledger.get_balance(self.bench.FLOOR_USER, "bench")).total_balance
+
+
 @pytest.fixture
-async def floor_ledger(tmp_path: Path) -> tuple[Ledger, str]:
+async def floor(tmp_path: Path) -> AsyncIterator[Floor]:
+    """A SQLite ledger with the benchmark's floor account funded and written once."""
+    bench = load_bench()
     url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"
     ledger = await Ledger.connect(url)
-    return ledger, url
-
-
-async def test_replayed_writes_read_back_as_usage(floor_ledger: tuple[Ledger, str]) -> None:
-    bench = load_bench()
-    ledger, url = floor_ledger
     try:
-        await ledger.deposit(bench.FLOOR_USER, "bench", Decimal(1000), idempotency_key="f")
-        await ledger.record_usage(
-            bench.FLOOR_USER, "bench", bench.BENCH_EVENT, idempotency_key="floor-model"
-        )
-        rate = await bench.statements_alone(ledger, url, 25, "replay")
-        assert rate > 0
-
-        report = await ledger.check_integrity()
-        assert report.ok, report
-        cost = bench.BENCH_EVENT.actual_cost
-        balance = await ledger.get_balance(bench.FLOOR_USER, "bench")
-        assert balance.total_balance == Decimal(1000) - 26 * cost
-        today = await ledger.get_spending(
-            bench.FLOOR_USER, "bench", SpendingPeriod.DAILY, at=datetime.now(UTC)
-        )
-        assert (today.total_spent, today.request_count) == (26 * cost, 26)
-        analytics = await ledger.get_analytics(bench.FLOOR_USER, "bench", SpendingPeriod.MONTHLY)
-        assert analytics.requests_by_model == {"gpt-4o": 26}
-
-        # The replay stored each key as the ledger would: the ledger answers a replayed key
-        # from it, without writing again.
-        again = await ledger.record_usage(
-            bench.FLOOR_USER, "bench", bench.BENCH_EVENT, idempotency_key="replay-3"
-        )
-        assert again.amount == -cost
-        assert (
-            await ledger.get_balance(bench.FLOOR_USER, "bench")
-        ).total_balance == balance.total_balance
+        await bench.prepare_floor(ledger)
+        yield Floor(bench, ledger, url)
     finally:
         await ledger.close()
 
 
-async def test_a_replayed_key_is_refused_by_the_database(
-    floor_ledger: tuple[Ledger, str],
-) -> None:
-    bench = load_bench()
-    ledger, url = floor_ledger
-    try:
-        await ledger.deposit(bench.FLOOR_USER, "bench", Decimal(1000), idempotency_key="f")
-        await ledger.record_usage(
-            bench.FLOOR_USER, "bench", bench.BENCH_EVENT, idempotency_key="floor-model"
-        )
-        await bench.statements_alone(ledger, url, 3, "once")
-        with pytest.raises(sqlite3.IntegrityError):
-            await bench.statements_alone(ledger, url, 3, "once")
-        report = await ledger.check_integrity()
-        assert report.ok, report
-        balance = await ledger.get_balance(bench.FLOOR_USER, "bench")
-        assert balance.total_balance == Decimal(1000) - 4 * bench.BENCH_EVENT.actual_cost
-    finally:
-        await ledger.close()
+async def test_replayed_writes_read_back_as_usage(floor: Floor) -> None:
+    bench, ledger = floor.bench, floor.ledger
+    rate = await bench.statements_alone(ledger, floor.url, 25, "replay")
+    assert rate > 0
+
+    report = await ledger.check_integrity()
+    assert report.ok, report
+    cost = bench.BENCH_EVENT.actual_cost
+    balance = await floor.balance()
+    assert balance == bench.FLOOR_DEPOSIT - 26 * cost
+    today = await ledger.get_spending(
+        bench.FLOOR_USER, "bench", SpendingPeriod.DAILY, at=datetime.now(UTC)
+    )
+    assert (today.total_spent, today.request_count) == (26 * cost, 26)
+    analytics = await ledger.get_analytics(bench.FLOOR_USER, "bench", SpendingPeriod.MONTHLY)
+    assert analytics.requests_by_model == {"gpt-4o": 26}
+
+    # The replay stored each key as the ledger would: the ledger answers a replayed key from
+    # it, without writing again.
+    again = await ledger.record_usage(
+        bench.FLOOR_USER, "bench", bench.BENCH_EVENT, idempotency_key="replay-3"
+    )
+    assert again.amount == -cost
+    assert await floor.balance() == balance
+
+
+async def test_a_replayed_key_is_refused_by_the_database(floor: Floor) -> None:
+    bench, ledger = floor.bench, floor.ledger
+    await bench.statements_alone(ledger, floor.url, 3, "once")
+    with pytest.raises(sqlite3.IntegrityError):
+        await bench.statements_alone(ledger, floor.url, 3, "once")
+    report = await ledger.check_integrity()
+    assert report.ok, report
+    assert await floor.balance() == bench.FLOOR_DEPOSIT - 4 * bench.BENCH_EVENT.actual_cost
