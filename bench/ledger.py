@@ -147,19 +147,26 @@ async def usage_writes(ledger: Ledger, total: int, concurrency: int, tag: str) -
     return per_writer * concurrency / (time.perf_counter() - start)
 
 
+def utc_buckets(occurred: datetime) -> tuple[datetime, datetime]:
+    """The hour and day ``occurred`` falls in, for the bench's accounts (all in UTC)."""
+    hour = occurred.replace(minute=0, second=0, microsecond=0)
+    return hour, hour.replace(hour=0)
+
+
 def usage_entry(
     account_id: int,
     cost: int,
     balance: int,
     occurred: datetime,
+    buckets: tuple[datetime, datetime],
     provider: str,
     model: str,
     tokens: tuple[int, int, int, int, int],
     price_version: str | None,
     idempotency_key: str | None = None,
 ) -> tuple[Any, ...]:
-    """A usage entry as the writer stores it (``ENTRY_COLUMNS``)."""
-    bucket = occurred.replace(minute=0, second=0, microsecond=0)
+    """A usage entry as the writer stores it (``ENTRY_COLUMNS``); ``buckets`` are
+    ``utc_buckets(occurred)``, which the caller's rollups need too."""
     return (
         account_id,
         new_id(),
@@ -169,8 +176,7 @@ def usage_entry(
         balance,
         occurred,
         occurred,
-        bucket,
-        bucket.replace(hour=0),
+        *buckets,
         provider,
         model,
         *tokens,
@@ -191,13 +197,15 @@ def usage_entry(
 FLOOR_USER = "floor"
 """The account whose usage writes are replayed with no ledger code."""
 FLOOR_DEPOSIT = Decimal(10**6)
+FLOOR_MODEL_KEY = "floor-model"
+"""The key of the floor account's one real usage write, whose stored row the replay copies."""
 
 
 async def prepare_floor(ledger: Ledger) -> None:
     """Fund the floor account and make one usage write of its own, whose stored idempotency
     row gives the replayed rows their size."""
     await ledger.deposit(FLOOR_USER, "bench", FLOOR_DEPOSIT, idempotency_key="f")
-    await ledger.record_usage(FLOOR_USER, "bench", BENCH_EVENT, idempotency_key="floor-model")
+    await ledger.record_usage(FLOOR_USER, "bench", BENCH_EVENT, idempotency_key=FLOOR_MODEL_KEY)
 
 
 async def stored_idempotency(ledger: Ledger, key: str) -> tuple[str, str]:
@@ -226,15 +234,16 @@ def usage_statements(
     writes = []
     for number in range(count):
         now = datetime.now(UTC)
-        bucket = now.replace(minute=0, second=0, microsecond=0)
-        day = bucket.replace(hour=0)
+        bucket, day = utc_buckets(now)
         key = f"{tag}-{number}"
         balance -= cost
         spent += cost
         changes = Changes()
         changes.accounts = [(account_id, balance, 0, spent, None, None, None, None, now)]
         changes.entries = [
-            usage_entry(account_id, cost, balance, now, "openai", "gpt-4o", tokens, None, key)
+            usage_entry(
+                account_id, cost, balance, now, (bucket, day), "openai", "gpt-4o", tokens, None, key
+            )
         ]
         changes.rollups = [(account_id, bucket, "openai", "gpt-4o", cost, 1, *tokens)]
         changes.daily_rollups = [(account_id, day, "openai", "gpt-4o", cost, 1, *tokens)]
@@ -263,7 +272,7 @@ def replay_sqlite(path: str, writes: list[tuple[Call, list[Call]]]) -> float:
 
 async def statements_alone(ledger: Ledger, url: str, count: int, tag: str) -> float:
     account = await account_row(ledger, FLOOR_USER)
-    stored = await stored_idempotency(ledger, "floor-model")
+    stored = await stored_idempotency(ledger, FLOOR_MODEL_KEY)
     writes = usage_statements(account, stored, count, tag)
     return await asyncio.to_thread(replay_sqlite, url.split("///", 1)[1], writes)
 
@@ -295,12 +304,13 @@ def history_chunk(
         cost = rng.randint(10_000, 20_000_000)
         tokens = (rng.randint(10, 4000), rng.randint(10, 1000), 0, 0, 0)
         occurred = now - timedelta(seconds=rng.randint(0, 90 * 86_400))
-        bucket = occurred.replace(minute=0, second=0, microsecond=0)
-        day = bucket.replace(hour=0)
+        bucket, day = utc_buckets(occurred)
         balance -= cost
         spent += cost
         changes.entries.append(
-            usage_entry(account_id, cost, balance, occurred, provider, model, tokens, "bench")
+            usage_entry(
+                account_id, cost, balance, occurred, (bucket, day), provider, model, tokens, "bench"
+            )
         )
         for table, start in ((rollups, bucket), (daily, day)):
             sums = table.setdefault((start, provider, model), [0] * 7)
