@@ -189,6 +189,7 @@ def usage_entry(
         None,
         None,
         idempotency_key,
+        None,
     )
 
 

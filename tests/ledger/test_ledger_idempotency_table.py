@@ -1,5 +1,5 @@
 """SQLite's idempotency table went ``WITHOUT ROWID`` (ledger_0005) and back to a rowid table
-(ledger_0006): every key survives each step, up and down, and replays at head."""
+(ledger_0006): every key survives each step, down and up, and replays at head."""
 
 from __future__ import annotations
 
@@ -43,13 +43,21 @@ async def _downgrade(url: str, revision: str) -> None:
 
 
 async def test_keys_survive_the_idempotency_table_migrations(tmp_path: Path) -> None:
+    """Keys written at head survive the way down through 0005 to 0004 and back up again (the
+    ledger's code writes only at head, where every column it writes exists)."""
     path = tmp_path / "ledger.sqlite3"
     url = f"sqlite+aiosqlite:///{path}"
-    await upgrade(url, "ledger_0004")
+    await upgrade(url)
     async with Ledger(create_engine(url), owns_engine=True) as ledger:
         deposit = await ledger.deposit("kim", "p", D("5"), idempotency_key="d", now=T0)
         spent = await ledger.record_usage("kim", "p", usage("1.5"), idempotency_key="u", now=T0)
 
+    await _downgrade(url, "ledger_0005")
+    assert _idempotency_sql(path).rstrip().endswith("WITHOUT ROWID")
+    assert _keys(path) == ["d", "u"]
+    await _downgrade(url, "ledger_0004")
+    assert "WITHOUT ROWID" not in _idempotency_sql(path)
+    assert _keys(path) == ["d", "u"]
     await upgrade(url, "ledger_0005")
     assert _idempotency_sql(path).rstrip().endswith("WITHOUT ROWID")
     assert _keys(path) == ["d", "u"]
@@ -65,11 +73,6 @@ async def test_keys_survive_the_idempotency_table_migrations(tmp_path: Path) -> 
         assert (await ledger.get_balance("kim", "p")).total_balance == D("2.5")
         report = await ledger.check_integrity()
         assert report.ok, str(report)
-
-    await _downgrade(url, "ledger_0005")
-    assert _idempotency_sql(path).rstrip().endswith("WITHOUT ROWID")
-    await _downgrade(url, "ledger_0004")
-    assert "WITHOUT ROWID" not in _idempotency_sql(path)
     assert _keys(path) == ["d", "u", "u2"]
 
 

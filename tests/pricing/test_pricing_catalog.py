@@ -260,11 +260,27 @@ async def test_book_without_genai_prices_starts_empty() -> None:
         await empty.get_pricing("openai", "gpt-4")
 
 
-async def test_time_of_day_prices_never_underestimate(book: PriceBook) -> None:
-    """DeepSeek charges more in peak hours; a version carries the highest of its prices."""
+@pytest.mark.parametrize(
+    ("hour", "minute", "per_million_in", "per_million_out"),
+    [
+        (0, 59, "0.15", "0.6"),  # standard
+        (1, 0, "0.3", "1.2"),  # the 01:00-04:00 UTC window opens
+        (3, 59, "0.3", "1.2"),
+        (4, 0, "0.15", "0.6"),  # ... and closes
+        (6, 0, "0.3", "1.2"),  # the second window
+        (12, 0, "0.15", "0.6"),
+    ],
+)
+async def test_time_of_day_prices_are_those_of_the_instant(
+    book: PriceBook, hour: int, minute: int, per_million_in: str, per_million_out: str
+) -> None:
+    """DeepSeek's prices change with the hour: the version keeps its windows, in UTC."""
     pricing = await book.get_pricing("deepseek", "deepseek-flash")
-    assert pricing.input_price_per_1k == Decimal("0.0003")  # peak: 0.3/M, off-peak 0.15/M
-    assert pricing.output_price_per_1k == Decimal("0.0012")
+    assert pricing.input_price_per_1k == Decimal("0.00015")  # the standard price
+    instant = datetime(2026, 12, 3, hour, minute, tzinfo=UTC)
+    prices = pricing.prices_at(instant)
+    assert prices.input_price_per_1k == Decimal(per_million_in).scaleb(-3)
+    assert prices.output_price_per_1k == Decimal(per_million_out).scaleb(-3)
 
 
 async def test_free_variants_cost_nothing_but_unpriced_models_are_errors(book: PriceBook) -> None:

@@ -9,7 +9,6 @@ import pytest
 from smartspace_budget.errors import (
     ContextLimitExceededError,
     InvalidInputError,
-    MissingPricingError,
     UnknownModelError,
     UnknownProviderError,
 )
@@ -40,9 +39,18 @@ async def test_unknown_never_costs_nothing(engine: PricingEngine) -> None:
     assert isinstance(comparison.failures["nobody/gpt-4"], UnknownProviderError)
 
 
-async def test_model_without_a_spec_pricing_model(engine: PricingEngine) -> None:
-    with pytest.raises(MissingPricingError, match="document_kpages"):
-        await engine.get_provider_pricing("mistral", "mistral-ocr-latest")
+async def test_a_model_priced_per_page_is_charged_per_page(engine: PricingEngine) -> None:
+    """Mistral OCR bills pages only: per request at no request fee, pages in the estimate."""
+    pricing = await engine.get_provider_pricing("mistral", "mistral-ocr-latest")
+    assert pricing.request_price == 0
+    page_price = (pricing.dimension_prices or {})["pages"]
+    estimate = await engine.estimate_cost(
+        "mistral", "mistral-ocr-latest", expected_output_tokens=0, usage={"pages": 12}
+    )
+    assert estimate.base_cost == 12 * page_price
+    assert [(line.dimension, line.quantity) for line in estimate.line_items or ()] == [
+        ("pages", 12)
+    ]
 
 
 @pytest.mark.parametrize(

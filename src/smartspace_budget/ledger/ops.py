@@ -154,6 +154,7 @@ class UsageRecord:
     occurred_at: datetime | None
     cost_is_estimate: bool
     tags_json: str | None
+    detail_json: str | None = None
 
     @classmethod
     def from_event(cls, usage: object) -> UsageRecord:
@@ -177,6 +178,10 @@ class UsageRecord:
             check_text(key, "tag key", 100)
             check_text(value, "tag value", 500)
         estimated = usage.estimated_cost
+        try:
+            detail = usage.detail()  # checks every count and that nested counts fit
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InvalidInputError(f"usage is malformed: {exc}") from None
         return cls(
             provider=check_id(usage.provider, "provider"),
             model=check_id(usage.model, "model"),
@@ -196,6 +201,7 @@ class UsageRecord:
             else check_instant(usage.occurred_at, "occurred_at"),
             cost_is_estimate=bool(usage.cost_is_estimate),
             tags_json=_TAGS_JSON.encode(tags) if tags else None,
+            detail_json=_TAGS_JSON.encode(detail) if detail else None,
         )
 
     def canonical(self) -> list[Any]:
@@ -210,6 +216,8 @@ class UsageRecord:
             None if self.occurred_at is None else self.occurred_at.isoformat(),
             self.cost_is_estimate,
             self.tags_json,
+            # Only when present, so keys recorded before the usage model keep their fingerprint.
+            *([] if self.detail_json is None else [self.detail_json]),
         ]
 
 

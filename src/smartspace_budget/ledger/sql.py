@@ -117,6 +117,7 @@ ENTRY_COLUMNS = (
     "reason",
     "tags",
     "idempotency_key",
+    "usage_detail",
 )
 ROLLUP_SUMS = (
     "spent_nano",
@@ -162,6 +163,7 @@ TEXT_COLUMNS = frozenset(
         "reason",
         "tags",
         "idempotency_key",
+        "usage_detail",
         "key",
         "operation",
         "fingerprint",

@@ -137,6 +137,7 @@ def usage_entry(
         reservation_id=None if hold is None else hold.reservation_id,
         tags=usage.tags_json,
         idempotency_key=op.key,
+        usage_detail=usage.detail_json,
     )
     batch.add_rollup(
         account, buckets, usage.provider, usage.model, usage.cost_nano, 1, usage.tokens

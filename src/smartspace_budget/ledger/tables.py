@@ -164,6 +164,8 @@ entries = Table(
     Column("reason", Text, nullable=True),
     Column("tags", Text, nullable=True),
     _id("idempotency_key", nullable=True),
+    # Usage entries: every dimension beyond the token columns, and what was unpriced (JSON).
+    Column("usage_detail", Text, nullable=True),
     CheckConstraint(f"kind IN {_KINDS}", name="kind_known"),
     Index("ix_ledger_entries_account_id_id", "account_id", "id"),
     Index(

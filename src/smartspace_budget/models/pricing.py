@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
+from smartspace_budget.models.dimensions import DIMENSIONS, DIMENSIONS_BY_FIELD
 
 __all__ = [
+    "SPEC_PRICE_FIELDS",
     "AnomalyDirection",
     "AnomalySeverity",
     "CostAnomaly",
     "CostEstimate",
+    "CostLine",
     "PriceTier",
     "PricingData",
     "PricingModel",
+    "TimeOfDayPrice",
     "TokenEstimate",
     "TokenEstimationMethod",
 ]
+
+SPEC_PRICE_FIELDS: dict[str, str] = {
+    "input_tokens": "input_price_per_1k",
+    "output_tokens": "output_price_per_1k",
+    "cached_input_tokens": "cached_input_price_per_1k",
+    "cache_write_tokens": "cache_write_price_per_1k",
+    "request_count": "request_price",
+    "characters": "price_per_character",
+    "seconds": "price_per_second",
+}
+"""Dimensions priced by the spec's own fields; every other one is in ``dimension_prices``."""
 
 
 def _now() -> datetime:
@@ -37,11 +52,33 @@ class PricingModel(StrEnum):
     PER_SECOND = "per_second"
 
 
+def _check_dimension_prices(
+    prices: dict[str, Decimal] | None, *, tokens_only: bool = False
+) -> dict[str, Decimal] | None:
+    """Keys of ``dimension_prices`` are usage dimensions the spec's fields do not price."""
+    if prices is None:
+        return None
+    for key in prices:
+        dimension = DIMENSIONS_BY_FIELD.get(key)
+        if dimension is None:
+            known = ", ".join(d.field for d in DIMENSIONS if d.field not in SPEC_PRICE_FIELDS)
+            raise ValueError(f"unknown usage dimension {key!r} (known: {known})")
+        if key in SPEC_PRICE_FIELDS:
+            raise ValueError(f"{key} is priced by {SPEC_PRICE_FIELDS[key]}, not dimension_prices")
+        if tokens_only and not dimension.is_tokens:
+            raise ValueError(f"{key} is not a token dimension: a tier prices tokens only")
+    return prices
+
+
 class PriceTier(SpecModel):
-    """Prices that apply once a request's input reaches ``min_input_tokens`` (long context)."""
+    """Prices that apply once a request's input reaches ``min_input_tokens`` (long context).
+
+    A tier re-prices every token of the request ("cliff" pricing): its token prices replace
+    the version's, including ``dimension_prices`` of token dimensions (audio, image...).
+    """
 
     _optional_keys: ClassVar[frozenset[str]] = frozenset(
-        {"cached_input_price_per_1k", "cache_write_price_per_1k"}
+        {"cached_input_price_per_1k", "cache_write_price_per_1k", "dimension_prices"}
     )
 
     min_input_tokens: int = Field(ge=0)
@@ -49,6 +86,66 @@ class PriceTier(SpecModel):
     output_price_per_1k: NonNegativeMoney
     cached_input_price_per_1k: NonNegativeMoney | None = None
     cache_write_price_per_1k: NonNegativeMoney | None = None
+    dimension_prices: dict[str, NonNegativeMoney] | None = None
+
+    @field_validator("dimension_prices")
+    @classmethod
+    def _known_token_dimensions(
+        cls, prices: dict[str, Decimal] | None
+    ) -> dict[str, Decimal] | None:
+        return _check_dimension_prices(prices, tokens_only=True)
+
+
+class TimeOfDayPrice(SpecModel):
+    """Prices in force every day from ``start_time`` to ``end_time`` (UTC), e.g. off-peak.
+
+    Inside the window these prices replace the version's token, request and dimension
+    prices and tiers (as genai-prices does); a window whose end is before its start runs
+    over midnight. When windows overlap, the one listed last wins.
+    """
+
+    _optional_keys: ClassVar[frozenset[str]] = frozenset(
+        {
+            "input_price_per_1k",
+            "output_price_per_1k",
+            "cached_input_price_per_1k",
+            "cache_write_price_per_1k",
+            "request_price",
+            "dimension_prices",
+            "tiers",
+        }
+    )
+
+    start_time: time
+    end_time: time
+    input_price_per_1k: NonNegativeMoney | None = None
+    output_price_per_1k: NonNegativeMoney | None = None
+    cached_input_price_per_1k: NonNegativeMoney | None = None
+    cache_write_price_per_1k: NonNegativeMoney | None = None
+    request_price: NonNegativeMoney | None = None
+    dimension_prices: dict[str, NonNegativeMoney] | None = None
+    tiers: list[PriceTier] | None = None
+
+    @field_validator("dimension_prices")
+    @classmethod
+    def _known_dimensions(cls, prices: dict[str, Decimal] | None) -> dict[str, Decimal] | None:
+        return _check_dimension_prices(prices)
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _utc(cls, value: time) -> time:
+        if value.tzinfo is not None and value.utcoffset() not in (None, UTC.utcoffset(None)):
+            raise ValueError("time-of-day windows are in UTC")
+        return value.replace(tzinfo=None)
+
+    def active(self, instant: datetime) -> bool:
+        """Whether ``instant`` (aware, or naive UTC) falls in this window."""
+        if instant.tzinfo is not None:
+            instant = instant.astimezone(UTC)
+        moment = instant.time().replace(tzinfo=None)
+        if self.end_time < self.start_time:
+            return moment >= self.start_time or moment < self.end_time
+        return self.start_time <= moment < self.end_time
 
 
 class PricingData(SpecModel):
@@ -74,6 +171,10 @@ class PricingData(SpecModel):
             "currency",
             "version",
             "source",
+            "dimension_prices",
+            "price_per_hour",
+            "minimum_billed_seconds",
+            "time_of_day",
         }
     )
     SPEC_KEYS: ClassVar[tuple[str, ...]] = (
@@ -106,6 +207,15 @@ class PricingData(SpecModel):
     currency: str | None = None
     version: str | None = None
     source: str | None = None
+    dimension_prices: dict[str, NonNegativeMoney] | None = None
+    price_per_hour: NonNegativeMoney | None = None
+    minimum_billed_seconds: NonNegativeMoney | None = None
+    time_of_day: list[TimeOfDayPrice] | None = None
+
+    @field_validator("dimension_prices")
+    @classmethod
+    def _known_dimensions(cls, prices: dict[str, Decimal] | None) -> dict[str, Decimal] | None:
+        return _check_dimension_prices(prices)
 
     @model_validator(mode="after")
     def _has_the_prices_its_model_needs(self) -> PricingData:
@@ -118,6 +228,17 @@ class PricingData(SpecModel):
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise ValueError(f"{self.pricing_model.value} pricing needs {', '.join(missing)}")
+        return self
+
+    def prices_at(self, instant: datetime) -> PricingData | TimeOfDayPrice:
+        """The price set in force at ``instant``: the last active time-of-day window, or this.
+
+        Only token, request and dimension prices (and tiers) vary by time of day; character,
+        second and page prices are the version's own.
+        """
+        for window in reversed(self.time_of_day or ()):
+            if window.active(instant):
+                return window
         return self
 
     @property
@@ -148,6 +269,23 @@ class TokenEstimate(SpecModel):
     note: str | None = None
 
 
+class CostLine(SpecModel):
+    """One dimension of a cost: how much was used, at what price, and what it cost.
+
+    ``unit_price`` is per ``per`` units (1,000 for tokens, as the spec's prices; 3,600 for
+    seconds priced per hour; one otherwise). ``quantity`` is what that price was charged on:
+    tokens already charged at a more specific price (cached, audio...) are not counted again
+    under their parent. ``cost`` is the exact cost rounded once to nano-USDC, in the
+    estimate's currency.
+    """
+
+    dimension: str
+    quantity: Decimal
+    unit_price: NonNegativeMoney
+    per: int
+    cost: NonNegativeMoney
+
+
 class CostEstimate(SpecModel):
     """Cost of one request before it is made: base cost, platform fee (5% default), total.
 
@@ -156,7 +294,16 @@ class CostEstimate(SpecModel):
     """
 
     _optional_keys: ClassVar[frozenset[str]] = frozenset(
-        {"input_token_estimate", "price_version", "exchange_rate", "request_count", "seconds"}
+        {
+            "input_token_estimate",
+            "price_version",
+            "exchange_rate",
+            "request_count",
+            "seconds",
+            "line_items",
+            "priced_at",
+            "unpriced",
+        }
     )
 
     provider: str
@@ -176,6 +323,10 @@ class CostEstimate(SpecModel):
     request_count: int | None = None
     seconds: Money | None = None
     estimated_at: datetime = Field(default_factory=_now)
+    line_items: list[CostLine] | None = None
+    priced_at: datetime | None = None
+    """The instant the call was priced at, when one was asked for (else: when estimated)."""
+    unpriced: dict[str, Decimal] | None = None
 
     @model_validator(mode="after")
     def _total_is_base_plus_fee(self) -> CostEstimate:

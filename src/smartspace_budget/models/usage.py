@@ -11,9 +11,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
+from smartspace_budget.models.dimensions import DIMENSIONS, Usage
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -50,15 +52,46 @@ class EntryKind(StrEnum):
     RELEASE = "release"
 
 
+_EXTRA_DIMENSIONS = tuple(
+    d.field
+    for d in DIMENSIONS
+    if d.field
+    not in (
+        "input_tokens",
+        "output_tokens",
+        "cached_input_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "request_count",
+        "characters",
+        "seconds",
+    )
+)
+"""Dimensions of the usage model that a usage event writes only when used."""
+
+
 class UsageEvent(SpecModel):
-    """One provider call as billed: tokens, actual cost and how it was priced.
+    """One provider call as billed: every dimension used, actual cost, how it was priced.
 
     ``actual_cost`` is in USDC. ``cost_is_estimate`` marks a charge made at the reservation
-    because the real usage was unknown (cancelled stream, missing usage).
+    because the real usage was unknown (cancelled stream, missing usage). The counts are the
+    usage model's (:mod:`smartspace_budget.models.dimensions`) and nest the same way:
+    ``input_tokens`` counts every input token (cached, written to the cache, audio, image),
+    ``output_tokens`` every output token (reasoning, audio, image). ``unpriced`` names what
+    the provider reported that no price covers (the charge is then at least the hold).
     """
 
     _optional_keys: ClassVar[frozenset[str]] = frozenset(
-        {"estimated_cost", "price_version", "request_id", "occurred_at"}
+        {
+            "estimated_cost",
+            "price_version",
+            "request_id",
+            "occurred_at",
+            "characters",
+            "seconds",
+            "unpriced",
+            *_EXTRA_DIMENSIONS,
+        }
     )
 
     provider: str = _ID
@@ -68,6 +101,25 @@ class UsageEvent(SpecModel):
     cached_input_tokens: int = _TOKENS
     cache_write_tokens: int = _TOKENS
     reasoning_tokens: int = _TOKENS
+    cache_write_1h_tokens: int = _TOKENS
+    input_audio_tokens: int = _TOKENS
+    cached_input_audio_tokens: int = _TOKENS
+    input_image_tokens: int = _TOKENS
+    cached_input_image_tokens: int = _TOKENS
+    input_video_tokens: int = _TOKENS
+    citation_tokens: int = _TOKENS
+    output_audio_tokens: int = _TOKENS
+    output_image_tokens: int = _TOKENS
+    output_video_tokens: int = _TOKENS
+    request_count: int = Field(default=1, ge=0, le=MAX_TOKENS)
+    web_searches: int = _TOKENS
+    file_searches: int = _TOKENS
+    messages: int = _TOKENS
+    pages: int = _TOKENS
+    annotated_pages: int = _TOKENS
+    characters: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    seconds: NonNegativeMoney | None = None
+    unpriced: dict[str, int] = Field(default_factory=dict)
     actual_cost: NonNegativeMoney
     estimated_cost: NonNegativeMoney | None = None
     price_version: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
@@ -85,6 +137,43 @@ class UsageEvent(SpecModel):
             if not key or len(key) > 100 or len(value) > 500:
                 raise ValueError("tag keys are 1-100 characters, values at most 500")
         return tags
+
+    @field_validator("unpriced")
+    @classmethod
+    def _small_unpriced(cls, unpriced: dict[str, int]) -> dict[str, int]:
+        if len(unpriced) > 50:
+            raise ValueError("at most 50 unpriced dimensions")
+        for key, value in unpriced.items():
+            if not key or len(key) > 100 or not 0 <= value <= MAX_TOKENS:
+                raise ValueError("unpriced names are 1-100 characters with counts 0-10^12")
+        return unpriced
+
+    @model_validator(mode="after")
+    def _counts_nest(self) -> UsageEvent:
+        try:
+            self.usage()
+        except InvalidInputError as exc:
+            raise ValueError(exc.detail) from None
+        return self
+
+    def usage(self) -> Usage:
+        """The usage model's view of this event (validated: nested counts fit their parent)."""
+        counts = {d.field: getattr(self, d.field) for d in DIMENSIONS}
+        return Usage.of(**counts)
+
+    def detail(self) -> dict[str, int | str]:
+        """What the ledger stores beside its token columns: the other dimensions used, and
+        what was unpriced, so the entry can be priced again later."""
+        data: dict[str, int | str] = {
+            name: value
+            for name, value in self.usage().to_dict().items()
+            if name in _EXTRA_DIMENSIONS or name in ("characters", "seconds")
+        }
+        if self.request_count != 1:
+            data["request_count"] = self.request_count
+        for name, value in self.unpriced.items():
+            data[f"unpriced:{name}"] = value
+        return data
 
 
 class DepositRequest(SpecModel):

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from smartspace_budget.models import CostEstimate, PricingData, PricingModel, TokenEstimate
+from smartspace_budget.models import (
+    CostEstimate,
+    CostLine,
+    PricingData,
+    PricingModel,
+    TokenEstimate,
+)
 from smartspace_budget.models._trusted import builder
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import DEFAULT_CURRENCY, NANO_DIGITS
@@ -43,6 +49,7 @@ _to_nano = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN).multiply
 _PER_TOKEN_PLACES = NANO_DIGITS - 3  # a price per 1,000 tokens, in nano-units per token
 
 _cost_estimate = builder(CostEstimate)
+_cost_line = builder(CostLine)
 
 
 def _half_even(numerator: int, denominator: int) -> int:
@@ -108,6 +115,8 @@ class Quote:
     max_output: int
     tier_start: int
     fields: dict[str, object]
+    input_line: dict[str, object]
+    output_line: dict[str, object]
 
     def estimate(
         self,
@@ -136,8 +145,20 @@ class Quote:
         fields = self.fields.copy()
         fields["input_tokens"] = input_tokens
         fields["output_tokens"] = output_tokens
-        fields["input_cost"] = to_nano(input_nano, nano)
-        fields["output_cost"] = to_nano(output_nano, nano)
+        input_cost = fields["input_cost"] = to_nano(input_nano, nano)
+        output_cost = fields["output_cost"] = to_nano(output_nano, nano)
+        lines = []
+        if input_tokens and self.input_rate:
+            line = self.input_line.copy()
+            line["quantity"] = Decimal(input_tokens)
+            line["cost"] = input_cost
+            lines.append(_cost_line(line))
+        if output_tokens and self.output_rate:
+            line = self.output_line.copy()
+            line["quantity"] = Decimal(output_tokens)
+            line["cost"] = output_cost
+            lines.append(_cost_line(line))
+        fields["line_items"] = lines
         fields["base_cost"] = to_nano(base, nano)
         fields["platform_fee_percent"] = fee.percent
         fields["platform_fee"] = to_nano(platform_fee, nano)
@@ -160,6 +181,7 @@ def compile_quote(key: str, pricing: PricingData) -> Quote | None:
     if (
         pricing.pricing_model is not PricingModel.TOKEN_BASED
         or pricing.request_price is not None
+        or pricing.time_of_day
         or pricing.price_currency != DEFAULT_CURRENCY
     ):
         return None
@@ -199,4 +221,13 @@ def compile_quote(key: str, pricing: PricingData) -> Quote | None:
         max_output=_limit(pricing.max_output_tokens),
         tier_start=min(tiers, default=MAX_TOKENS + 1),
         fields=fields,
+        input_line=_line("input_tokens", pricing.input_price_per_1k),
+        output_line=_line("output_tokens", pricing.output_price_per_1k),
     )
+
+
+def _line(dimension: str, price: Decimal | None) -> dict[str, object]:
+    """A line item's fields but its quantity and cost, in CostLine's declared order."""
+    line: dict[str, object] = dict.fromkeys(CostLine.model_fields)
+    line.update(dimension=dimension, unit_price=price, per=1000)
+    return line

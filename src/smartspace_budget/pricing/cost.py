@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import decimal
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from smartspace_budget.errors import ContextLimitExceededError, InvalidInputError
 from smartspace_budget.models import PriceTier, PricingData, PricingModel
+from smartspace_budget.models.dimensions import DIMENSIONS, DIMENSIONS_BY_FIELD, Usage
+from smartspace_budget.models.pricing import TimeOfDayPrice
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import ExchangeRates, parse_amount, quantize
 
@@ -30,6 +33,7 @@ __all__ = [
     "fee_percent",
     "platform_fee",
     "to_usdc",
+    "unit_prices",
 ]
 
 _CTX = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
@@ -69,29 +73,18 @@ def platform_fee(base_cost: Decimal, percent: Decimal) -> Decimal:
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
-    """What one request uses; counts are validated by the caller (:func:`count`).
-
-    ``input_tokens`` includes ``cached_input_tokens`` and ``cache_write_tokens``, as the
-    providers report it. ``characters`` and ``seconds`` matter for per-character and
-    per-second prices only.
-    """
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    cache_write_tokens: int = 0
-    request_count: int = 1
-    characters: int | None = None
-    seconds: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class ExactCost:
-    """Unrounded cost in the price's currency."""
+    """Unrounded cost in the price's currency, with the line of each dimension charged.
+
+    ``input_cost`` is every line but the output tokens' (requests, tool calls, pages and
+    other per-call fees included, as the spec's input/output split has no third part);
+    ``unpriced`` holds the dimensions the usage reports that no price covers.
+    """
 
     input_cost: Decimal
     output_cost: Decimal
+    lines: tuple[tuple[str, Decimal, Decimal, int, Decimal], ...] = ()
+    unpriced: tuple[tuple[str, Decimal | int], ...] = ()
 
     @property
     def total(self) -> Decimal:
@@ -102,82 +95,143 @@ class ExactCost:
         if factor == 1:
             return self
         return ExactCost(
-            _CTX.multiply(self.input_cost, factor), _CTX.multiply(self.output_cost, factor)
+            _CTX.multiply(self.input_cost, factor),
+            _CTX.multiply(self.output_cost, factor),
+            tuple(
+                (name, quantity, _CTX.multiply(price, factor), per, _CTX.multiply(cost, factor))
+                for name, quantity, price, per, cost in self.lines
+            ),
+            self.unpriced,
         )
 
 
-def _tier(pricing: PricingData, input_tokens: int) -> PriceTier | None:
+_PRICE_SOURCES = PricingData | TimeOfDayPrice | PriceTier
+
+
+def _tier(tiers: list[PriceTier] | None, input_tokens: int) -> PriceTier | None:
     chosen = None
-    for tier in sorted(pricing.tiers or (), key=lambda t: t.min_input_tokens):
+    for tier in sorted(tiers or (), key=lambda t: t.min_input_tokens):
         if input_tokens >= tier.min_input_tokens:
             chosen = tier
     return chosen
 
 
-def _per_1k(price: Decimal, tokens: int) -> Decimal:
-    return _CTX.multiply(price, Decimal(tokens)).scaleb(-3, context=_CTX)
+def _token_prices(source: _PRICE_SOURCES) -> dict[str, Decimal | None]:
+    prices: dict[str, Decimal | None] = {
+        "input_tokens": source.input_price_per_1k,
+        "output_tokens": source.output_price_per_1k,
+        "cached_input_tokens": source.cached_input_price_per_1k,
+        "cache_write_tokens": source.cache_write_price_per_1k,
+    }
+    for name, price in (source.dimension_prices or {}).items():
+        if DIMENSIONS_BY_FIELD[name].is_tokens:
+            prices[name] = price
+    return prices
 
 
-def exact_cost(pricing: PricingData, usage: Usage) -> ExactCost:
-    """The exact cost of ``usage`` at ``pricing``; raises :class:`InvalidInputError`.
+def unit_prices(pricing: PricingData, usage: Usage, at: datetime) -> dict[str, tuple[Decimal, int]]:
+    """``{dimension: (price, per)}`` for every dimension this request can be charged for.
 
-    Token prices: uncached input at the input price, cache reads at the cached price and
-    cache writes at the cache-write price (each falling back to the input price when the
-    version has none); a long-context tier, when the input reaches it, re-prices all tokens.
-    A ``request_price`` on a token-priced model is charged per request on top, into
-    ``input_cost``. Per-request, per-character and per-second prices are ``input_cost``.
+    The version's time-of-day window at ``at`` (if any) replaces its token, request and
+    dimension prices, as genai-prices does; a long-context tier reached by
+    ``usage.input_tokens`` then replaces every token price. Seconds are priced per hour when
+    the version has an hourly price (exact, where the per-second price of an hourly one
+    rarely is), else per second.
     """
-    model = pricing.pricing_model
-    request_part = Decimal(0)
-    if pricing.request_price is not None and model is not PricingModel.PER_REQUEST:
-        request_part = _CTX.multiply(pricing.request_price, Decimal(usage.request_count))
-    if model is PricingModel.TOKEN_BASED:
-        return _token_cost(pricing, usage, request_part)
-    if model is PricingModel.PER_REQUEST:
-        assert pricing.request_price is not None
-        return ExactCost(
-            _CTX.multiply(pricing.request_price, Decimal(usage.request_count)), Decimal(0)
-        )
-    if model is PricingModel.PER_CHARACTER:
-        assert pricing.price_per_character is not None
-        if usage.characters is None:
+    window = pricing.prices_at(at)
+    prices: dict[str, Decimal | None] = dict(window.dimension_prices or {})
+    prices.update(_token_prices(window))
+    prices["request_count"] = window.request_price
+    tier = _tier(window.tiers, usage.input_tokens)
+    if tier is not None:
+        for name in [n for n in prices if DIMENSIONS_BY_FIELD[n].is_tokens]:
+            del prices[name]
+        prices.update(_token_prices(tier))
+    prices["characters"] = pricing.price_per_character
+    result = {
+        name: (price, DIMENSIONS_BY_FIELD[name].price_per)
+        for name, price in prices.items()
+        if price is not None
+    }
+    if pricing.price_per_hour is not None:
+        result["seconds"] = (pricing.price_per_hour, 3600)
+    elif pricing.price_per_second is not None:
+        result["seconds"] = (pricing.price_per_second, 1)
+    return result
+
+
+_OUTPUT = ("direction", "output")
+
+
+def _billed(pricing: PricingData, usage: Usage, name: str) -> Decimal | int:
+    """The amount of a dimension that is billed: the catalog's minimum seconds applied."""
+    value = usage.amount(name)
+    if name == "seconds" and value and pricing.minimum_billed_seconds is not None:
+        return max(value, pricing.minimum_billed_seconds)
+    return value
+
+
+def exact_cost(pricing: PricingData, usage: Usage, *, at: datetime | None = None) -> ExactCost:
+    """The exact cost of ``usage`` at ``pricing`` for a call made at ``at`` (now by default).
+
+    Every token and unit is charged once, at the most specific price the version has for it
+    (the same rule as genai-prices): cached audio input at the cached-audio price if there
+    is one, else at the cached-input or audio-input price, else at the input price. So a
+    dimension without its own price falls back to its parent's; one with no priced parent
+    at all (a web search on a model without a search price) is reported in ``unpriced``
+    rather than charged nothing silently. Raises :class:`InvalidInputError` when a nested
+    count exceeds its parent's, or when a per-character/per-second price has no count.
+    """
+    instant = at if at is not None else datetime.now(UTC)
+    prices = unit_prices(pricing, usage, instant)
+    for name in ("characters", "seconds"):
+        if name in prices and getattr(usage, name) is None:
+            kind = "per character" if name == "characters" else "per second"
+            hint = "input_text, messages or characters" if name == "characters" else "seconds"
+            if pricing.pricing_model in (PricingModel.PER_CHARACTER, PricingModel.PER_SECOND):
+                raise InvalidInputError(
+                    f"{pricing.provider}/{pricing.model_name} is priced {kind}: pass {hint}"
+                )
+    priced = sorted(
+        (DIMENSIONS_BY_FIELD[name] for name in prices),
+        key=lambda d: (-len(d.traits), d.field),
+    )
+    leaves: dict[str, Decimal | int] = {}
+    for dimension in priced:
+        nested = sum(leaves[d.field] for d in priced if d.nests_in(dimension))
+        leaf = _billed(pricing, usage, dimension.field) - nested
+        if leaf < 0:
             raise InvalidInputError(
-                f"{pricing.provider}/{pricing.model_name} is priced per character: "
-                "pass input_text, messages or characters"
+                f"usage is inconsistent: the counts nested in {dimension.field} add up to more "
+                f"than its {usage.amount(dimension.field)}",
+                field=dimension.field,
             )
-        cost = _CTX.multiply(pricing.price_per_character, Decimal(usage.characters))
-        return ExactCost(_CTX.add(cost, request_part), Decimal(0))
-    assert pricing.price_per_second is not None
-    if usage.seconds is None:
-        raise InvalidInputError(
-            f"{pricing.provider}/{pricing.model_name} is priced per second: pass seconds"
-        )
-    cost = _CTX.multiply(pricing.price_per_second, usage.seconds)
-    return ExactCost(_CTX.add(cost, request_part), Decimal(0))
-
-
-def _token_cost(pricing: PricingData, usage: Usage, request_part: Decimal) -> ExactCost:
-    cached, written = usage.cached_input_tokens, usage.cache_write_tokens
-    uncached = usage.input_tokens - cached - written
-    if uncached < 0:
-        raise InvalidInputError(
-            f"cached_input_tokens ({cached}) + cache_write_tokens ({written}) exceed "
-            f"input_tokens ({usage.input_tokens}); input_tokens counts them all"
-        )
-    tier = _tier(pricing, usage.input_tokens)
-    source: PriceTier | PricingData = tier if tier is not None else pricing
-    input_price = source.input_price_per_1k
-    output_price = source.output_price_per_1k
-    assert input_price is not None
-    assert output_price is not None
-    cached_price = source.cached_input_price_per_1k
-    write_price = source.cache_write_price_per_1k
-    input_cost = _CTX.add(_per_1k(input_price, uncached), request_part)
-    if cached:
-        input_cost = _CTX.add(input_cost, _per_1k(cached_price or input_price, cached))
-    if written:
-        input_cost = _CTX.add(input_cost, _per_1k(write_price or input_price, written))
-    return ExactCost(input_cost, _per_1k(output_price, usage.output_tokens))
+        leaves[dimension.field] = leaf
+    input_cost = output_cost = Decimal(0)
+    lines = []
+    for dimension in DIMENSIONS:
+        name = dimension.field
+        if name not in leaves:
+            continue
+        quantity = leaves[name]
+        price, per = prices[name]
+        cost = _CTX.multiply(price, Decimal(quantity))
+        if per != 1:
+            cost = _CTX.divide(cost, Decimal(per))
+        if _OUTPUT in dimension.traits:
+            output_cost = _CTX.add(output_cost, cost)
+        else:
+            input_cost = _CTX.add(input_cost, cost)
+        if quantity and price:
+            lines.append((name, Decimal(quantity), price, per, cost))
+    unpriced = tuple(
+        (name, value)
+        for name, value in usage.nonzero()
+        if name not in prices
+        and name not in ("request_count", "characters")  # characters measure text, as tokens do
+        and not any(DIMENSIONS_BY_FIELD[name].nests_in(DIMENSIONS_BY_FIELD[p]) for p in prices)
+    )
+    return ExactCost(input_cost, output_cost, tuple(lines), unpriced)
 
 
 def check_limits(pricing: PricingData, input_tokens: int, output_tokens: int) -> None:

@@ -27,6 +27,7 @@ from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import (
     CostAnomaly,
     CostEstimate,
+    CostLine,
     PricingData,
     PricingModel,
     TokenEstimate,
@@ -38,6 +39,7 @@ from smartspace_budget.pricing import anomaly, names
 from smartspace_budget.pricing._quote import Quote, compile_fee, compile_quote
 from smartspace_budget.pricing.cost import (
     EXACT_CONTEXT,
+    ExactCost,
     Usage,
     check_limits,
     count,
@@ -222,6 +224,8 @@ class PricingEngine:
         request_count: int = 1,
         seconds: Decimal | int | str | None = None,
         characters: int | None = None,
+        usage: Usage | Mapping[str, Any] | None = None,
+        at: datetime | None = None,
     ) -> CostEstimate:
         """The cost of one request before it is made, with the platform fee.
 
@@ -229,7 +233,15 @@ class PricingEngine:
         means no input). ``cached_input_tokens`` / ``cache_write_tokens`` are part of the
         input priced at the cache prices. ``request_count``, ``seconds`` and ``characters``
         feed per-request, per-second and per-character prices (characters default to the
-        input's). Raises :class:`InvalidInputError` for bad counts,
+        input's). ``usage`` adds any other dimension of the usage model (one-hour cache
+        writes, audio/image/video tokens, reasoning, web searches, pages...; see
+        :mod:`smartspace_budget.models.dimensions`), as a :class:`Usage` or a mapping of
+        dimension to count; a dimension may come from ``usage`` or from its argument, not
+        both. ``at`` prices the call at that instant (the price version and time-of-day
+        window in force then; now by default). The estimate's ``line_items`` itemize every
+        dimension charged, and ``unpriced`` names used dimensions no price covers.
+
+        Raises :class:`InvalidInputError` for bad counts,
         :class:`ContextLimitExceededError` past the model's limits, the pricing errors for
         unknown names, and :class:`UnknownCurrencyError` for an unconfigured currency.
         """
@@ -250,6 +262,8 @@ class PricingEngine:
             and messages is None
             and seconds is None
             and characters is None
+            and usage is None
+            and at is None
             and currency == DEFAULT_CURRENCY
             and request_count is _ONE
             and cached_input_tokens is _ZERO
@@ -288,6 +302,8 @@ class PricingEngine:
             request_count,
             seconds,
             characters,
+            usage,
+            at,
         )
 
     async def _estimate_general(
@@ -304,6 +320,8 @@ class PricingEngine:
         request_count: int,
         seconds: Decimal | int | str | None,
         characters: int | None,
+        usage: Usage | Mapping[str, Any] | None,
+        at: datetime | None,
     ) -> CostEstimate:
         """Every case of :meth:`estimate_cost`, validating each argument."""
         if (input_text is not None) + (messages is not None) + (input_tokens is not None) > 1:
@@ -321,7 +339,12 @@ class PricingEngine:
         requests = count(request_count, "request_count", at_least=1)
         cached = count(cached_input_tokens, "cached_input_tokens")
         written = count(cache_write_tokens, "cache_write_tokens")
-        pricing = self._cached(provider, model) or await self._pricing(provider, model)
+        extra = _usage_counts(usage)
+        instant = datetime.now(UTC) if at is None else _instant(at)
+        if at is None:
+            pricing = self._cached(provider, model) or await self._pricing(provider, model)
+        else:
+            pricing = await self.backend.get_pricing(provider, model, at=instant)
         token_estimate = None
         text = input_text if input_text is not None else messages
         if text is not None:
@@ -331,12 +354,32 @@ class PricingEngine:
                 token_estimate = estimate_tokens(text, model, pricing.provider)
             tokens = token_estimate.token_count
             chars = token_estimate.character_count if chars is None else chars
+        arguments = {
+            "input_tokens": (tokens, input_tokens is not None or text is not None),
+            "output_tokens": (output, expected_output_tokens != DEFAULT_EXPECTED_OUTPUT_TOKENS),
+            "cached_input_tokens": (cached, cached != 0),
+            "cache_write_tokens": (written, written != 0),
+            "request_count": (requests, requests != 1),
+            "characters": (chars, characters is not None),
+            "seconds": (usage_seconds, usage_seconds is not None),
+        }
+        counts: dict[str, Any] = dict(extra)
+        for name, (value, explicit) in arguments.items():
+            if name in counts and explicit:
+                raise InvalidInputError(
+                    f"{name} is given twice: as an argument and in usage", field=name
+                )
+            if name not in counts or (name == "characters" and counts[name] is None):
+                counts[name] = value
+        call = Usage.of(**counts)
+        tokens, output = call.input_tokens, call.output_tokens
         check_limits(pricing, tokens, output)
-        usage = Usage(tokens, output, cached, written, requests, chars, usage_seconds)
-        exact = exact_cost(pricing, usage).scaled(
+        exact = exact_cost(pricing, call, at=instant).scaled(
             to_usdc(self.exchange_rates, pricing.price_currency)
         )
-        self._remember(provider, model, pricing)
+        if at is None:
+            self._remember(provider, model, pricing)
+        requests = call.request_count
         uses_requests = (
             pricing.pricing_model is PricingModel.PER_REQUEST or pricing.request_price is not None
         )
@@ -348,7 +391,9 @@ class PricingEngine:
             exact.output_cost,
             token_estimate,
             requests if uses_requests else None,
-            usage_seconds,
+            call.seconds,
+            exact,
+            None if at is None else instant,
         )
         if currency != DEFAULT_CURRENCY:
             return self.convert(estimate, currency)
@@ -364,9 +409,24 @@ class PricingEngine:
         token_estimate: TokenEstimate | None,
         request_count: int | None,
         seconds: Decimal | None,
+        exact: ExactCost,
+        priced_at: datetime | None,
     ) -> CostEstimate:
         """The USDC estimate from exact (unrounded) costs: each amount rounded once."""
         base = quantize(EXACT_CONTEXT.add(input_exact, output_exact))
+        lines = [
+            trusted(
+                CostLine,
+                {
+                    "dimension": name,
+                    "quantity": quantity,
+                    "unit_price": price,
+                    "per": per,
+                    "cost": quantize(cost),
+                },
+            )
+            for name, quantity, price, per, cost in exact.lines
+        ]
         fee = platform_fee(base, self.platform_fee_percent)
         # Every value has its final type and total = base + fee by construction: built
         # without re-validation (see models/_trusted.py; tests compare with the validated model).
@@ -390,6 +450,9 @@ class PricingEngine:
                 "request_count": request_count,
                 "seconds": seconds,
                 "estimated_at": datetime.now(UTC),
+                "line_items": lines,
+                "priced_at": priced_at,
+                "unpriced": {name: Decimal(value) for name, value in exact.unpriced} or None,
             },
         )
 
@@ -445,6 +508,15 @@ class PricingEngine:
 
         base, fee = to_target(estimate.base_cost), to_target(estimate.platform_fee)
         data = estimate.model_dump()
+        if estimate.line_items is not None:
+            data["line_items"] = [
+                {
+                    **line.model_dump(),
+                    "unit_price": to_target(line.unit_price),
+                    "cost": to_target(line.cost),
+                }
+                for line in estimate.line_items
+            ]
         data.update(
             input_cost=to_target(estimate.input_cost),
             output_cost=to_target(estimate.output_cost),
@@ -520,6 +592,28 @@ class PricingEngine:
     ) -> CostAnomaly:
         """Compare a request's estimated and actual cost (bands in :mod:`.anomaly`)."""
         return anomaly.detect_cost_anomaly(request_id, provider, model, estimated_cost, actual_cost)
+
+
+def _usage_counts(usage: Usage | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The counts ``usage`` gives (only its non-zero ones for a :class:`Usage`)."""
+    if usage is None:
+        return {}
+    if isinstance(usage, Usage):
+        counts: dict[str, Any] = dict(usage.nonzero())
+        if usage.request_count != 1:
+            counts["request_count"] = usage.request_count
+        return counts
+    if not isinstance(usage, Mapping) or not all(isinstance(k, str) for k in usage):
+        raise InvalidInputError(
+            f"usage must be a Usage or a mapping of dimension to count, not {type(usage).__name__}"
+        )
+    return dict(usage)
+
+
+def _instant(at: object) -> datetime:
+    if not isinstance(at, datetime):
+        raise InvalidInputError(f"at must be a datetime, not {type(at).__name__}", field="at")
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _names(provider: object, model: object) -> bool:

@@ -9,19 +9,25 @@ module turns that into the spec's :class:`PricingData`, one version per dated pr
   :class:`PriceTier` entries. genai-prices applies a tier when the input is *greater* than
   its start; our tiers apply from ``min_input_tokens``, so a tier starting at 200,000 becomes
   ``min_input_tokens=200001``. Each key may tier separately; every threshold gets all keys.
-- Cache reads and (5-minute) cache writes become ``cached_input_price_per_1k`` and
-  ``cache_write_price_per_1k``; requests priced per thousand become ``request_price``.
-- Models priced only per character (text-to-speech) are ``per_character``; models priced
-  only per hour of audio (transcription) are ``per_second`` at the hourly price / 3600,
-  which is computed to 50 significant digits because it rarely divides exactly.
-- Time-of-day prices (DeepSeek's peak hours) cannot be one version: each version takes, per
-  price, the highest of its standard price and the time-of-day prices that can override it,
-  so an estimate never falls short of the real charge.
+- Every other price becomes a price of one usage dimension (see
+  :mod:`smartspace_budget.models.dimensions`): cache reads and writes, one-hour cache
+  writes, audio, image and video tokens, reasoning and citation tokens in
+  ``dimension_prices`` per 1,000 tokens; requests (``request_price``), web and file searches,
+  messages and pages per unit. A price key this module does not know makes the model
+  unpriceable (:class:`MissingPricingError`) rather than silently free.
+- Models priced per character (text-to-speech) are ``per_character``; models priced per hour
+  of audio (transcription) are ``per_second``, keeping the exact hourly price in
+  ``price_per_hour`` (the per-second price is rounded to 50 digits, as it rarely divides);
+  the 10-second minimum genai-prices applies to Groq's Whisper models in code is
+  ``minimum_billed_seconds``. Models priced per page (OCR) are ``per_request`` at a request
+  price of 0, their page prices in ``dimension_prices``.
+- Time-of-day prices (DeepSeek's off-peak hours) are ``time_of_day`` windows of the version
+  they apply to, in UTC; the price at an instant is the window's inside it.
 - ``context_window`` becomes ``max_input_tokens``, unless a long-context tier starts beyond
   it (a model whose larger context is priced but not reflected in the window): then the
   limit is unknown (``None``) rather than wrong.
-- Request-context variants (batch, priority tiers), images, audio tokens and tool calls are
-  not part of the spec's pricing models and are left out.
+- Request-context variants (batch, priority service tiers) are left out: the standard price
+  is the one charged, as genai-prices does without a price context.
 
 The first, undated price of a model is effective from :data:`CATALOG_EPOCH`: genai-prices
 does not say since when it applies. A catalog version never changes, so its
@@ -35,12 +41,13 @@ import decimal
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
 from smartspace_budget.errors import MissingPricingError
 from smartspace_budget.models import PriceTier, PricingData, PricingModel
+from smartspace_budget.models.pricing import TimeOfDayPrice
 from smartspace_budget.pricing import names
 
 __all__ = ["CATALOG_EPOCH", "GENAI_SOURCE", "GenaiCatalog", "shared_catalog"]
@@ -52,8 +59,6 @@ GENAI_SOURCE = "genai-prices"
 
 _CONTEXT = decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN)
 _SECONDS_PER_HOUR = Decimal(3600)
-# Price keys per pricing dimension, in genai-prices' names.
-_TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
 
 
 @dataclass(frozen=True)
@@ -229,46 +234,90 @@ def _convert(provider_id: str, model: Any) -> list[PricingData]:
     from genai_prices import types as gp
 
     if isinstance(model.prices, gp.ModelPrice):
-        segments: list[tuple[date | None, list[Any]]] = [(None, [model.prices])]
+        segments: list[tuple[date | None, Any, list[Any]]] = [(None, model.prices, [])]
     else:
         segments = _dated_segments(model.prices, gp)
     versions = []
-    for start, candidates in segments:
+    for start, standard, windows in segments:
         effective = (
             CATALOG_EPOCH
             if start is None
             else datetime(start.year, start.month, start.day, tzinfo=UTC)
         )
-        versions.append(_version(provider_id, model, effective, candidates))
+        versions.append(_version(provider_id, model, effective, standard, windows))
     versions.sort(key=lambda v: v.effective_date)
     return versions
 
 
-def _dated_segments(conditional: list[Any], gp: Any) -> list[tuple[date | None, list[Any]]]:
-    """One (start date, candidate prices) per dated price; see the module docstring."""
+def _dated_segments(conditional: list[Any], gp: Any) -> list[tuple[date | None, Any, list[Any]]]:
+    """One (start date, standard prices, time-of-day windows) per dated price.
+
+    genai-prices tries a model's conditional prices last to first and takes the first whose
+    constraint holds, falling back to the first entry. So the first entry applies from the
+    start, each dated entry from its date, and a time-of-day entry applies inside its hours
+    to the dated prices listed before it (later entries take precedence).
+    """
     segments = []
     for index, entry in enumerate(conditional):
         constraint = entry.constraint
-        if isinstance(constraint, gp.TimeOfDateConstraint):
+        if index and not isinstance(constraint, gp.StartDateConstraint):
             continue
-        start = constraint.start_date if isinstance(constraint, gp.StartDateConstraint) else None
-        if start is None and index != 0:
-            continue  # genai-prices only uses an unconstrained price as the first entry
-        later_time_of_day = [
-            e.prices
-            for e in conditional[index + 1 :]
-            if isinstance(e.constraint, gp.TimeOfDateConstraint)
+        start = constraint.start_date if index and constraint is not None else None
+        windows = [
+            e for e in conditional[index + 1 :] if isinstance(e.constraint, gp.TimeOfDateConstraint)
         ]
-        segments.append((start, [entry.prices, *later_time_of_day]))
+        segments.append((start, entry.prices, windows))
     return segments
+
+
+# genai-prices' price keys: (our field or dimension, power of ten to our unit).
+# Token prices are per million there and per 1,000 here; counts per thousand there, per unit
+# here; characters per million there, per character here.
+_SPEC_KEYS = {
+    "input_mtok": ("input_price_per_1k", -3),
+    "output_mtok": ("output_price_per_1k", -3),
+    "cache_read_mtok": ("cached_input_price_per_1k", -3),
+    "cache_write_mtok": ("cache_write_price_per_1k", -3),
+    "requests_kcount": ("request_price", -3),
+    "input_mchars": ("price_per_character", -6),
+}
+_DIMENSION_KEYS = {
+    "cache_write_1h_mtok": ("cache_write_1h_tokens", -3),
+    "input_audio_mtok": ("input_audio_tokens", -3),
+    "cache_audio_read_mtok": ("cached_input_audio_tokens", -3),
+    "input_image_mtok": ("input_image_tokens", -3),
+    "cache_image_read_mtok": ("cached_input_image_tokens", -3),
+    "input_video_mtok": ("input_video_tokens", -3),
+    "output_reasoning_mtok": ("reasoning_tokens", -3),
+    "output_citation_mtok": ("citation_tokens", -3),
+    "output_audio_mtok": ("output_audio_tokens", -3),
+    "output_image_mtok": ("output_image_tokens", -3),
+    "output_video_mtok": ("output_video_tokens", -3),
+    "web_searches_kcount": ("web_searches", -3),
+    "storage_searches_kcount": ("file_searches", -3),
+    "input_text_messages_kcount": ("messages", -3),
+    "input_document_kpages": ("pages", -3),
+    "input_annotated_document_kpages": ("annotated_pages", -3),
+}
+_HOUR_KEYS = ("input_audio_hours", "audio_hours")  # the first priced one prices our seconds
+_TOKEN_PRICE_KEYS = frozenset(
+    {"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"}
+    | {key for key in _DIMENSION_KEYS if key.endswith("_mtok")}
+)
+_MINIMUM_SECONDS = {("groq", "whisper-large-v3"): 10, ("groq", "whisper-large-v3-turbo"): 10}
+"""Per-call minimums genai-prices applies in code rather than in its data."""
 
 
 def _price(model_price: Any, key: str) -> Any:
     return model_price.__dict__.get(key)
 
 
+def _keys(model_price: Any) -> set[str]:
+    return {k for k, v in model_price.__dict__.items() if v is not None and not k.startswith("_")}
+
+
 def _at(value: Any, input_tokens: int) -> Decimal | None:
-    """The per-million price of ``value`` for a request of ``input_tokens`` input tokens."""
+    """The price of ``value`` for a request of ``input_tokens`` input tokens."""
     if value is None:
         return None
     if isinstance(value, Decimal):
@@ -280,37 +329,120 @@ def _at(value: Any, input_tokens: int) -> Decimal | None:
     return price
 
 
-def _highest(candidates: list[Any], key: str, input_tokens: int) -> Decimal | None:
-    prices = [p for c in candidates if (p := _at(_price(c, key), input_tokens)) is not None]
-    return max(prices) if prices else None
+def _prices_at(model_price: Any, input_tokens: int) -> dict[str, Any]:
+    """Our price fields of one genai-prices price set, at one input size."""
+    fields: dict[str, Any] = {}
+    dimensions: dict[str, Decimal] = {}
+    for key in _keys(model_price):
+        value = _at(_price(model_price, key), input_tokens)
+        if key in _SPEC_KEYS:
+            name, shift = _SPEC_KEYS[key]
+            fields[name] = value.scaleb(shift) if value is not None else None
+        elif key in _DIMENSION_KEYS:
+            name, shift = _DIMENSION_KEYS[key]
+            if value is not None:
+                dimensions[name] = value.scaleb(shift)
+    if dimensions:
+        fields["dimension_prices"] = dimensions
+    return fields
 
 
-def _per_1k(per_million: Decimal | None) -> Decimal | None:
-    return None if per_million is None else per_million.scaleb(-3)
+def _tier_starts(model_price: Any) -> list[int]:
+    return sorted(
+        {
+            tier.start
+            for key in _keys(model_price) & _TOKEN_PRICE_KEYS
+            if not isinstance(value := _price(model_price, key), Decimal)
+            for tier in value.tiers
+        }
+    )
+
+
+def _token_tiers(model_price: Any) -> list[PriceTier] | None:
+    """One tier per threshold, each with every token price at that threshold.
+
+    genai-prices applies a tier when the input is *greater* than its start; ours apply from
+    ``min_input_tokens``, so a tier starting at 200,000 becomes ``min_input_tokens=200001``.
+    """
+    tiers = []
+    for start in _tier_starts(model_price):
+        fields = _prices_at(model_price, start + 1)
+        tier: dict[str, Any] = {
+            "min_input_tokens": start + 1,
+            "input_price_per_1k": fields.get("input_price_per_1k") or Decimal(0),
+            "output_price_per_1k": fields.get("output_price_per_1k") or Decimal(0),
+            "cached_input_price_per_1k": fields.get("cached_input_price_per_1k"),
+            "cache_write_price_per_1k": fields.get("cache_write_price_per_1k"),
+        }
+        tokens = {
+            name: price
+            for name, price in (fields.get("dimension_prices") or {}).items()
+            if name.endswith("_tokens")
+        }
+        if tokens:
+            tier["dimension_prices"] = tokens
+        tiers.append(PriceTier.model_validate(tier))
+    return tiers or None
+
+
+def _unmapped(provider_id: str, model: Any, model_price: Any) -> None:
+    known = set(_SPEC_KEYS) | set(_DIMENSION_KEYS) | set(_HOUR_KEYS)
+    unknown = _keys(model_price) - known
+    if unknown:
+        raise MissingPricingError(
+            f"genai-prices prices {provider_id}/{model.id} by {', '.join(sorted(unknown))}, "
+            "which this version cannot charge; add a price with add_price",
+            provider=provider_id,
+            model=str(model.id),
+        )
+
+
+def _window(provider_id: str, model: Any, entry: Any) -> TimeOfDayPrice:
+    _unmapped(provider_id, model, entry.prices)
+    constraint = entry.constraint
+    fields = _prices_at(entry.prices, 0)
+    fields.pop("price_per_character", None)
+    return TimeOfDayPrice.model_validate(
+        {
+            "start_time": _utc_time(constraint.start_time),
+            "end_time": _utc_time(constraint.end_time),
+            **fields,
+            "tiers": _token_tiers(entry.prices),
+        }
+    )
+
+
+def _utc_time(value: time) -> time:
+    if value.tzinfo is None:
+        return value
+    return datetime.combine(date(1970, 1, 1), value).astimezone(UTC).time()
 
 
 def _version(
-    provider_id: str, model: Any, effective: datetime, candidates: list[Any]
+    provider_id: str, model: Any, effective: datetime, standard: Any, windows: list[Any]
 ) -> PricingData:
-    keys = {k for c in candidates for k, v in c.__dict__.items() if v is not None}
-    fields: dict[str, Any] = {}
+    _unmapped(provider_id, model, standard)
+    keys = _keys(standard)
+    fields: dict[str, Any] = _prices_at(standard, 0)
+    hourly = next(
+        (p for key in _HOUR_KEYS if (p := _at(_price(standard, key), 0)) is not None), None
+    )
     if keys & {"input_mtok", "output_mtok"}:
         fields["pricing_model"] = PricingModel.TOKEN_BASED
-        fields.update(_token_prices(candidates))
+        fields.setdefault("input_price_per_1k", Decimal(0))
+        fields.setdefault("output_price_per_1k", Decimal(0))
+        fields["tiers"] = _token_tiers(standard)
     elif "input_mchars" in keys:
-        per_million = _highest(candidates, "input_mchars", 0)
-        assert per_million is not None
         fields["pricing_model"] = PricingModel.PER_CHARACTER
-        fields["price_per_character"] = per_million.scaleb(-6)
-    elif keys & {"audio_hours", "input_audio_hours"}:
-        hourly = _highest(candidates, "audio_hours", 0) or _highest(
-            candidates, "input_audio_hours", 0
-        )
-        assert hourly is not None
+    elif hourly is not None:
         fields["pricing_model"] = PricingModel.PER_SECOND
-        fields["price_per_second"] = _CONTEXT.divide(hourly, _SECONDS_PER_HOUR)
     elif "requests_kcount" in keys:
         fields["pricing_model"] = PricingModel.PER_REQUEST
+    elif keys & {"input_document_kpages", "input_text_messages_kcount"}:
+        # Billed per page (OCR): the spec has no such model, so it is per request at no fee
+        # per request, with the page prices in dimension_prices.
+        fields["pricing_model"] = PricingModel.PER_REQUEST
+        fields["request_price"] = Decimal(0)
     elif not keys and str(model.id).endswith(":free"):
         # OpenRouter's free variants: listed without prices because they cost nothing.
         fields["pricing_model"] = PricingModel.TOKEN_BASED
@@ -320,13 +452,19 @@ def _version(
         what = ", ".join(sorted(keys)) or "no price at all"
         raise MissingPricingError(
             f"genai-prices prices {provider_id}/{model.id} by {what}, which is not a pricing "
-            "model of the spec (token, request, character, second); add a price with add_price",
+            "model of the spec (token, request, character, second); add a price with "
+            "add_price",
             provider=provider_id,
             model=str(model.id),
         )
-    per_thousand_requests = _highest(candidates, "requests_kcount", 0)
-    if per_thousand_requests is not None:
-        fields["request_price"] = per_thousand_requests.scaleb(-3)
+    if hourly is not None:
+        fields["price_per_hour"] = hourly
+        fields["price_per_second"] = _CONTEXT.divide(hourly, _SECONDS_PER_HOUR)
+        minimum = _MINIMUM_SECONDS.get((provider_id, str(model.id)))
+        if minimum is not None:
+            fields["minimum_billed_seconds"] = Decimal(minimum)
+    if windows:
+        fields["time_of_day"] = [_window(provider_id, model, entry) for entry in windows]
     limit = model.context_window
     if limit is not None and any(t.min_input_tokens > limit for t in fields.get("tiers") or ()):
         # A price tier beyond the context window (1M-token betas): the window is not the limit.
@@ -339,42 +477,16 @@ def _version(
         last_updated=effective,
         source=GENAI_SOURCE,
     )
+    # Version ids hash these fields; keep the keys earlier releases hashed (token prices and
+    # the input limit, even when None) so that an unchanged price keeps its id.
+    kept = {"max_input_tokens"}
+    if fields["pricing_model"] is PricingModel.TOKEN_BASED:
+        kept |= {"cached_input_price_per_1k", "cache_write_price_per_1k"}
+        fields.setdefault("cached_input_price_per_1k", None)
+        fields.setdefault("cache_write_price_per_1k", None)
+    fields = {k: v for k, v in fields.items() if v is not None or k in kept}
     fields["version"] = _version_id(fields)
     return PricingData.model_validate(fields)
-
-
-def _token_prices(candidates: list[Any]) -> dict[str, Any]:
-    starts = sorted(
-        {
-            tier.start
-            for c in candidates
-            for key in _TOKEN_KEYS
-            if (value := _price(c, key)) is not None and not isinstance(value, Decimal)
-            for tier in value.tiers
-        }
-    )
-
-    def prices_at(input_tokens: int) -> dict[str, Decimal | None]:
-        return {
-            "input_price_per_1k": _per_1k(_highest(candidates, "input_mtok", input_tokens))
-            or Decimal(0),
-            "output_price_per_1k": _per_1k(_highest(candidates, "output_mtok", input_tokens))
-            or Decimal(0),
-            "cached_input_price_per_1k": _per_1k(
-                _highest(candidates, "cache_read_mtok", input_tokens)
-            ),
-            "cache_write_price_per_1k": _per_1k(
-                _highest(candidates, "cache_write_mtok", input_tokens)
-            ),
-        }
-
-    fields: dict[str, Any] = prices_at(0)
-    if starts:
-        fields["tiers"] = [
-            PriceTier.model_validate({"min_input_tokens": start + 1, **prices_at(start + 1)})
-            for start in starts
-        ]
-    return fields
 
 
 def _version_id(fields: dict[str, Any]) -> str:
@@ -382,8 +494,10 @@ def _version_id(fields: dict[str, Any]) -> str:
     parts = []
     for key in sorted(fields):
         value = fields[key]
-        if key == "tiers" and value is not None:
+        if key in ("tiers", "time_of_day") and value is not None:
             value = [sorted(t.model_dump(mode="json").items()) for t in value]
+        elif key == "dimension_prices":
+            value = sorted((k, format(v.normalize(), "f")) for k, v in value.items())
         elif isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, Decimal):
