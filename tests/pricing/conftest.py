@@ -43,3 +43,11 @@ def make_engine(clock: Clock) -> Callable[..., PricingEngine]:
         return PricingEngine(PriceBook(catalog=True, clock=clock), **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Report how many usage cases the invoice-parity tests compared with genai-prices."""
+    from tests.pricing.test_pricing_invoice_parity import CASES
+
+    for name, cases in CASES.items():
+        terminalreporter.write_line(f"invoice parity with genai-prices ({name}): {cases:,} cases")

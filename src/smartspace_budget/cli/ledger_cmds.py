@@ -7,6 +7,7 @@ fresh one otherwise. Retrying with the same key returns the first entry and writ
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,8 +15,10 @@ import typer
 
 from smartspace_budget.cli.output import console, key_values, money, print_json, run, table
 from smartspace_budget.cli.runtime import JSON, PROJECT, USER, open_backend, options
+from smartspace_budget.cli.usage_options import USAGE, parse_at, parse_usage
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import LedgerEntry, UsageEvent
+from smartspace_budget.models.dimensions import Usage
 from smartspace_budget.money import parse_amount
 
 __all__ = ["register"]
@@ -87,44 +90,64 @@ def record_command(
     cached: int = typer.Option(0, "--cached-tokens", min=0, help="Part of input read from cache."),
     cache_write: int = typer.Option(0, "--cache-write-tokens", min=0, help="Part of input cached."),
     reasoning: int = typer.Option(0, "--reasoning-tokens", min=0, help="Part of the output."),
-    cost: str | None = typer.Option(None, "--cost", help="Actual cost (default: priced now)."),
+    usage: list[str] = USAGE,
+    at: str | None = typer.Option(
+        None, "--at", metavar="ISO-TIME", help="When the call was made (default: now)."
+    ),
+    cost: str | None = typer.Option(
+        None, "--cost", help="Actual cost (default: priced at the call's instant)."
+    ),
     request_id: str | None = typer.Option(None, "--request-id"),
     key: str | None = KEY,
     as_json: bool = JSON,
 ) -> None:
-    """Charge one provider call made without a reservation (priced at the version in force)."""
+    """Charge one provider call made without a reservation.
+
+    Every dimension of the call can be given (--usage NAME=COUNT, repeatable); it is priced
+    at the price in force at --at, time-of-day prices included, and stored with the entry.
+    """
     given_cost = None if cost is None else parse_amount(cost, name="--cost", allow_negative=False)
-    if reasoning > output_tokens:
-        raise InvalidInputError("--reasoning-tokens cannot exceed --output-tokens")
+    counts = parse_usage(usage)
+    instant = parse_at(at) or datetime.now(UTC)
+    counts.update(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=cached,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
+    )
+    call = Usage.of(**counts)  # nested counts checked before any work
 
     async def go() -> LedgerEntry:
         from smartspace_budget.pricing import PricingEngine
 
         async with open_backend(options(ctx)) as backend:
             estimate = await PricingEngine(backend).estimate_cost(
-                provider,
-                model,
-                input_tokens=input_tokens,
-                expected_output_tokens=output_tokens,
-                cached_input_tokens=cached,
-                cache_write_tokens=cache_write,
+                provider, model, usage=call, at=instant
             )
+            if estimate.unpriced and given_cost is None:
+                names = ", ".join(estimate.unpriced)
+                raise InvalidInputError(
+                    f"{estimate.provider}/{estimate.model} has no price for {names}: give the "
+                    "call's actual cost with --cost",
+                    field="--cost",
+                )
             actual: Decimal = given_cost if given_cost is not None else estimate.total_cost
-            usage = UsageEvent(
-                provider=estimate.provider,
-                model=estimate.model,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cached_input_tokens=cached,
-                cache_write_tokens=cache_write,
-                reasoning_tokens=reasoning,
-                actual_cost=actual,
-                estimated_cost=estimate.total_cost,
-                price_version=estimate.price_version,
-                request_id=request_id,
+            event = UsageEvent.model_validate(
+                {
+                    **{name: getattr(call, name) for name in Usage.__dataclass_fields__},
+                    "provider": estimate.provider,
+                    "model": estimate.model,
+                    "actual_cost": actual,
+                    "estimated_cost": estimate.total_cost,
+                    "price_version": estimate.price_version,
+                    "request_id": request_id,
+                    "occurred_at": instant,
+                    "unpriced": {k: int(v) for k, v in (estimate.unpriced or {}).items()},
+                }
             )
             return await backend.record_usage(
-                user, project, usage, idempotency_key=_key(key, "usage")
+                user, project, event, idempotency_key=_key(key, "usage")
             )
 
     _show(run(go()), "Usage recorded", as_json)

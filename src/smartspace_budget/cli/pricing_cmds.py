@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from smartspace_budget.cli.output import (
     table,
 )
 from smartspace_budget.cli.runtime import JSON, PROJECT, USER, open_backend, options
+from smartspace_budget.cli.usage_options import AT, USAGE, parse_at, parse_usage, usage_rows
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import CostEstimate, loads
 from smartspace_budget.money import parse_amount
@@ -71,6 +73,7 @@ def estimate_rows(estimate: CostEstimate) -> dict[str, Any]:
         "Provider / model": f"{estimate.provider}/{estimate.model}",
         "Input tokens": tokens,
         "Output tokens": f"{estimate.output_tokens:,}",
+        **usage_rows(estimate, money),
         "Input cost": money(estimate.input_cost),
         "Output cost": money(estimate.output_cost),
         "Base cost": money(estimate.base_cost),
@@ -89,6 +92,8 @@ async def _estimate(
     input_tokens: int | None,
     output_tokens: int,
     currency: str,
+    usage: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> tuple[Any, CostEstimate]:
     from smartspace_budget.pricing import PricingEngine
 
@@ -102,6 +107,8 @@ async def _estimate(
             input_tokens=input_tokens,
             expected_output_tokens=output_tokens,
             currency=currency,
+            usage=usage or None,
+            at=at,
         )
         return backend, estimate
 
@@ -116,9 +123,13 @@ def estimate_command(
     input_tokens: int | None = typer.Option(None, "--input-tokens", min=0, help="Known count."),
     output_tokens: int = typer.Option(500, "--output-tokens", "-o", min=0, help="Expected output."),
     currency: str = typer.Option("USDC", "--currency", help="Currency of the result."),
+    usage: list[str] = USAGE,
+    at: str | None = AT,
     as_json: bool = JSON,
 ) -> None:
-    """Estimate the cost of one request (tokens, base cost, 5% platform fee, total)."""
+    """Estimate the cost of one request, itemized by usage dimension, with the platform fee."""
+    counts = parse_usage(usage)
+    instant = parse_at(at)
     prompt = read_input(text, file)
     _, estimate = run(
         _estimate(
@@ -130,6 +141,8 @@ def estimate_command(
             input_tokens,
             output_tokens,
             currency,
+            counts,
+            instant,
         )
     )
     if as_json:

@@ -227,10 +227,7 @@ class PriceBook:
         if catalog is not None:
             catalog_id = catalog.find_model(provider_id, names.normalize(model, what="model"))
         keys = [name]
-        if catalog_id is None:
-            stripped = names.strip_version_suffix(name)
-            keys += [stripped] if stripped is not None else []
-        elif catalog_id != name:
+        if catalog_id is not None and catalog_id != name:
             keys.append(catalog_id)
         layers: list[list[PricingData]] = []
         reported = None

@@ -10,7 +10,6 @@ is the catalog's job.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable
 
 from smartspace_budget.errors import InvalidInputError
@@ -21,7 +20,6 @@ __all__ = [
     "normalize",
     "provider_alias",
     "split_prefix",
-    "strip_version_suffix",
 ]
 
 MAX_NAME_LENGTH = 200
@@ -72,12 +70,6 @@ PROVIDER_ALIASES: dict[str, str] = {
     "deep-seek": "deepseek",
 }
 
-# A release date or version written after a model name: "-2024-08-06", "-20240229",
-# "@20240229" (Vertex), "-v1:0" (Bedrock), "-latest", "-001".
-_VERSION_SUFFIX = re.compile(
-    r"(?:[-@](?:20\d{2}-?\d{2}-?\d{2}|latest|\d{3,4})|-v\d+(?::\d+)?)$",
-)
-
 
 def normalize(name: object, *, what: str) -> str:
     """Trim and lower-case a provider or model name; refuse empty, non-text or huge names.
@@ -108,12 +100,6 @@ def split_prefix(model: str) -> tuple[str, str] | None:
     if not sep or not prefix or not rest:
         return None
     return prefix, rest
-
-
-def strip_version_suffix(model: str) -> str | None:
-    """The model name without a trailing date or version tag, or ``None`` if it has none."""
-    stripped = _VERSION_SUFFIX.sub("", model)
-    return stripped if stripped and stripped != model else None
 
 
 def closest(name: str, candidates: Iterable[str], *, limit: int = 3) -> list[str]:

@@ -126,8 +126,8 @@ class GenaiCatalog:
     def find_model(self, provider_id: str, ref: str) -> str | None:
         """The model id genai-prices matches ``ref`` to for this provider, or ``None``.
 
-        Tries the name as written, then without a provider prefix (``openai/gpt-4o``) and
-        without a trailing date or version tag.
+        Tries the name as written, then without a provider prefix (``openai/gpt-4o``); dated
+        names match only where the catalog lists them (``gpt-4o-2024-08-06``).
         """
         found = self._find(provider_id, ref)
         return None if found is None else str(found.model.id)
@@ -173,10 +173,8 @@ class GenaiCatalog:
             prefix, rest = split
             if prefix == "models" or self.resolve_provider(prefix, lenient=False) is not None:
                 candidates.append(rest)
-        for name in list(candidates):
-            stripped = names.strip_version_suffix(name)
-            if stripped is not None:
-                candidates.append(stripped)
+        # No guessing beyond the catalog's own names: a dated or suffixed name it does not
+        # list (gpt-4o-2099-01-01) is refused, never priced as its base model.
         return candidates
 
     def model_ids(self, provider_id: str) -> list[str]:
