@@ -58,6 +58,18 @@ _PARAGRAPH = (
 )
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_OVERHEAD = 1.3
+TARGET_FULL_USAGE = 1.5
+FULL_USAGE_PROVIDER, FULL_USAGE_MODEL = "anthropic", "claude-sonnet-4-5"
+FULL_USAGE = {
+    "input_tokens": 12_000,
+    "cached_input_tokens": 4_000,
+    "cache_write_tokens": 2_000,
+    "cache_write_1h_tokens": 500,
+    "output_tokens": 800,
+    "reasoning_tokens": 200,
+    "web_searches": 2,
+}
+FULL_ROW = "smartspace-budget, whole usage model (7 dimensions, itemized)"
 TARGET_IMPORT_MS = 300.0
 TARGET_RSS_MB = 120.0
 
@@ -148,6 +160,7 @@ def throughput(
     import tiktoken
     import tokencost  # type: ignore[import-untyped]
 
+    from smartspace_budget.models.dimensions import Usage
     from smartspace_budget.pricing import PriceBook, PricingEngine
 
     litellm.suppress_debug_info = True
@@ -155,6 +168,7 @@ def throughput(
     prompts = {"20": PROMPT_20, "1k": prompt_1k()}
     counts = {name: len(encoding.encode_ordinary(text)) for name, text in prompts.items()}
     engine = PricingEngine(PriceBook.from_genai_prices())
+    full_usage = Usage.of(**FULL_USAGE)
 
     async def ours(text: str) -> object:
         return await engine.estimate_cost(
@@ -165,6 +179,9 @@ def throughput(
         return await engine.estimate_cost(
             "openai", MODEL, input_tokens=counts["1k"], expected_output_tokens=OUTPUT_TOKENS
         )
+
+    async def ours_full_usage() -> object:
+        return await engine.estimate_cost(FULL_USAGE_PROVIDER, FULL_USAGE_MODEL, usage=full_usage)
 
     def tokencost_text(text: str) -> object:
         return tokencost.calculate_prompt_cost(text, MODEL) + tokencost.calculate_cost_by_tokens(
@@ -205,12 +222,14 @@ def throughput(
         name: {"library": name, "20": 0.0, "1k": 0.0, "tokens": None}
         for name in ["smartspace-budget", *(p[0] for p in peers)]
     }
+    rows[FULL_ROW] = {"library": FULL_ROW, "20": None, "1k": None, "tokens": 0.0}
 
     async def measure_ours(slice_seconds: float) -> dict[str, float]:
         return {
             "20": await _arate(lambda: ours(prompts["20"]), slice_seconds),
             "1k": await _arate(lambda: ours(prompts["1k"]), slice_seconds),
             "tokens": await _arate(ours_tokens, slice_seconds),
+            "full": await _arate(ours_full_usage, slice_seconds),
         }
 
     asyncio.run(ours(PROMPT_20))  # warm: tokenizer and price loaded
@@ -222,6 +241,9 @@ def throughput(
     slice_seconds = seconds / rounds
     for _ in range(rounds):
         for key, rate in asyncio.run(measure_ours(slice_seconds)).items():
+            if key == "full":
+                rows[FULL_ROW]["tokens"] = max(rows[FULL_ROW]["tokens"], rate)
+                continue
             rows["smartspace-budget"][key] = max(rows["smartspace-budget"][key] or 0.0, rate)
         for name, by_text, by_tokens in peers:
             row = rows[name]
@@ -377,12 +399,20 @@ def report(
         f"| {r['library']} | {_fmt(r['20'])} | {_fmt(r['1k'])} | {_fmt(r['tokens'])} |"
         for r in speed
     ]
+    full = next(r["tokens"] for r in speed if r["library"] == FULL_ROW)
+    tokencost_rate = next(r["tokens"] for r in speed if r["library"] == "tokencost")
+    full_ratio = tokencost_rate / full if full else float("inf")
     overhead_1k, overhead_20 = overhead["1k"], overhead["20"]
     lines += [
         "",
         f"Our time over a bare tiktoken count: {overhead_1k:.2f}x on the {counts['1k']}-token "
         f"prompt (target <= {TARGET_OVERHEAD}x), {overhead_20:.1f}x on the "
         f"{counts['20']}-token prompt (alternating slices, best of each).",
+        "",
+        f"Whole usage model ({FULL_USAGE_PROVIDER}/{FULL_USAGE_MODEL}: "
+        + ", ".join(f"{k}={v:,}" for k, v in FULL_USAGE.items())
+        + f"), itemized: {1e6 / full if full else float('inf'):,.1f} µs per call, "
+        f"{full_ratio:.1f}x tokencost's text-tokens-only call (target <= {TARGET_FULL_USAGE}x).",
         "",
         "Cold start, a fresh interpreter per library (times: best run; memory: median):",
         "",
@@ -399,13 +429,16 @@ def report(
             )
     ours_cold = next(r for r in cold if r["library"] == "smartspace-budget")
     ledger_cold = next((r for r in cold if r["library"] == LEDGER_ROW), {})
-    peers = [r for r in speed[1:] if r["library"] != "bare tiktoken count"]
+    peers = [r for r in speed[1:] if r["library"] not in ("bare tiktoken count", FULL_ROW)]
     checks = {
         f"1K-token estimate within {TARGET_OVERHEAD}x of a bare tiktoken count": (
             overhead_1k <= TARGET_OVERHEAD
         ),
         "faster than each peer per call (text prompts)": all(
             ours[k] > r[k] for r in peers for k in ("20", "1k")
+        ),
+        f"whole usage model within {TARGET_FULL_USAGE}x of tokencost per call": (
+            full_ratio <= TARGET_FULL_USAGE
         ),
         f"import under {TARGET_IMPORT_MS:.0f} ms": ours_cold["import_ms"] < TARGET_IMPORT_MS,
         f"memory under {TARGET_RSS_MB:.0f} MB": ours_cold["rss_mb"] < TARGET_RSS_MB,

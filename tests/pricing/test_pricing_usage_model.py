@@ -3,14 +3,21 @@ itemized, prices taken at the instant asked for."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from smartspace_budget.errors import InvalidInputError, UnknownModelError
+from smartspace_budget.errors import ContextLimitExceededError, InvalidInputError, UnknownModelError
+from smartspace_budget.models import CostEstimate
 from smartspace_budget.models.dimensions import Usage
 from smartspace_budget.pricing import PriceBook, PricingEngine
+
+from .test_pricing_invoice_parity import MODELS, priced_dimensions, usage_for
 
 
 @pytest.fixture
@@ -104,3 +111,43 @@ async def test_at_prices_the_call_at_that_instant(
     )
     assert estimate.base_cost == Decimal(per_million)
     assert estimate.priced_at == at
+
+
+def _comparable(estimate: CostEstimate) -> dict[str, Any]:
+    data = estimate.model_dump()
+    data.pop("estimated_at", None)
+    data.pop("priced_at", None)
+    return data
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    index=st.integers(min_value=0, max_value=len(MODELS) - 1),
+    seed=st.integers(min_value=0, max_value=2**32),
+    size=st.sampled_from([0, 1, 999, 128_001, 200_001, 1_000_001]),
+)
+async def test_compiled_rate_cards_give_the_exact_path_digit_for_digit(
+    index: int, seed: int, size: int
+) -> None:
+    """Whole-usage estimates from a cached price go through a compiled rate card; an
+    estimate ``at`` an instant goes through the Decimal arithmetic: they must agree."""
+    provider_id, _, model = MODELS[index]
+    book = PriceBook.in_memory()
+    engine = PricingEngine(book)
+    now = datetime.now(UTC)
+    pricing = await book.get_pricing(provider_id, model.id, at=now)
+    usage = usage_for(priced_dimensions(pricing), size, random.Random(seed))
+    try:
+        exact = await engine.estimate_cost(provider_id, model.id, usage=usage, at=now)
+    except ContextLimitExceededError:
+        return
+    compiled = await engine.estimate_cost(provider_id, model.id, usage=usage)
+    assert _comparable(compiled) == _comparable(exact)
+
+
+async def test_a_rate_card_answers_cached_whole_usage_estimates(engine: PricingEngine) -> None:
+    usage = Usage.of(input_tokens=1000, cached_input_tokens=100, output_tokens=10, web_searches=1)
+    await engine.estimate_cost("anthropic", "claude-sonnet-4-5", usage=usage)
+    cards = [card for _, card in engine._cards.values()]
+    assert cards
+    assert all(card is not None for card in cards)

@@ -24,7 +24,6 @@ _NAMES = ", ".join(d.field for d in DIMENSIONS)
 USAGE: list[str] = typer.Option(
     [],
     "--usage",
-    "-u",
     metavar="NAME=COUNT",
     help=f"Any other usage dimension, repeatable, e.g. web_searches=2. Names: {_NAMES}.",
 )

@@ -33,6 +33,8 @@ __all__ = [
     "DIMENSIONS",
     "DIMENSIONS_BY_FIELD",
     "MAX_COUNT",
+    "NESTS_IN",
+    "SPECIFICITY",
     "Dimension",
     "Usage",
 ]
@@ -205,6 +207,14 @@ DIMENSIONS: tuple[Dimension, ...] = (
 
 DIMENSIONS_BY_FIELD: dict[str, Dimension] = {d.field: d for d in DIMENSIONS}
 
+NESTS_IN: dict[str, frozenset[str]] = {
+    d.field: frozenset(p.field for p in DIMENSIONS if d.nests_in(p)) for d in DIMENSIONS
+}
+"""For each dimension, every dimension that counts it too (its parents, transitively)."""
+
+SPECIFICITY: dict[str, int] = {d.field: len(d.traits) for d in DIMENSIONS}
+"""How specific each dimension is: a dimension nests only in less specific ones."""
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -268,19 +278,15 @@ class Usage:
 
     def check_nesting(self) -> None:
         """Raise :class:`InvalidInputError` when a nested count exceeds its parent's."""
-        for child in DIMENSIONS:
-            amount = self.amount(child.field)
-            if not amount:
-                continue
-            for parent in DIMENSIONS:
-                if child.nests_in(parent):
-                    total = self.amount(parent.field)
-                    if amount > total:
-                        raise InvalidInputError(
-                            f"{child.field} ({amount}) cannot exceed {parent.field} ({total}): "
-                            f"{parent.field} counts them all",
-                            field=child.field,
-                        )
+        for child, amount in self.nonzero():
+            for parent in NESTS_IN[child]:
+                total = self.amount(parent)
+                if amount > total:
+                    raise InvalidInputError(
+                        f"{child} ({amount}) cannot exceed {parent} ({total}): "
+                        f"{parent} counts them all",
+                        field=child,
+                    )
 
     def amount(self, field: str) -> Decimal | int:
         """The count of one dimension (0 where unknown)."""

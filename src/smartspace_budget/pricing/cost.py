@@ -18,7 +18,13 @@ from decimal import Decimal
 
 from smartspace_budget.errors import ContextLimitExceededError, InvalidInputError
 from smartspace_budget.models import PriceTier, PricingData, PricingModel
-from smartspace_budget.models.dimensions import DIMENSIONS, DIMENSIONS_BY_FIELD, Usage
+from smartspace_budget.models.dimensions import (
+    DIMENSIONS,
+    DIMENSIONS_BY_FIELD,
+    NESTS_IN,
+    SPECIFICITY,
+    Usage,
+)
 from smartspace_budget.models.pricing import TimeOfDayPrice
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import ExchangeRates, parse_amount, quantize
@@ -32,6 +38,7 @@ __all__ = [
     "exact_cost",
     "fee_percent",
     "platform_fee",
+    "tier_for",
     "to_usdc",
     "unit_prices",
 ]
@@ -108,7 +115,8 @@ class ExactCost:
 _PRICE_SOURCES = PricingData | TimeOfDayPrice | PriceTier
 
 
-def _tier(tiers: list[PriceTier] | None, input_tokens: int) -> PriceTier | None:
+def tier_for(tiers: list[PriceTier] | None, input_tokens: int) -> PriceTier | None:
+    """The long-context tier a request of ``input_tokens`` reaches, if any."""
     chosen = None
     for tier in sorted(tiers or (), key=lambda t: t.min_input_tokens):
         if input_tokens >= tier.min_input_tokens:
@@ -142,7 +150,7 @@ def unit_prices(pricing: PricingData, usage: Usage, at: datetime) -> dict[str, t
     prices: dict[str, Decimal | None] = dict(window.dimension_prices or {})
     prices.update(_token_prices(window))
     prices["request_count"] = window.request_price
-    tier = _tier(window.tiers, usage.input_tokens)
+    tier = tier_for(window.tiers, usage.input_tokens)
     if tier is not None:
         for name in [n for n in prices if DIMENSIONS_BY_FIELD[n].is_tokens]:
             del prices[name]
@@ -161,6 +169,10 @@ def unit_prices(pricing: PricingData, usage: Usage, at: datetime) -> dict[str, t
 
 
 _OUTPUT = ("direction", "output")
+
+
+def _SPECIFIC_FIRST(name: str) -> tuple[int, str]:
+    return (-SPECIFICITY[name], name)
 
 
 def _billed(pricing: PricingData, usage: Usage, name: str) -> Decimal | int:
@@ -192,21 +204,20 @@ def exact_cost(pricing: PricingData, usage: Usage, *, at: datetime | None = None
                 raise InvalidInputError(
                     f"{pricing.provider}/{pricing.model_name} is priced {kind}: pass {hint}"
                 )
-    priced = sorted(
-        (DIMENSIONS_BY_FIELD[name] for name in prices),
-        key=lambda d: (-len(d.traits), d.field),
-    )
+    # Most specific first, so each dimension's leaf can take away those nested in it.
     leaves: dict[str, Decimal | int] = {}
-    for dimension in priced:
-        nested = sum(leaves[d.field] for d in priced if d.nests_in(dimension))
-        leaf = _billed(pricing, usage, dimension.field) - nested
+    for name in sorted(prices, key=_SPECIFIC_FIRST):
+        leaf = _billed(pricing, usage, name)
+        for child, value in leaves.items():
+            if name in NESTS_IN[child]:
+                leaf -= value
         if leaf < 0:
             raise InvalidInputError(
-                f"usage is inconsistent: the counts nested in {dimension.field} add up to more "
-                f"than its {usage.amount(dimension.field)}",
-                field=dimension.field,
+                f"usage is inconsistent: the counts nested in {name} add up to more "
+                f"than its {usage.amount(name)}",
+                field=name,
             )
-        leaves[dimension.field] = leaf
+        leaves[name] = leaf
     input_cost = output_cost = Decimal(0)
     lines = []
     for dimension in DIMENSIONS:
@@ -229,7 +240,7 @@ def exact_cost(pricing: PricingData, usage: Usage, *, at: datetime | None = None
         for name, value in usage.nonzero()
         if name not in prices
         and name not in ("request_count", "characters")  # characters measure text, as tokens do
-        and not any(DIMENSIONS_BY_FIELD[name].nests_in(DIMENSIONS_BY_FIELD[p]) for p in prices)
+        and not NESTS_IN[name] & prices.keys()
     )
     return ExactCost(input_cost, output_cost, tuple(lines), unpriced)
 

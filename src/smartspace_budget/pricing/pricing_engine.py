@@ -37,6 +37,7 @@ from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import DEFAULT_CURRENCY, ExchangeRates, parse_amount, quantize
 from smartspace_budget.pricing import anomaly, names
 from smartspace_budget.pricing._quote import Quote, compile_fee, compile_quote
+from smartspace_budget.pricing._rate_card import RateCard, compile_card
 from smartspace_budget.pricing.cost import (
     EXACT_CONTEXT,
     ExactCost,
@@ -46,7 +47,9 @@ from smartspace_budget.pricing.cost import (
     exact_cost,
     fee_percent,
     platform_fee,
+    tier_for,
     to_usdc,
+    unit_prices,
 )
 from smartspace_budget.pricing.tokens import estimate_tokens
 
@@ -143,6 +146,8 @@ class PricingEngine:
 
         self._keys: dict[tuple[str, str], str] = {}
         self._quotes: dict[tuple[str, str], Quote] = {}
+        self._unquoted: dict[tuple[str, str], PricingData] = {}
+        self._cards: dict[tuple[int, int, int], tuple[PricingData, RateCard | None]] = {}
         self._fee = compile_fee(self.platform_fee_percent)
         self._prices: TTLCache[PricingData] = TTLCache(
             float(cache_ttl_seconds), clock=clock if clock is not None else time.monotonic
@@ -190,6 +195,8 @@ class PricingEngine:
     def invalidate(self) -> None:
         """Forget cached prices (after an operator changed one in this process)."""
         self._quotes.clear()
+        self._unquoted.clear()
+        self._cards.clear()
         self._prices.invalidate()
 
     # -- tokens ----------------------------------------------------------------------------
@@ -339,7 +346,6 @@ class PricingEngine:
         requests = count(request_count, "request_count", at_least=1)
         cached = count(cached_input_tokens, "cached_input_tokens")
         written = count(cache_write_tokens, "cache_write_tokens")
-        extra = _usage_counts(usage)
         instant = datetime.now(UTC) if at is None else _instant(at)
         if at is None:
             pricing = self._cached(provider, model) or await self._pricing(provider, model)
@@ -363,38 +369,58 @@ class PricingEngine:
             "characters": (chars, characters is not None),
             "seconds": (usage_seconds, usage_seconds is not None),
         }
-        counts: dict[str, Any] = dict(extra)
-        for name, (value, explicit) in arguments.items():
-            if name in counts and explicit:
-                raise InvalidInputError(
-                    f"{name} is given twice: as an argument and in usage", field=name
-                )
-            if name not in counts or (name == "characters" and counts[name] is None):
-                counts[name] = value
-        call = Usage.of(**counts)
+        if isinstance(usage, Usage) and not any(e for _, e in arguments.values()):
+            call = usage  # whole and already validated
+        else:
+            counts: dict[str, Any] = _usage_counts(usage)
+            for name, (value, explicit) in arguments.items():
+                if name in counts and explicit:
+                    raise InvalidInputError(
+                        f"{name} is given twice: as an argument and in usage", field=name
+                    )
+                if name not in counts or (name == "characters" and counts[name] is None):
+                    counts[name] = value
+            call = Usage.of(**counts)
         tokens, output = call.input_tokens, call.output_tokens
         check_limits(pricing, tokens, output)
-        exact = exact_cost(pricing, call, at=instant).scaled(
-            to_usdc(self.exchange_rates, pricing.price_currency)
-        )
-        if at is None:
-            self._remember(provider, model, pricing)
         requests = call.request_count
         uses_requests = (
             pricing.pricing_model is PricingModel.PER_REQUEST or pricing.request_price is not None
         )
-        estimate = self._build(
-            pricing,
-            tokens,
-            output,
-            exact.input_cost,
-            exact.output_cost,
-            token_estimate,
-            requests if uses_requests else None,
-            call.seconds,
-            exact,
-            None if at is None else instant,
-        )
+        estimate = None
+        if at is None:
+            self._remember(provider, model, pricing)
+            card = self._card(pricing, call, instant)
+            fee = self._fee
+            if card is not None and fee is not None and fee.percent is self.platform_fee_percent:
+                fields = dict.fromkeys(CostEstimate.model_fields)
+                fields.update(
+                    provider=pricing.provider,
+                    model=pricing.model_name,
+                    currency=DEFAULT_CURRENCY,
+                    input_token_estimate=token_estimate,
+                    price_version=pricing.version,
+                    request_count=requests if uses_requests else None,
+                    seconds=call.seconds,
+                    estimated_at=instant,
+                )
+                estimate = card.estimate(call, fee, fields)
+        if estimate is None:
+            exact = exact_cost(pricing, call, at=instant).scaled(
+                to_usdc(self.exchange_rates, pricing.price_currency)
+            )
+            estimate = self._build(
+                pricing,
+                tokens,
+                output,
+                exact.input_cost,
+                exact.output_cost,
+                token_estimate,
+                requests if uses_requests else None,
+                call.seconds,
+                exact,
+                None if at is None else instant,
+            )
         if currency != DEFAULT_CURRENCY:
             return self.convert(estimate, currency)
         return estimate
@@ -456,6 +482,20 @@ class PricingEngine:
             },
         )
 
+    def _card(self, pricing: PricingData, call: Usage, instant: datetime) -> RateCard | None:
+        """The compiled prices of a cached version for this call's window and tier."""
+        window = pricing.prices_at(instant)
+        tier = tier_for(window.tiers, call.input_tokens)
+        key = (id(pricing), id(window), -1 if tier is None else tier.min_input_tokens)
+        known = self._cards.get(key)
+        if known is not None and known[0] is pricing:
+            return known[1]
+        card = compile_card(pricing, unit_prices(pricing, call, instant))
+        if len(self._cards) >= 10_000:
+            self._cards.clear()
+        self._cards[key] = (pricing, card)
+        return card
+
     def _remember(self, provider: str, model: str, pricing: PricingData) -> None:
         """Compile what the hot path of :meth:`estimate_cost` needs for this price version
         (see :mod:`._quote`), and the fee again if ``platform_fee_percent`` was replaced."""
@@ -466,8 +506,16 @@ class PricingEngine:
         key = self._keys.get((provider, model))
         if key is None or self._prices.peek(key) is not pricing:
             return  # not cached (ttl 0, or replaced meanwhile): nothing to keep in step with
+        known = self._quotes.get((provider, model))
+        if known is not None and known.pricing is pricing:
+            return  # already compiled
+        if self._unquoted.get((provider, model)) is pricing:
+            return  # this version was tried and does not compile
         quote = compile_quote(key, pricing)
         if quote is None:
+            if len(self._unquoted) >= 10_000:
+                self._unquoted.clear()
+            self._unquoted[(provider, model)] = pricing
             return
         if len(self._quotes) >= 10_000:
             self._quotes.clear()
@@ -598,11 +646,8 @@ def _usage_counts(usage: Usage | Mapping[str, Any] | None) -> dict[str, Any]:
     """The counts ``usage`` gives (only its non-zero ones for a :class:`Usage`)."""
     if usage is None:
         return {}
-    if isinstance(usage, Usage):
-        counts: dict[str, Any] = dict(usage.nonzero())
-        if usage.request_count != 1:
-            counts["request_count"] = usage.request_count
-        return counts
+    if isinstance(usage, Usage):  # every dimension, zeros included: the usage is whole
+        return {name: getattr(usage, name) for name in Usage.__dataclass_fields__}
     if not isinstance(usage, Mapping) or not all(isinstance(k, str) for k in usage):
         raise InvalidInputError(
             f"usage must be a Usage or a mapping of dimension to count, not {type(usage).__name__}"
