@@ -141,8 +141,11 @@ async def test_compiled_rate_cards_give_the_exact_path_digit_for_digit(
         exact = await engine.estimate_cost(provider_id, model.id, usage=usage, at=now)
     except ContextLimitExceededError:
         return
-    compiled = await engine.estimate_cost(provider_id, model.id, usage=usage)
+    compiled = await engine.estimate_cost(provider_id, model.id, usage=usage)  # caches the price
     assert _comparable(compiled) == _comparable(exact)
+    warm = await engine.estimate_cost(provider_id, model.id, usage=usage)  # the cached fast entry
+    assert _comparable(warm) == _comparable(exact)
+    assert warm.model_fields_set == exact.model_fields_set
 
 
 async def test_a_rate_card_answers_cached_whole_usage_estimates(engine: PricingEngine) -> None:

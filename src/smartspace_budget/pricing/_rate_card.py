@@ -19,10 +19,17 @@ from __future__ import annotations
 
 import decimal
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from smartspace_budget.models import CostEstimate, CostLine, PricingData
+from smartspace_budget.models import (
+    CostEstimate,
+    CostLine,
+    PricingData,
+    PricingModel,
+    TokenEstimate,
+)
 from smartspace_budget.models._trusted import builder
 from smartspace_budget.models.dimensions import DIMENSIONS, NESTS_IN, SPECIFICITY, Usage
 from smartspace_budget.money import DEFAULT_CURRENCY, NANO_DIGITS
@@ -74,12 +81,15 @@ class RateCard:
     divisor: int  # 10**places
     uncovered: tuple[str, ...]  # used dimensions that no price covers, if used
     line_order: tuple[int, ...]  # indexes of rates in DIMENSIONS order, for the line items
+    template: dict[str, Any]  # the estimate's fields that do not depend on the call
+    uses_requests: bool
 
     def estimate(
         self,
         usage: Usage,
         fee: Fee,
-        fields: dict[str, Any],
+        token_estimate: TokenEstimate | None,
+        estimated_at: datetime,
     ) -> CostEstimate | None:
         """The estimate of ``usage`` (``None`` when a count is not a whole number)."""
         leaves: list[int] = []
@@ -120,8 +130,12 @@ class RateCard:
         unpriced = {
             name: Decimal(value) for name in self.uncovered if (value := getattr(usage, name))
         }
-        values = dict(fields)
+        values = self.template.copy()
         values.update(
+            input_token_estimate=token_estimate,
+            request_count=usage.request_count if self.uses_requests else None,
+            seconds=usage.seconds,
+            estimated_at=estimated_at,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             input_cost=_nano(_half_even(input_exact, divisor)),
@@ -171,4 +185,16 @@ def compile_card(pricing: PricingData, prices: dict[str, tuple[Decimal, int]]) -
         and not NESTS_IN[name] & prices.keys()
     )
     line_order = tuple(sorted(range(len(names)), key=lambda i: _ORDER[names[i]]))
-    return RateCard(pricing, tuple(rates), 10**places, uncovered, line_order)
+    template: dict[str, Any] = dict.fromkeys(CostEstimate.model_fields)
+    template.update(
+        provider=pricing.provider,
+        model=pricing.model_name,
+        currency=DEFAULT_CURRENCY,
+        price_version=pricing.version,
+    )
+    uses_requests = (
+        pricing.pricing_model is PricingModel.PER_REQUEST or pricing.request_price is not None
+    )
+    return RateCard(
+        pricing, tuple(rates), 10**places, uncovered, line_order, template, uses_requests
+    )

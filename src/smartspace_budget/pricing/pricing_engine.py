@@ -77,6 +77,7 @@ _THREAD_THRESHOLD_CHARS = 1 << 16
 # fails the test only takes the general path, which validates it.
 _ZERO = 0
 _ONE = 1
+_DEFAULT_OUTPUT = DEFAULT_EXPECTED_OUTPUT_TOKENS
 
 
 class PricingReader(Protocol):
@@ -296,6 +297,32 @@ class PricingEngine:
                 if tokens > quote.max_input or output > quote.max_output:
                     check_limits(quote.pricing, tokens, output)
                 return quote.estimate(fee, tokens, output, token_estimate)
+        if (
+            type(usage) is Usage
+            and fee is not None
+            and fee.percent is self.platform_fee_percent
+            and input_text is None
+            and messages is None
+            and input_tokens is None
+            and expected_output_tokens is _DEFAULT_OUTPUT
+            and cached_input_tokens is _ZERO
+            and cache_write_tokens is _ZERO
+            and request_count is _ONE
+            and seconds is None
+            and characters is None
+            and at is None
+            and currency == DEFAULT_CURRENCY
+        ):
+            # A whole usage at a cached price: the version's compiled rate card answers.
+            pricing = self._cached(provider, model)
+            if pricing is not None:
+                now = datetime.now(UTC)
+                card = self._card(pricing, usage, now)
+                if card is not None:
+                    check_limits(pricing, usage.input_tokens, usage.output_tokens)
+                    estimate = card.estimate(usage, fee, None, now)
+                    if estimate is not None:
+                        return estimate
         return await self._estimate_general(
             provider,
             model,
@@ -393,18 +420,7 @@ class PricingEngine:
             card = self._card(pricing, call, instant)
             fee = self._fee
             if card is not None and fee is not None and fee.percent is self.platform_fee_percent:
-                fields = dict.fromkeys(CostEstimate.model_fields)
-                fields.update(
-                    provider=pricing.provider,
-                    model=pricing.model_name,
-                    currency=DEFAULT_CURRENCY,
-                    input_token_estimate=token_estimate,
-                    price_version=pricing.version,
-                    request_count=requests if uses_requests else None,
-                    seconds=call.seconds,
-                    estimated_at=instant,
-                )
-                estimate = card.estimate(call, fee, fields)
+                estimate = card.estimate(call, fee, token_estimate, instant)
         if estimate is None:
             exact = exact_cost(pricing, call, at=instant).scaled(
                 to_usdc(self.exchange_rates, pricing.price_currency)
