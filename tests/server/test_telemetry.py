@@ -38,7 +38,7 @@ def gauges(metrics: ServiceMetrics) -> list[str]:
 
 
 def test_a_lifted_limit_removes_its_gauge_and_a_new_one_adds_it() -> None:
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(account_labels=True)
     metrics.observe_status("u", "p", status("4", "8"))
     assert gauges(metrics) == [
         '{limit="daily",project_id="p",user_id="u"} 0.25',
@@ -58,7 +58,7 @@ def test_a_lifted_limit_removes_its_gauge_and_a_new_one_adds_it() -> None:
 
 
 def test_only_the_most_recently_read_accounts_keep_gauges() -> None:
-    metrics = ServiceMetrics(max_accounts=2)
+    metrics = ServiceMetrics(account_labels=True, max_accounts=2)
     for user in ("a", "b", "c"):
         metrics.observe_status(user, "p", status("4", None))
     metrics.observe_status("b", "p", status("4", None))  # b is recent again
@@ -102,7 +102,7 @@ async def test_opentelemetry_tracing_only_when_configured(
 
 
 def test_an_unchanged_status_keeps_its_gauges_and_its_place() -> None:
-    metrics = ServiceMetrics(max_accounts=2)
+    metrics = ServiceMetrics(account_labels=True, max_accounts=2)
     metrics.observe_status("a", "p", status("4", None))
     metrics.observe_status("b", "p", status("4", None))
     metrics.observe_status("a", "p", status("4", None))  # unchanged, but read: a is recent

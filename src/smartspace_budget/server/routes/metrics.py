@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from smartspace_budget.errors import BackendError, BackendUnavailableError
-from smartspace_budget.server.auth import Caller
+from smartspace_budget.server.auth import MetricsCaller
 from smartspace_budget.server.context import READ_ERRORS, Ctx, error_responses
 from smartspace_budget.server.responses import DecimalJSONResponse
 
@@ -47,7 +47,7 @@ async def readyz(ctx: Ctx) -> Response:
     "/metrics",
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **READ_ERRORS},
 )
-async def metrics(caller: Caller, ctx: Ctx) -> Response:
-    """Prometheus text format (admin key): requests, latency, spend, budget utilisation."""
-    caller.require_admin()
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(caller: MetricsCaller, ctx: Ctx) -> Response:
+    """Prometheus text format (an admin or a ``metrics`` key): requests, latency, spend,
+    budget utilisation; with ``PROMETHEUS_MULTIPROC_DIR`` set, summed over the workers."""
+    return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
