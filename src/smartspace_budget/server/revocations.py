@@ -6,7 +6,7 @@ command line, straight in the database, so no process can be told directly. Inst
 replica reads how many keys are revoked (``SELECT count(revoked_at) FROM api_keys``) every
 ``key_revocation_poll`` seconds and, when the number moved, forgets every verified key.
 Revocation is one-way (a key is never un-revoked), so the count only grows and a change of
-it is exactly "some key was revoked". The read is one index-free count over a small table,
+it is exactly "some key was revoked". The read is one count over the (small) keys table,
 once per interval per replica, whatever the request rate.
 
 A lookup in flight while the cache is emptied is handed to its waiters but not kept
@@ -39,22 +39,26 @@ async def revocation_count(engine: AsyncEngine) -> int:
     return int(found or 0)
 
 
-async def _watch(engine: AsyncEngine, authenticator: Authenticator, interval: float) -> None:
-    seen: int | None = None
+async def _read(engine: AsyncEngine, authenticator: Authenticator) -> int | None:
+    """The count, or ``None`` (and nothing trusted any more) when it cannot be read."""
+    try:
+        return await revocation_count(engine)
+    except Exception as exc:  # the database may be briefly away; keep watching
+        # Unsure whether a key was revoked meanwhile: stop trusting what is cached.
+        authenticator.forget()
+        log.warning("cannot read key revocations: %s", type(exc).__name__)
+        return None
+
+
+async def _watch(
+    engine: AsyncEngine, authenticator: Authenticator, interval: float, seen: int | None
+) -> None:
     while True:
-        try:
-            count = await revocation_count(engine)
-        except Exception as exc:  # the database may be briefly away; keep watching
-            # Unsure whether a key was revoked meanwhile: stop trusting what is cached.
-            authenticator.forget()
-            seen = None
-            log.warning("cannot read key revocations: %s", type(exc).__name__)
-        else:
-            if count != seen:
-                if seen is not None:
-                    authenticator.forget()
-                seen = count
         await asyncio.sleep(interval)
+        count = await _read(engine, authenticator)
+        if count != seen and seen is not None:
+            authenticator.forget()
+        seen = count
 
 
 @contextlib.asynccontextmanager
@@ -66,7 +70,9 @@ async def watching_revocations(
     if interval <= 0:
         yield
         return
-    task = asyncio.create_task(_watch(engine, authenticator, interval))
+    # Read before serving: a key revoked from now on is seen by the first poll.
+    seen = await _read(engine, authenticator)
+    task = asyncio.create_task(_watch(engine, authenticator, interval, seen), name="revocations")
     try:
         yield
     finally:
