@@ -52,6 +52,12 @@ async def test_each_request_is_one_json_line_without_the_key(
     await service.client.get(status, headers={"Authorization": "Bearer ssb_wrong_key_456"})
     await service.client.get("/healthz", headers={"X-Request-ID": "trace-7"})
     await service.client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
+    too_big = await service.client.post(
+        "/api/v1/ledger/user/u%2Fx/project/p/deposit",
+        content=b"{" + b" " * 70_000 + b"}",
+        headers=service.auth(t.admin_key),
+    )
+    assert too_big.status_code == 413
     records = _records(log_lines)
     assert [(r["route"], r["status"]) for r in records] == [
         (STATUS, 200),
@@ -61,6 +67,7 @@ async def test_each_request_is_one_json_line_without_the_key(
         (STATUS, 401),
         ("/healthz", 200),
         ("/healthz", 200),
+        ("unmatched", 413),  # refused before any route read it
     ]
     first = records[0]
     assert first["message"] == "request"
@@ -104,6 +111,23 @@ async def test_an_unexpected_error_logs_its_line_and_the_request_line(
         assert "disk on fire" in error["exc_info"]
         assert error["level"] == request["level"] == "error"
     assert t.a_key not in log_lines.getvalue()
+
+
+async def test_ids_with_encoded_slashes_are_logged_by_their_route(
+    service: Service, log_lines: io.StringIO
+) -> None:
+    t = service.tenants
+    path = "/api/v1/budgets/user/a%2Fb/project/p%2Fq/spending/daily"
+    response = await service.client.get(path, headers=service.auth(t.admin_key))
+    [record] = _records(log_lines)
+    assert record["status"] == response.status_code
+    assert (
+        record["route"] == "/api/v1/budgets/user/{user_id}/project/{project_id}/spending/{period}"
+    )
+    metrics = await service.client.get("/metrics", headers=service.auth(t.admin_key))
+    assert 'route="/api/v1/budgets/user/{user_id}/project/{project_id}/spending/{period}"' in (
+        metrics.text
+    )
 
 
 def test_text_lines_carry_the_same_fields() -> None:

@@ -185,10 +185,11 @@ def create_app(
     install_openapi(app)
     # Budget status and balance are answered ahead of all of these (LedgerService).
     app.fast_status = fast_status
-    # Added innermost first: metrics must see the route the router picked.
-    app.add_middleware(MetricsMiddleware, metrics=service_metrics)
+    # Added innermost first. Metrics (and the request log) outermost, so a body refused
+    # with 413 is counted and logged too; they read the route the router left in the scope.
     app.add_middleware(EncodedSlashMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=service_metrics)
     return app
 
 
