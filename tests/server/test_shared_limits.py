@@ -51,8 +51,32 @@ async def test_an_unreachable_store_refuses_instead_of_admitting() -> None:
     try:
         with pytest.raises(BackendUnavailableError, match="rate limit store"):
             await limiter.acquire("key_a")
+        with pytest.raises(BackendUnavailableError, match="rate limit store"):
+            await limiter.ping()
     finally:
         await limiter.aclose()
+
+
+@pytest.fixture
+async def unreachable(database_url: str) -> AsyncIterator[Service]:
+    async for made in make_service(
+        database_url, redis_url="redis://127.0.0.1:1/0", rate_limit_per_second=5
+    ):
+        try:
+            yield made
+        finally:
+            await made.app.state.rate_limiter.aclose()
+
+
+async def test_a_service_without_its_store_is_not_ready(unreachable: Service) -> None:
+    ready = await unreachable.client.get("/readyz")
+    assert ready.status_code == 503
+    assert "rate limit store" in ready.json()["detail"]
+    t = unreachable.tenants
+    refused = await unreachable.client.get(
+        account_path(t.a) + "/balance", headers=unreachable.auth(t.a_key)
+    )
+    assert refused.status_code == 503
 
 
 async def test_a_zero_rate_never_asks_redis() -> None:
@@ -80,6 +104,7 @@ async def test_the_service_uses_redis_when_a_url_is_set(shared: Service) -> None
         (await shared.client.get(path, headers=shared.auth(t.a_key))).status_code for _ in range(3)
     ]
     assert codes == [200, 200, 429]
+    assert (await shared.client.get("/readyz")).status_code == 200
 
 
 async def test_without_redis_each_process_limits_alone(service: Service) -> None:

@@ -55,11 +55,13 @@ numbers. Authenticate with `Authorization: Bearer <API key>`; errors are
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-async def _ping(ledger: Ledger) -> None:
+async def _ping(ledger: Ledger, limiter: Limiter) -> None:
+    """Readiness: the ledger database answers, and so does a shared rate-limit store."""
     engine = ledger.engine
     async with asyncio.timeout(2.0), engine.connect() as conn:
         reader = await conn.execution_options(**read_options(engine))
         await reader.execute(sa.text("SELECT 1"))
+    await limiter.ping()
 
 
 def _rate_limiter(settings: Settings) -> Limiter:
@@ -107,7 +109,7 @@ def _wire(app: FastAPI, settings: Settings, ledger: Ledger, price_book: PriceBoo
         settings=settings,
         backend=backend,
         get_reservation=backend.get_reservation,
-        ping=lambda: _ping(ledger),
+        ping=lambda: _ping(ledger, app.state.rate_limiter),
         metrics=app.state.metrics,
     )
 

@@ -136,6 +136,10 @@ class Limiter(Protocol):
 
     async def acquire(self, key: str) -> None: ...
 
+    async def ping(self) -> None:
+        """Raise :class:`~smartspace_budget.errors.BackendError` if requests cannot be
+        charged (readiness)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -182,6 +186,9 @@ class RateLimiter:
     async def acquire(self, key: str) -> None:
         """:meth:`take`, as the :class:`Limiter` protocol asks."""
         self.take(key)
+
+    async def ping(self) -> None:
+        """Always ready: the buckets live in this process."""
 
     async def aclose(self) -> None:
         """Nothing to release: the buckets live in this process."""

@@ -12,7 +12,8 @@ any window of ``burst / rate`` seconds (Redis keeps the last ``burst`` instants 
 200), 200 requests in any 2 seconds.
 
 When Redis does not answer, requests are refused with 503 rather than let through
-unlimited: a failure of a shared part never silently loosens a limit.
+unlimited (a failure of a shared part never silently loosens a limit), and ``/readyz``
+answers 503 so that a balancer sends requests elsewhere.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class SharedRateLimiter:
         self._pool = ConnectionPool.from_url(
             redis_url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT
         )
-        storage = RedisStorage(
+        self._storage = storage = RedisStorage(
             "async+" + redis_url,
             implementation="redispy",
             key_prefix=namespace,
@@ -83,6 +84,11 @@ class SharedRateLimiter:
             f"rate limit of {self.rate:g} requests/s exceeded",
             retry_after=max(1, math.ceil(stats.reset_time - time.time())),
         )
+
+    async def ping(self) -> None:
+        """:class:`BackendUnavailableError` unless Redis answers (the service's readiness)."""
+        if not await self._storage.check():  # a PING; False for any failure
+            raise BackendUnavailableError("rate limit store not reachable")
 
     async def aclose(self) -> None:
         """Close the connections to Redis (at the app's shutdown)."""
