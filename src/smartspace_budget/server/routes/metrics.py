@@ -31,7 +31,8 @@ async def healthz() -> Response:
 
 @router.get("/readyz", response_model=Health, responses=error_responses(503, 504))
 async def readyz(ctx: Ctx) -> Response:
-    """The ledger database answers a trivial query (no key needed)."""
+    """The ledger database answers a trivial query, and so does Redis when rate limits are
+    shared through it (no key needed)."""
     try:
         await ctx.ping()
     except BackendError:
