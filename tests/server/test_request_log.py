@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 from tests.server.conftest import Service, account_path
 
-from smartspace_budget.server.log_format import JsonFormatter, TextFormatter, log_config
+from smartspace_budget.server.log_format import (
+    DropDuplicateErrors,
+    JsonFormatter,
+    TextFormatter,
+    log_config,
+)
 from smartspace_budget.server.request_log import REQUEST_LOGGER
 
 STATUS = "/api/v1/budgets/user/{user_id}/project/{project_id}/status"
@@ -144,3 +149,13 @@ def test_the_log_config_sends_uvicorn_and_the_service_through_one_format() -> No
     assert config["loggers"]["smartspace_budget"]["level"] == "WARNING"
     assert config["loggers"]["uvicorn.access"]["handlers"] == []  # one line per request, ours
     assert log_config("text")["formatters"]["service"]["()"].endswith("TextFormatter")
+
+
+def test_uvicorns_own_line_for_an_error_already_logged_is_dropped() -> None:
+    def record(name: str, message: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, message, None, None)
+
+    only_once = DropDuplicateErrors()
+    assert not only_once.filter(record("uvicorn.error", "Exception in ASGI application\n"))
+    assert only_once.filter(record("uvicorn.error", "Application startup failed."))
+    assert only_once.filter(record(REQUEST_LOGGER, "unexpected error"))

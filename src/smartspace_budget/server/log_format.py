@@ -17,7 +17,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["JsonFormatter", "LogFormat", "TextFormatter", "log_config"]
+__all__ = ["DropDuplicateErrors", "JsonFormatter", "LogFormat", "TextFormatter", "log_config"]
 
 LogFormat = Literal["json", "text"]
 
@@ -62,7 +62,9 @@ class DropDuplicateErrors(logging.Filter):
     """Drop uvicorn's own line for an error the service logged already."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != _UVICORN_DUPLICATE
+        # uvicorn writes it with a trailing newline.
+        duplicate = str(record.msg).strip() == _UVICORN_DUPLICATE
+        return not (duplicate and record.name.startswith("uvicorn"))
 
 
 def log_config(log_format: LogFormat, level: str = "info") -> dict[str, Any]:
