@@ -227,8 +227,10 @@ class MetricsMiddleware:
 def route_template(scope: Scope) -> str:
     """The template of the route that answered (``unmatched`` when none did).
 
-    The router leaves the route it picked in ``scope["route"]``; a mounted app (the
-    dashboard's static files) is named by its mount's path.
+    The router leaves the route it picked in ``scope["route"]``. Older Starlette releases
+    do so only for FastAPI's own routes (``/docs`` and ``/openapi.json`` are Starlette's),
+    so a request without it is matched against the routes again, which only requests no
+    route took (404s) pay for; a mounted app is named by its mount's path.
     """
     route = scope.get("route")
     path = getattr(route, "path", None)
