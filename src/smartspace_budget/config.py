@@ -89,7 +89,32 @@ class Settings(BaseSettings):
         description="Seconds between the service's sweeps of expired reservations; 0 disables.",
     )
     key_cache_ttl: float = Field(
-        default=5.0, ge=0, description="Seconds a verified API key is remembered (revocation lag)."
+        default=5.0,
+        ge=0,
+        description="Seconds a verified API key is remembered (between revocation checks).",
+    )
+    key_revocation_poll: float = Field(
+        default=0.5,
+        ge=0,
+        description=(
+            "Seconds between each replica's reads of the revocation count: a key revoked "
+            "anywhere stops working everywhere within about this long; 0 leaves it to "
+            "key_cache_ttl."
+        ),
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Redis (redis://host:6379/0) holding the rate limits all replicas share; unset, "
+            "each process limits on its own."
+        ),
+    )
+    metrics_account_labels: bool = Field(
+        default=False,
+        description=(
+            "Export budget utilisation per account (user_id/project_id labels): one series "
+            "per account, for small deployments. Off: a histogram over all accounts."
+        ),
     )
     opentelemetry: bool = Field(
         default=False,
@@ -107,12 +132,12 @@ class Settings(BaseSettings):
             return None
         return value.strip().rstrip("/")
 
-    @field_validator("database_url")
+    @field_validator("database_url", "redis_url", mode="before")
     @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        return value.strip()
+    def _blank_is_none(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.strip() or None
 
 
 def get_settings() -> Settings:

@@ -21,13 +21,18 @@ from smartspace_budget.models import loads
 from smartspace_budget.server.app import create_app, create_app_from_env
 
 
-async def test_metrics_count_spend_requests_utilisation_and_latency(service: Service) -> None:
+async def _spend_and_read(service: Service) -> None:
     t = service.tenants
     await service.write("PUT", ledger_path(t.a, "policy"), {"daily_limit": 10}, t.admin_key)
     for cost in ("1.5", "2"):
         usage = {"provider": "openai", "model": "gpt-4o", "actual_cost": cost}
         await service.write("POST", ledger_path(t.a, "usage"), usage, t.a_key)
     await service.client.get(account_path(t.a) + "/status", headers=service.auth(t.a_key))
+
+
+async def test_metrics_count_spend_requests_utilisation_and_latency(service: Service) -> None:
+    t = service.tenants
+    await _spend_and_read(service)
     forbidden = await service.client.get("/metrics", headers=service.auth(t.a_key))
     assert forbidden.status_code == 403
     response = await service.client.get("/metrics", headers=service.auth(t.admin_key))
@@ -36,15 +41,31 @@ async def test_metrics_count_spend_requests_utilisation_and_latency(service: Ser
     text = response.text
     assert 'smartspace_budget_spend_usdc_total{model="gpt-4o",provider="openai"} 3.5' in text
     assert 'smartspace_budget_usage_requests_total{model="gpt-4o",provider="openai"} 2.0' in text
-    user, project = t.a
-    assert (
-        f'smartspace_budget_budget_utilisation_ratio{{limit="daily",project_id="{project}",'
-        f'user_id="{user}"}} 0.35' in text
-    )
+    # Utilisation over all accounts: the read found 3.5 / 10, in the 0.5 bucket not 0.25.
+    assert 'smartspace_budget_status_utilisation_ratio_bucket{le="0.25",limit="daily"} 0.0' in text
+    assert 'smartspace_budget_status_utilisation_ratio_bucket{le="0.5",limit="daily"} 1.0' in text
     template = "/api/v1/budgets/user/{user_id}/project/{project_id}/status"
     assert f'route="{template}"' in text
     assert "smartspace_budget_http_request_duration_seconds_bucket" in text
-    assert user not in text.split("budget_utilisation")[0]  # ids only in the per-account gauge
+    # No series per account by default: no id appears anywhere.
+    user, project = t.a
+    assert user not in text
+    assert project not in text
+    assert "smartspace_budget_budget_utilisation_ratio{" not in text
+
+
+async def test_per_account_utilisation_is_an_opt_in(database_url: str) -> None:
+    async for service in make_service(database_url, metrics_account_labels=True):
+        await _spend_and_read(service)
+        t = service.tenants
+        response = await service.client.get("/metrics", headers=service.auth(t.admin_key))
+        text = response.text
+        user, project = t.a
+        assert (
+            f'smartspace_budget_budget_utilisation_ratio{{limit="daily",project_id="{project}",'
+            f'user_id="{user}"}} 0.35' in text
+        )
+        assert user not in text.split("budget_utilisation")[0]  # ids only in the gauge
 
 
 async def test_two_apps_in_one_process_keep_separate_metrics(database_url: str) -> None:

@@ -14,7 +14,7 @@ from tests.backend.live import service_settings
 
 from smartspace_budget.models import BudgetStatus
 from smartspace_budget.server.app import create_app
-from smartspace_budget.server.telemetry import ServiceMetrics
+from smartspace_budget.server.telemetry import ServiceMetrics, route_template
 
 
 def status(daily: str | None, monthly: str | None) -> BudgetStatus:
@@ -38,7 +38,7 @@ def gauges(metrics: ServiceMetrics) -> list[str]:
 
 
 def test_a_lifted_limit_removes_its_gauge_and_a_new_one_adds_it() -> None:
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(account_labels=True)
     metrics.observe_status("u", "p", status("4", "8"))
     assert gauges(metrics) == [
         '{limit="daily",project_id="p",user_id="u"} 0.25',
@@ -58,7 +58,7 @@ def test_a_lifted_limit_removes_its_gauge_and_a_new_one_adds_it() -> None:
 
 
 def test_only_the_most_recently_read_accounts_keep_gauges() -> None:
-    metrics = ServiceMetrics(max_accounts=2)
+    metrics = ServiceMetrics(account_labels=True, max_accounts=2)
     for user in ("a", "b", "c"):
         metrics.observe_status(user, "p", status("4", None))
     metrics.observe_status("b", "p", status("4", None))  # b is recent again
@@ -102,7 +102,7 @@ async def test_opentelemetry_tracing_only_when_configured(
 
 
 def test_an_unchanged_status_keeps_its_gauges_and_its_place() -> None:
-    metrics = ServiceMetrics(max_accounts=2)
+    metrics = ServiceMetrics(account_labels=True, max_accounts=2)
     metrics.observe_status("a", "p", status("4", None))
     metrics.observe_status("b", "p", status("4", None))
     metrics.observe_status("a", "p", status("4", None))  # unchanged, but read: a is recent
@@ -121,3 +121,24 @@ def test_requests_are_counted_and_timed_by_route_and_status() -> None:
     assert 'http_requests_total{method="GET",route="/x/{id}",status="200"} 2.0' in text
     assert 'http_requests_total{method="GET",route="/x/{id}",status="404"} 1.0' in text
     assert 'duration_seconds_count{method="GET",route="/x/{id}"} 3.0' in text
+
+
+def test_the_route_is_found_when_the_router_did_not_name_it(tmp_path: Path) -> None:
+    # Older Starlette releases leave scope["route"] only for FastAPI's routes, not /docs.
+    app = create_app(service_settings(f"sqlite+aiosqlite:///{tmp_path / 'l.sqlite3'}"))
+
+    def scope(path: str) -> dict[str, Any]:
+        return {"type": "http", "method": "GET", "path": path, "root_path": "", "app": app}
+
+    assert route_template(scope("/docs")) == "/docs"
+    assert route_template(scope("/openapi.json")) == "/openapi.json"
+    assert route_template(scope("/no/such/page")) == "unmatched"
+
+
+def test_default_metrics_have_no_series_per_account() -> None:
+    metrics = ServiceMetrics()
+    for user in ("a", "b", "c"):
+        metrics.observe_status(user, "p", status("4", "8"))
+    text = generate_latest(metrics.registry).decode()
+    assert "user_id" not in text
+    assert 'smartspace_budget_status_utilisation_ratio_count{limit="daily"} 3.0' in text

@@ -52,7 +52,9 @@ def _info(key: Any) -> dict[str, Any]:
 def keys_create(
     ctx: typer.Context,
     admin: bool = typer.Option(False, "--admin", help="A key that may do everything."),
-    scope: str = typer.Option("account", "--scope", help="account, account_read, pricing_read."),
+    scope: str = typer.Option(
+        "account", "--scope", help="account, account_read, pricing_read, metrics."
+    ),
     user: str | None = typer.Option(None, "--user", "-u", help="Account of an account key."),
     project: str | None = typer.Option(None, "--project", "-p"),
     name: str | None = typer.Option(None, "--name", help="A label to recognise the key."),

@@ -1,11 +1,17 @@
-"""``serve``: the ledger service (FastAPI under uvicorn)."""
+"""``serve``: the ledger service (FastAPI under uvicorn); ``migrate``: its schema, before."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import typer
 
-from smartspace_budget.cli.runtime import options
+from smartspace_budget.cli.output import console
+from smartspace_budget.cli.runtime import options, settings
 from smartspace_budget.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from smartspace_budget.server.log_format import LogFormat
 
 __all__ = ["register"]
 
@@ -17,11 +23,18 @@ def serve_command(
     workers: int = typer.Option(1, "--workers", min=1, max=64, envvar="SMARTSPACE_BUDGET_WORKERS"),
     no_auth: bool = typer.Option(False, "--no-auth", help="Local development only (loopback)."),
     log_level: str = typer.Option("info", "--log-level"),
+    log_format: str = typer.Option(
+        "text",
+        "--log-format",
+        envvar="SMARTSPACE_BUDGET_LOG_FORMAT",
+        help="json: one JSON object per line (request id, route, status, duration, key id).",
+    ),
 ) -> None:
     """Serve the budget API (the spec's endpoints and the ledger writes) until Ctrl-C.
 
     Run several replicas against one PostgreSQL (``--database-url postgresql+asyncpg://...``)
-    behind a load balancer; each is stateless.
+    behind a load balancer; each is stateless. With ``SMARTSPACE_BUDGET_REDIS_URL`` set
+    they share their rate limits.
     """
     from smartspace_budget.server.run import serve
 
@@ -35,9 +48,29 @@ def serve_command(
         database_url=opts.database_url,
         auth=not no_auth,
         log_level=log_level,
+        log_format=cast("LogFormat", log_format),  # serve() refuses anything else
     )
+
+
+def migrate_command(ctx: typer.Context) -> None:
+    """Bring the ledger database to the schema this version needs, then exit.
+
+    Run it once before starting (or upgrading) replicas. Several may run at once: on
+    PostgreSQL they take turns under an advisory lock and all but the first find nothing
+    to do. ``serve`` would migrate on start too; this makes it a step of its own.
+    """
+    from smartspace_budget.ledger.engine import default_database_url
+    from smartspace_budget.ledger.migrate import upgrade_blocking
+
+    opts = options(ctx)
+    if opts.url:
+        raise InvalidInputError("migrate works on the database: give --database-url, not --url")
+    url = settings(opts).database_url or default_database_url()
+    upgrade_blocking(url)
+    console.print("ledger schema is up to date")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command("serve")(serve_command)
+    app.command("migrate")(migrate_command)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "MIGRATION_LOCK_KEY",
     "VERSION_TABLE",
     "alembic_config",
     "current_revision",
@@ -47,7 +48,9 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "smartspace_budget_alembic_version"
-_LOCK_KEY = 0x5353_4255_4447_4554  # "SSBUDGET": the advisory lock migrations take on PostgreSQL
+MIGRATION_LOCK_KEY = (
+    0x5353_4255_4447_4554  # "SSBUDGET": the advisory lock migrations take on PostgreSQL
+)
 _TABLE_MODULES = (
     "smartspace_budget.ledger.tables",
     "smartspace_budget.ledger.price_tables",
@@ -118,7 +121,9 @@ async def _upgrade(engine: AsyncEngine, revision: str) -> None:
     def run(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":
             # Replicas starting together: one migrates, the others wait and find it done.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

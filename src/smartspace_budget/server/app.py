@@ -3,9 +3,10 @@
 ``create_app(settings)`` opens the ledger named by the settings when the app starts and
 closes it when it stops; ``create_app(settings, ledger=...)`` serves a ledger the caller
 opened (tests, or an app embedded in another). The service keeps no state of its own
-besides per-process counters and rate-limit buckets: every answer comes from the database,
-uncached, so several replicas on one PostgreSQL answer alike. Concurrent identical reads
-still share one query.
+besides its counters, verified keys (forgotten when any key is revoked, see
+``revocations.py``) and, without Redis, rate-limit buckets: every answer comes from the
+database, uncached, so several replicas on one PostgreSQL answer alike. Concurrent
+identical reads still share one query.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from smartspace_budget import __version__
 from smartspace_budget.backend.local import LocalBackend, open_price_book
 from smartspace_budget.config import Settings
 from smartspace_budget.ledger.engine import read_options
-from smartspace_budget.server.auth import Authenticator, RateLimiter
+from smartspace_budget.server.auth import Authenticator, Limiter, RateLimiter
 from smartspace_budget.server.context import ServiceContext
 from smartspace_budget.server.fast_status import LedgerService
 from smartspace_budget.server.key_tables import ensure_key_table, find_api_key
 from smartspace_budget.server.middleware import BodyLimitMiddleware, EncodedSlashMiddleware
 from smartspace_budget.server.openapi import install_openapi
 from smartspace_budget.server.responses import DecimalJSONResponse, install_error_handlers
+from smartspace_budget.server.revocations import watching_revocations
 from smartspace_budget.server.routes import budgets, metrics, pricing
 from smartspace_budget.server.routes import ledger as ledger_routes
 from smartspace_budget.server.routes.dashboard import install_dashboard
@@ -53,11 +55,37 @@ numbers. Authenticate with `Authorization: Bearer <API key>`; errors are
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-async def _ping(ledger: Ledger) -> None:
+async def _ping(ledger: Ledger, limiter: Limiter) -> None:
+    """Readiness: the ledger database answers, and so does a shared rate-limit store."""
     engine = ledger.engine
     async with asyncio.timeout(2.0), engine.connect() as conn:
         reader = await conn.execution_options(**read_options(engine))
         await reader.execute(sa.text("SELECT 1"))
+    await limiter.ping()
+
+
+def _rate_limiter(settings: Settings) -> Limiter:
+    """Shared through Redis when ``redis_url`` is set, else a bucket in this process."""
+    rate, burst = settings.rate_limit_per_second, settings.rate_limit_burst
+    if settings.redis_url is None:
+        return RateLimiter(rate, burst)
+    from smartspace_budget.server.shared_limits import SharedRateLimiter
+
+    return SharedRateLimiter(settings.redis_url.get_secret_value(), rate, burst)
+
+
+@asynccontextmanager
+async def _replica_duties(app: FastAPI, settings: Settings, ledger: Ledger) -> AsyncIterator[None]:
+    """What a serving replica does beside answering: watch revocations, then let go of
+    the rate-limit store."""
+    limiter: Limiter = app.state.rate_limiter
+    try:
+        async with watching_revocations(
+            ledger.engine, app.state.authenticator, settings.key_revocation_poll
+        ):
+            yield
+    finally:
+        await limiter.aclose()
 
 
 def _wire(app: FastAPI, settings: Settings, ledger: Ledger, price_book: PriceBook) -> None:
@@ -81,7 +109,7 @@ def _wire(app: FastAPI, settings: Settings, ledger: Ledger, price_book: PriceBoo
         settings=settings,
         backend=backend,
         get_reservation=backend.get_reservation,
-        ping=lambda: _ping(ledger),
+        ping=lambda: _ping(ledger, app.state.rate_limiter),
         metrics=app.state.metrics,
     )
 
@@ -111,12 +139,13 @@ def create_app(
     (the answers are the same; tests compare the two).
     """
     config = settings if settings is not None else Settings()
-    service_metrics = ServiceMetrics()
+    service_metrics = ServiceMetrics(account_labels=config.metrics_account_labels)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if ledger is not None:
-            yield
+            async with _replica_duties(app, config, ledger):
+                yield
             return
         from smartspace_budget.ledger.ledger import Ledger
 
@@ -128,7 +157,10 @@ def create_app(
             if freeze_gc:
                 gc.collect()
                 gc.freeze()
-            async with sweeping(opened.expire_reservations, config.expiry_interval):
+            async with (
+                sweeping(opened.expire_reservations, config.expiry_interval),
+                _replica_duties(app, config, opened),
+            ):
                 yield
         finally:
             await opened.close()
@@ -143,7 +175,7 @@ def create_app(
         telemetry=None if config.opentelemetry else _NO_TELEMETRY,
     )
     app.state.metrics = service_metrics
-    app.state.rate_limiter = RateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
+    app.state.rate_limiter = _rate_limiter(config)
     if ledger is not None:
         _wire(app, config, ledger, price_book or open_price_book(ledger))
 
@@ -155,10 +187,11 @@ def create_app(
     install_openapi(app)
     # Budget status and balance are answered ahead of all of these (LedgerService).
     app.fast_status = fast_status
-    # Added innermost first: metrics must see the route the router picked.
-    app.add_middleware(MetricsMiddleware, metrics=service_metrics)
+    # Added innermost first. Metrics (and the request log) outermost, so a body refused
+    # with 413 is counted and logged too; they read the route the router left in the scope.
     app.add_middleware(EncodedSlashMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=service_metrics)
     return app
 
 

@@ -10,9 +10,17 @@ needs:
 - its own account with too small a scope answers **403**;
 - a missing key and a wrong key answer the same **401**, byte for byte.
 
+A ``metrics`` key is refused (403) by :func:`admit` everywhere but ``/metrics``, which
+admits it with ``metrics_route=True``: the scraper's key can read counters and nothing else.
+
 Raw keys are never logged, stored or put in an error message; only their SHA-256 is
-compared and cached (``key_cache_ttl`` seconds, which is also how long a revoked key may
-keep working on a replica that saw it recently).
+compared and cached (``key_cache_ttl`` seconds). Revocations still take effect within
+about a second on every replica: ``server/revocations.py`` watches the database and empties
+the cache when a key is revoked anywhere.
+
+Rate limits are charged through a :class:`Limiter`: :class:`RateLimiter` (a token bucket
+in this process) or, when ``SMARTSPACE_BUDGET_REDIS_URL`` is set,
+:class:`~smartspace_budget.server.shared_limits.SharedRateLimiter`, shared by all replicas.
 """
 
 from __future__ import annotations
@@ -21,9 +29,9 @@ import hmac
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -40,19 +48,25 @@ from smartspace_budget.server.key_tables import ApiKeyInfo, Scope, hash_key
 
 __all__ = [
     "ACCOUNT_NOT_FOUND",
+    "CALLER_STATE",
+    "METRICS_ONLY",
     "RESERVATION_NOT_FOUND",
     "Authenticator",
+    "Limiter",
+    "MetricsCaller",
     "Principal",
     "RateLimiter",
     "admit",
     "bearer",
     "bearer_token",
+    "metrics_reader",
     "principal",
 ]
 
 ACCOUNT_NOT_FOUND = "no such account"
 RESERVATION_NOT_FOUND = "no such reservation"
 UNAUTHORIZED = "missing or invalid API key"
+METRICS_ONLY = "this key may only read /metrics"
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ssb_...`")
 
@@ -97,24 +111,45 @@ class Principal:
             raise ForbiddenError("only an admin key may credit an account or change its policy")
 
     def require_admin(self) -> None:
-        """Service-wide operations (metrics)."""
+        """Service-wide operations."""
         if not self.is_admin:
             raise ForbiddenError("only an admin key may do this")
+
+    def require_metrics_reader(self) -> None:
+        """Reading ``/metrics``: an admin or a ``metrics`` key."""
+        if self.scope not in (Scope.ADMIN, Scope.METRICS):
+            raise ForbiddenError("only an admin or a metrics key may read metrics")
 
     def require_account_reader(self) -> None:
         """Listing accounts: any key that may see at least one account."""
         if self.scope is Scope.PRICING_READ:
             raise ForbiddenError("this key may only read prices")
+        if self.scope is Scope.METRICS:
+            raise ForbiddenError(METRICS_ONLY)
 
 
 ANONYMOUS_ADMIN = Principal(key_id="no-auth", scope=Scope.ADMIN)
 
 
+class Limiter(Protocol):
+    """Charges one request to a key, or raises :class:`RateLimitedError`."""
+
+    async def acquire(self, key: str) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise :class:`~smartspace_budget.errors.BackendError` if requests cannot be
+        charged (readiness)."""
+
+    async def aclose(self) -> None: ...
+
+
 class RateLimiter:
     """A token bucket per key, in process: ``rate`` per second sustained, ``burst`` at once.
 
-    Each replica limits on its own; with N replicas behind a balancer a key gets up to N
-    times the rate, which is the usual trade for not sharing state. ``rate=0`` disables it.
+    Each process limits on its own: with N replicas (or uvicorn workers) a key gets up to N
+    times the rate. Set ``SMARTSPACE_BUDGET_REDIS_URL`` to share the limit instead
+    (:class:`~smartspace_budget.server.shared_limits.SharedRateLimiter`). ``rate=0``
+    disables it.
     """
 
     def __init__(
@@ -147,6 +182,16 @@ class RateLimiter:
         self._buckets[key] = (tokens - 1, now)
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
+
+    async def acquire(self, key: str) -> None:
+        """:meth:`take`, as the :class:`Limiter` protocol asks."""
+        self.take(key)
+
+    async def ping(self) -> None:
+        """Always ready: the buckets live in this process."""
+
+    async def aclose(self) -> None:
+        """Nothing to release: the buckets live in this process."""
 
 
 class Authenticator:
@@ -204,18 +249,42 @@ def bearer_token(authorization: str | None) -> str | None:
     return credentials
 
 
+CALLER_STATE = "caller"
+"""Where :func:`admit` leaves the caller in the request's ``state`` (for the request log)."""
+
+
 async def admit(
-    authenticator: Authenticator, limiter: RateLimiter, raw_key: str | None, client: str
+    authenticator: Authenticator,
+    limiter: Limiter,
+    raw_key: str | None,
+    client: str,
+    *,
+    state: MutableMapping[str, Any] | None = None,
+    metrics_route: bool = False,
 ) -> Principal:
-    """Authenticate a presented key and charge its rate limit (``client``: the peer address)."""
+    """Authenticate a presented key and charge its rate limit (``client``: the peer address).
+
+    ``state`` (the request's ``scope["state"]``) receives the caller once known, so the
+    request log can name the key and account. A ``metrics`` key is refused (403) unless
+    ``metrics_route``.
+    """
     try:
         caller = await authenticator.authenticate(raw_key)
     except UnauthorizedError:
         # Failed attempts are limited per client address, so keys cannot be guessed fast.
-        limiter.take("anon:" + client)
+        await limiter.acquire("anon:" + client)
         raise
-    limiter.take(caller.key_id)
+    if state is not None:
+        state[CALLER_STATE] = caller
+    await limiter.acquire(caller.key_id)
+    if caller.scope is Scope.METRICS and not metrics_route:
+        raise ForbiddenError(METRICS_ONLY)
     return caller
+
+
+def _request_state(request: Request) -> MutableMapping[str, Any]:
+    state: MutableMapping[str, Any] = request.scope.setdefault("state", {})
+    return state
 
 
 async def principal(
@@ -226,8 +295,33 @@ async def principal(
     state = request.app.state
     raw = credentials.credentials if credentials is not None else None
     client = request.client.host if request.client else "unknown"
-    return await admit(state.authenticator, state.rate_limiter, raw, client)
+    return await admit(
+        state.authenticator, state.rate_limiter, raw, client, state=_request_state(request)
+    )
+
+
+async def metrics_reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """FastAPI dependency of ``/metrics``: like :func:`principal`, admitting metrics keys."""
+    state = request.app.state
+    raw = credentials.credentials if credentials is not None else None
+    client = request.client.host if request.client else "unknown"
+    caller = await admit(
+        state.authenticator,
+        state.rate_limiter,
+        raw,
+        client,
+        state=_request_state(request),
+        metrics_route=True,
+    )
+    caller.require_metrics_reader()
+    return caller
 
 
 Caller = Annotated[Principal, Depends(principal)]
 """A route parameter annotated ``Caller`` receives the authenticated :class:`Principal`."""
+
+MetricsCaller = Annotated[Principal, Depends(metrics_reader)]
+"""The caller of ``/metrics``: an admin or a ``metrics`` key."""

@@ -6,9 +6,9 @@ CPU, 60% of it routing, dependency solving and response plumbing rather than the
 itself. :class:`BudgetReadFastPath` answers both ahead of the app's middleware with the very
 same parts — :func:`~smartspace_budget.server.auth.admit` (keys and rate limits),
 :func:`~smartspace_budget.server.context.path_id`, the principal's scope check, the backend
-read, the metrics, the JSON :class:`DecimalJSONResponse` writes and the installed error
-answers — so the answer is byte for byte the route's (``tests/server/test_fast_status.py``
-compares them) at several times the rate.
+read, the metrics and the request log, the JSON :class:`DecimalJSONResponse` writes and the
+installed error answers — so the answer is byte for byte the route's
+(``tests/server/test_fast_status.py`` compares them) at several times the rate.
 
 The FastAPI routes stay: they document the endpoints in OpenAPI and answer what this layer
 leaves alone (any other method or path, an app whose ledger is not open yet, a request
@@ -41,6 +41,7 @@ from smartspace_budget.models import BudgetStatus, dumps
 from smartspace_budget.server.auth import admit, bearer_token
 from smartspace_budget.server.context import ServiceContext, path_id
 from smartspace_budget.server.middleware import routing_path
+from smartspace_budget.server.request_log import log_error, log_request
 from smartspace_budget.server.responses import (
     answer_error,
     answer_unexpected,
@@ -172,6 +173,7 @@ class BudgetReadFastPath:
                 state.rate_limiter,
                 bearer_token(authorization),
                 client[0] if client else "unknown",
+                state=scope.setdefault("state", {}),
             )
             user, project = path_id(match[1], "user_id"), path_id(match[2], "project_id")
             caller.require_read(user, project)
@@ -187,6 +189,7 @@ class BudgetReadFastPath:
             await _answer(response, context.metrics, template, scope, receive, send, started)
             return
         except Exception as exc:
+            log_error(scope, template, exc)
             response = await answer_unexpected(Request(scope), exc)
             await _answer(response, context.metrics, template, scope, receive, send, started)
             raise
@@ -194,7 +197,9 @@ class BudgetReadFastPath:
         headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        context.metrics.observe_request("GET", template, 200, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        context.metrics.observe_request("GET", template, 200, seconds)
+        log_request(scope, template, 200, seconds)
 
 
 async def _answer(
@@ -206,9 +211,11 @@ async def _answer(
     send: Send,
     started: float,
 ) -> None:
-    """Send an error answer and count it, as the metrics middleware would have."""
+    """Send an error answer, count and log it, as the metrics middleware would have."""
     await response(scope, receive, send)
-    metrics.observe_request("GET", template, response.status_code, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    metrics.observe_request("GET", template, response.status_code, seconds)
+    log_request(scope, template, response.status_code, seconds)
 
 
 class LedgerService(FastAPI):

@@ -10,9 +10,11 @@ Scopes:
 - ``admin``: everything, including deposits, refunds, adjustments, policies and metrics;
 - ``account``: read and spend (usage, reserve, settle, release) for one user/project;
 - ``account_read``: read one user/project;
-- ``pricing_read``: read prices only.
+- ``pricing_read``: read prices only;
+- ``metrics``: read ``/metrics`` and nothing else (what a Prometheus scraper holds).
 
-Every key may read prices: estimating a request's cost is part of deciding to make it.
+Every key but a ``metrics`` key may read prices: estimating a request's cost is part of
+deciding to make it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Scope(StrEnum):
     ACCOUNT = "account"
     ACCOUNT_READ = "account_read"
     PRICING_READ = "pricing_read"
+    METRICS = "metrics"
 
 
 api_keys = sa.Table(

@@ -37,7 +37,8 @@ class EncodedSlashMiddleware:
         if scope["type"] == "http":
             raw = scope.get("raw_path")
             if raw and b"%" in raw:
-                scope = dict(scope)
+                # In place, not on a copy: the metrics middleware outside reads the route
+                # the router leaves in this same scope.
                 scope["path"] = routing_path(raw)
         await self.app(scope, receive, send)
 

@@ -1,36 +1,53 @@
 """Prometheus metrics of one service instance: requests, latency, spend, budget utilisation.
 
 Each app owns its :class:`~prometheus_client.CollectorRegistry`, so several apps in one
-process (tests, or an app mounted twice) never clash. Counters are per process, the
-Prometheus way: with several replicas (or uvicorn workers), sum them in the query.
+process (tests, or an app mounted twice) never clash. Counters are per replica, the
+Prometheus way: with several replicas, sum them in the query. Several uvicorn workers of
+one replica answer on one port, so a scrape reaches one of them at random: with
+``PROMETHEUS_MULTIPROC_DIR`` set (``serve --workers N`` sets it), every worker writes its
+values there and ``/metrics`` sums all of them (prometheus-client's multiprocess mode).
 
-Requests are labelled by the route *template* (``/api/v1/budgets/user/{user_id}/...``),
-never the concrete path, so ids neither leak into metrics nor explode their cardinality.
-Budget utilisation is per account and is refreshed whenever an account's status is read;
-the gauge keeps the ``max_accounts`` most recently seen accounts.
+Requests are labelled by the route *template* (``/api/v1/budgets/user/{user_id}/...``,
+``/docs``), never the concrete path, so ids neither leak into metrics nor explode their
+cardinality; a path no route matches is ``unmatched``.
+
+Budget utilisation (spent / limit, refreshed by every status read) is by default a
+histogram over all accounts, labelled only by limit (daily, monthly): one series per
+bucket whatever the number of accounts. ``account_labels=True``
+(``SMARTSPACE_BUDGET_METRICS_ACCOUNT_LABELS``) adds a gauge per account instead, for small
+deployments; it keeps the ``max_accounts`` most recently seen accounts.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
 from decimal import Decimal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smartspace_budget.models import BudgetStatus, EntryKind, LedgerEntry
+from smartspace_budget.server.request_log import log_error, log_request
 
-__all__ = ["MetricsMiddleware", "ServiceMetrics"]
+__all__ = ["MULTIPROC_ENV", "MetricsMiddleware", "ServiceMetrics", "route_template"]
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _GaugeInputs = tuple[Decimal, Decimal | None, Decimal, Decimal | None]
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_UTILISATION_BUCKETS = (0.25, 0.5, 0.75, 0.8, 0.9, 0.95, 1.0, 1.25)
 
 
 class ServiceMetrics:
     """The collectors of one app (see the module docstring)."""
 
-    def __init__(self, *, max_accounts: int = 1000) -> None:
+    def __init__(self, *, account_labels: bool = False, max_accounts: int = 1000) -> None:
+        # Read once: prometheus-client picks its value storage when first imported.
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        self.account_labels = account_labels
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "smartspace_budget_http_requests",
@@ -67,6 +84,14 @@ class ServiceMetrics:
             "smartspace_budget_budget_utilisation_ratio",
             "Spent / limit for an account's daily and monthly limits (last status read).",
             ["user_id", "project_id", "limit"],
+            registry=self.registry if account_labels else None,
+            multiprocess_mode="mostrecent",
+        )
+        self.utilisation_seen = Histogram(
+            "smartspace_budget_status_utilisation_ratio",
+            "Spent / limit found by each budget status read, over all accounts.",
+            ["limit"],
+            buckets=_UTILISATION_BUCKETS,
             registry=self.registry,
         )
         # Accounts with gauges, least recently read first, each with the amounts its gauges
@@ -96,6 +121,15 @@ class ServiceMetrics:
         latency.observe(seconds)
         count.inc()
 
+    def exposition(self) -> bytes:
+        """The text ``/metrics`` answers: this app's registry, or every worker's values
+        summed in multiprocess mode."""
+        if self.multiprocess_dir is None:
+            return bytes(generate_latest(self.registry))
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(registry))
+
     def observe_entry(self, entry: LedgerEntry) -> None:
         """Count a ledger write; usage also adds to spend by provider/model."""
         self.writes.labels(entry.kind.value).inc()
@@ -105,7 +139,20 @@ class ServiceMetrics:
             self.usage_requests.labels(provider, model).inc()
 
     def observe_status(self, user_id: str, project_id: str, status: BudgetStatus) -> None:
-        """Refresh the account's utilisation gauges from a status just read."""
+        """Count the utilisation a status read found (and refresh the account's gauges when
+        they are on)."""
+        if status.daily_limit is not None:
+            self.utilisation_seen.labels("daily").observe(
+                _ratio(status.spent_today, status.daily_limit)
+            )
+        if status.monthly_limit is not None:
+            self.utilisation_seen.labels("monthly").observe(
+                _ratio(status.spent_this_month, status.monthly_limit)
+            )
+        if self.account_labels:
+            self._observe_account(user_id, project_id, status)
+
+    def _observe_account(self, user_id: str, project_id: str, status: BudgetStatus) -> None:
         account = (user_id, project_id)
         inputs = (
             status.spent_today,
@@ -167,9 +214,30 @@ class MetricsMiddleware:
 
         try:
             await self.app(scope, receive, record_status)
+        except Exception as exc:
+            log_error(scope, route_template(scope), exc)
+            raise
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe_request(
-                scope["method"], template, status, time.perf_counter() - started
-            )
+            template = route_template(scope)
+            seconds = time.perf_counter() - started
+            self.metrics.observe_request(scope["method"], template, status, seconds)
+            log_request(scope, template, status, seconds)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered (``unmatched`` when none did).
+
+    The router leaves the route it picked in ``scope["route"]``. Older Starlette releases
+    do so only for FastAPI's own routes (``/docs`` and ``/openapi.json`` are Starlette's),
+    so a request without it is matched against the routes again, which only requests no
+    route took (404s) pay for; a mounted app is named by its mount's path.
+    """
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return str(path)
+    app = scope.get("app")
+    for candidate in getattr(getattr(app, "router", None), "routes", ()):
+        if candidate.matches(scope)[0] is Match.FULL:
+            return str(getattr(candidate, "path", "unmatched") or "unmatched")
+    return "unmatched"

@@ -33,7 +33,7 @@ from smartspace_budget.errors import (
     UnauthorizedError,
 )
 from smartspace_budget.models import SpendingAlert
-from smartspace_budget.server.auth import Authenticator, Principal, RateLimiter
+from smartspace_budget.server.auth import METRICS_ONLY, Authenticator, Limiter, Principal, admit
 from smartspace_budget.server.dashboard.export import view_to_csv, view_to_json
 from smartspace_budget.server.dashboard.render import (
     STATIC_FILES,
@@ -51,6 +51,7 @@ from smartspace_budget.server.dashboard.view import (
     Workload,
     build_view,
 )
+from smartspace_budget.server.key_tables import Scope
 from smartspace_budget.server.responses import error_response
 
 __all__ = ["COOKIE", "DashboardServices", "install_dashboard", "monitor_alerts", "router"]
@@ -154,15 +155,15 @@ def _raw_key(request: Request) -> str | None:
 
 async def _caller(request: Request) -> Principal:
     """Authenticate like the API does, charging the same per-key rate limit."""
-    authenticator: Authenticator = request.app.state.authenticator
-    limiter: RateLimiter = request.app.state.rate_limiter
-    try:
-        caller = await authenticator.authenticate(_raw_key(request))
-    except UnauthorizedError:
-        limiter.take("anon:" + (request.client.host if request.client else "unknown"))
-        raise
-    limiter.take(caller.key_id)
-    return caller
+    state = request.app.state
+    client = request.client.host if request.client else "unknown"
+    return await admit(
+        state.authenticator,
+        state.rate_limiter,
+        _raw_key(request),
+        client,
+        state=request.scope.setdefault("state", {}),
+    )
 
 
 def _query(request: Request) -> dict[str, str]:
@@ -352,14 +353,16 @@ async def login(request: Request) -> Response:
     raw = (fields.get("api_key") or [""])[0].strip()
     authenticator: Authenticator = request.app.state.authenticator
     try:
-        await authenticator.authenticate(raw)
+        caller = await authenticator.authenticate(raw)
     except UnauthorizedError as exc:
-        limiter: RateLimiter = request.app.state.rate_limiter
+        limiter: Limiter = request.app.state.rate_limiter
         try:
-            limiter.take("anon:" + (request.client.host if request.client else "unknown"))
+            await limiter.acquire("anon:" + (request.client.host if request.client else "unknown"))
         except RateLimitedError as limited:
             return _error_page(limited)
         return _error_page(exc)
+    if caller.scope is Scope.METRICS:
+        return _error_page(ForbiddenError(METRICS_ONLY))
     next_query = (fields.get("next") or [""])[0]
     response = RedirectResponse(_after_login(next_query), status_code=303)
     response.set_cookie(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from smartspace_budget.errors import BackendError, BackendUnavailableError
-from smartspace_budget.server.auth import Caller
+from smartspace_budget.server.auth import MetricsCaller
 from smartspace_budget.server.context import READ_ERRORS, Ctx, error_responses
 from smartspace_budget.server.responses import DecimalJSONResponse
 
@@ -31,7 +31,8 @@ async def healthz() -> Response:
 
 @router.get("/readyz", response_model=Health, responses=error_responses(503, 504))
 async def readyz(ctx: Ctx) -> Response:
-    """The ledger database answers a trivial query (no key needed)."""
+    """The ledger database answers a trivial query, and so does Redis when rate limits are
+    shared through it (no key needed)."""
     try:
         await ctx.ping()
     except BackendError:
@@ -47,7 +48,7 @@ async def readyz(ctx: Ctx) -> Response:
     "/metrics",
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **READ_ERRORS},
 )
-async def metrics(caller: Caller, ctx: Ctx) -> Response:
-    """Prometheus text format (admin key): requests, latency, spend, budget utilisation."""
-    caller.require_admin()
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(caller: MetricsCaller, ctx: Ctx) -> Response:
+    """Prometheus text format (an admin or a ``metrics`` key): requests, latency, spend,
+    budget utilisation; with ``PROMETHEUS_MULTIPROC_DIR`` set, summed over the workers."""
+    return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
