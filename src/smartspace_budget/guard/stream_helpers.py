@@ -19,7 +19,7 @@ from smartspace_budget.guard.sdk_calls import open_guarded_call, provider_refuse
 from smartspace_budget.guard.usage import (
     anthropic_usage,
     openai_chat_usage,
-    openai_responses_usage,
+    openai_response_usage,
 )
 
 __all__ = [
@@ -46,7 +46,7 @@ def openai_chat_final_usage(stream: Any) -> ProviderUsage | None:
 def openai_responses_final_usage(stream: Any) -> ProviderUsage | None:
     """The usage of ``response.completed``, kept by the Responses stream's state."""
     completed = getattr(getattr(stream, "_state", None), "_completed_response", None)
-    return openai_responses_usage(getattr(completed, "usage", None))
+    return openai_response_usage(completed)
 
 
 def anthropic_final_usage(stream: Any) -> ProviderUsage | None:
