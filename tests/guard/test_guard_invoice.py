@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,13 @@ ASK = [{"role": "user", "content": "What happened in the news today?"}]
 FEE = Decimal(5)
 
 
-def invoice(provider: str, model: str, **usage: int) -> Decimal:
-    """genai-prices' price of ``usage`` now, rounded to nano-USD, plus the platform fee."""
+def invoice(provider: str, model: str, at: datetime | None = None, **usage: int) -> Decimal:
+    """genai-prices' price of ``usage`` at ``at`` (now), rounded to nano-USD, plus the fee."""
     price = genai_prices.calc_price(
         genai_prices.Usage(**usage),
         model,
         provider_id=provider,
-        genai_request_timestamp=datetime.now(UTC),
+        genai_request_timestamp=at or datetime.now(UTC),
     )
     base = price.total_price.quantize(Decimal("1e-9"), rounding=ROUND_HALF_EVEN)
     return with_platform_fee(base, FEE)[1]
@@ -435,3 +435,57 @@ async def test_a_dimension_the_models_prices_lack_is_unpriced(
     assert entry["charged"] == hold
     assert entry["estimate"]
     assert entry["detail"] == {"web_searches": 4, "unpriced:web_searches": 4}
+
+
+# -- priced at the instant of the call -------------------------------------------------------
+
+
+@pytest.mark.parametrize("hour", [2, 18])
+async def test_settled_at_the_time_of_day_price_of_the_calls_instant(
+    hour: int, local: LocalBackend, guard: Guard
+) -> None:
+    """DeepSeek charges half price from 16:30 to 00:30 UTC: the call's instant decides."""
+    instant = datetime.combine(datetime.now(UTC).date(), time(hour, 0), UTC)
+    async with guard.request("deepseek", "deepseek-chat", input_text="hi", max_tokens=3000) as c:
+        c.started_at = instant
+        c.record_usage(input_tokens=10_000, output_tokens=2_000, cached_input_tokens=4_000)
+    expected = invoice(
+        "deepseek",
+        "deepseek-chat",
+        at=instant,
+        input_tokens=10_000,
+        output_tokens=2_000,
+        cache_read_tokens=4_000,
+    )
+    assert c.actual_cost == expected
+    [entry] = await usage_entries(local)
+    assert entry["charged"] == expected
+    peak = Decimal("0.004305")  # 0.0041 + 5%
+    assert expected == (peak if hour == 2 else peak / 2)
+
+
+async def test_settled_at_the_price_version_in_force_when_the_call_started(
+    local: LocalBackend, guard: Guard
+) -> None:
+    """A price change that takes effect while a call runs does not apply to it."""
+    from smartspace_budget.models import PricingData
+
+    now = datetime.now(UTC)
+    for ago, input_price in ((timedelta(hours=2), "0.001"), (timedelta(minutes=1), "0.004")):
+        await local.price_book.add_price(
+            PricingData(
+                provider="acme",
+                model_name="rocket-1",
+                input_price_per_1k=Decimal(input_price),
+                output_price_per_1k=Decimal("0.002"),
+                effective_date=now - ago,
+                last_updated=now - ago,
+            )
+        )
+    async with guard.request("acme", "rocket-1", input_text="hi", max_tokens=100) as old:
+        old.started_at = now - timedelta(minutes=30)
+        old.record_usage(input_tokens=1000, output_tokens=100)
+    async with guard.request("acme", "rocket-1", input_text="hi", max_tokens=100) as new:
+        new.record_usage(input_tokens=1000, output_tokens=100)
+    assert old.actual_cost == Decimal("0.00126")  # (1000*0.001 + 100*0.002)/1K + 5%
+    assert new.actual_cost == Decimal("0.00441")  # (1000*0.004 + 100*0.002)/1K + 5%

@@ -12,9 +12,10 @@ inside ``async with guard.request(...)``:
    :class:`~smartspace_budget.errors.PolicyViolationError`, before any network traffic, and
    concurrent calls can never overspend the balance between a check and a charge;
 3. the caller makes the provider call;
-4. **settle** the reservation with the real usage priced at the version in force (plus the
-   platform fee). When the usage is unknown (cancelled, failed midway, not reported) the
-   reservation amount is charged, flagged ``cost_is_estimate``: never zero;
+4. **settle** the reservation with the real usage priced at the instant of the call (plus
+   the platform fee; at least the reservation when part of it has no price). When the usage
+   is unknown (cancelled, failed midway, not reported) the reservation amount is charged,
+   flagged ``cost_is_estimate``: never zero;
 5. **compare** estimate and actual with ``detect_cost_anomaly``; medium or worse is turned
    into a :class:`~smartspace_budget.models.SpendingAlert` for the monitor's handlers. The
    estimate compared is the caller's expected output when given, else the worst case; a
@@ -51,6 +52,7 @@ from smartspace_budget.guard.anomalies import (
 from smartspace_budget.guard.call import GuardBackend, GuardedCall, PricingSource
 from smartspace_budget.guard.costing import Charge, ProviderUsage, charge, usage_counts
 from smartspace_budget.guard.portal import Portal
+from smartspace_budget.guard.price_at import pricing_at
 from smartspace_budget.guard.settling import settle
 from smartspace_budget.guard.sizing import (
     DEFAULT_MAX_OUTPUT_TOKENS,
@@ -270,7 +272,9 @@ class Guard:
         charged: Charge | None = None
         if usage is not None:
             try:
-                pricing = await self.pricing_engine.get_provider_pricing(call.provider, call.model)
+                pricing = await pricing_at(
+                    self.pricing_engine, call.provider, call.model, call.started_at
+                )
                 charged = charge(
                     pricing,
                     usage,
