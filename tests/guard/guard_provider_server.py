@@ -48,6 +48,7 @@ class Behaviour:
     web_fetches: int = 0
     extra_usage: dict[str, Any] = field(default_factory=dict)
     extra_output: list[dict[str, Any]] = field(default_factory=list)
+    service_tier: str = "default"
     mode: str = "normal"  # normal | error_midway | http_error | no_usage
     chunks: int = 5
     chunk_delay: float = 0.0
@@ -111,6 +112,7 @@ class ProviderServer:
             "created": int(time.time()),
             "model": body["model"],
             "system_fingerprint": "fp_1",
+            "service_tier": b.service_tier,
         }
         if not body.get("stream"):
             return JSONResponse(
@@ -205,6 +207,7 @@ class ProviderServer:
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
+            "service_tier": b.service_tier,
             "usage": usage,
         }
         if not body.get("stream"):

@@ -378,7 +378,7 @@ async def test_unpriced_usage_is_charged_at_least_the_hold_and_named(
     b = server.behaviour
     b.input_tokens, b.output_tokens = 40, 30
     b.web_searches, b.web_fetches = 1, 2
-    b.extra_usage = {"code_execution_requests": 1}
+    b.extra_usage = {"code_execution_requests": 1, "speed": "fast"}
     await MESSAGES_WAYS[way](guard.wrap(claude), "claude-sonnet-4-5")
     priced = invoice(
         "anthropic", "claude-sonnet-4-5", input_tokens=40, output_tokens=30, web_searches=1
@@ -392,8 +392,27 @@ async def test_unpriced_usage_is_charged_at_least_the_hold_and_named(
         "web_searches": 1,
         "unpriced:server_tool_use.web_fetch_requests": 2,
         "unpriced:code_execution_requests": 1,
+        "unpriced:speed:fast": 1,
     }
     assert (await local.get_balance(USER, PROJECT)).reserved_amount == 0
+
+
+@pytest.mark.parametrize("way", list(CHAT_WAYS))
+async def test_a_service_tier_with_prices_of_its_own_is_unpriced(
+    way: str,
+    server: ProviderServer,
+    local: LocalBackend,
+    guard: Guard,
+    oai: openai.AsyncOpenAI,
+) -> None:
+    """Priority processing costs more than the catalog's standard price: charged the hold."""
+    server.behaviour.service_tier = "priority"
+    await CHAT_WAYS[way](guard.wrap(oai), "gpt-5")
+    [entry] = await usage_entries(local)
+    [hold] = await holds(local)
+    assert hold > invoice("openai", "gpt-5", input_tokens=12, output_tokens=30)
+    assert entry["charged"] == hold
+    assert entry["detail"] == {"unpriced:service_tier:priority": 1}
 
 
 async def test_unpriced_usage_above_the_hold_is_charged_its_priced_amount(
@@ -489,3 +508,38 @@ async def test_settled_at_the_price_version_in_force_when_the_call_started(
         new.record_usage(input_tokens=1000, output_tokens=100)
     assert old.actual_cost == Decimal("0.00126")  # (1000*0.001 + 100*0.002)/1K + 5%
     assert new.actual_cost == Decimal("0.00441")  # (1000*0.004 + 100*0.002)/1K + 5%
+
+
+@pytest.mark.parametrize("model", ["gpt-image-1", "gpt-image-1.5"])
+async def test_an_images_call_in_a_request_block_is_charged_the_invoice(
+    model: str, local: LocalBackend, guard: Guard
+) -> None:
+    from openai.types import ImagesResponse
+
+    from smartspace_budget.guard.usage import openai_images_usage
+
+    reply = ImagesResponse.model_validate(
+        {
+            "created": 0,
+            "usage": {
+                "input_tokens": 500,
+                "input_tokens_details": {"text_tokens": 200, "image_tokens": 300},
+                "output_tokens": 4160,
+                "total_tokens": 4660,
+            },
+        }
+    )
+    async with guard.request("openai", model, input_text="a lighthouse", max_tokens=5000) as c:
+        c.record_usage(openai_images_usage(reply))
+    expected = invoice(
+        "openai",
+        model,
+        input_tokens=500,
+        input_image_tokens=300,
+        output_tokens=4160,
+        output_image_tokens=4160,
+    )
+    assert c.actual_cost == expected
+    [entry] = await usage_entries(local)
+    assert entry["charged"] == expected
+    assert entry["detail"] == {"input_image_tokens": 300, "output_image_tokens": 4160}

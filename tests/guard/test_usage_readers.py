@@ -98,6 +98,22 @@ def test_chat_usage_keeps_unknown_counts_by_their_path() -> None:
     )
 
 
+def test_a_non_standard_service_tier_or_speed_is_unmapped() -> None:
+    plain = {"prompt_tokens": 10, "completion_tokens": 5}
+    for tier in (None, "auto", "default"):
+        found = openai_chat_usage(plain, tier)
+        assert found is not None
+        assert found.unmapped == ()
+    flex = openai_chat_usage(plain, "flex")
+    assert flex is not None
+    assert flex.unmapped == (("service_tier:flex", 1),)
+    fast = anthropic_usage(
+        {"input_tokens": 1, "output_tokens": 1, "service_tier": "standard", "speed": "fast"}
+    )
+    assert fast is not None
+    assert fast.unmapped == (("speed:fast", 1),)
+
+
 def test_chat_usage_clamps_a_malformed_report() -> None:
     read = openai_chat_usage(
         {

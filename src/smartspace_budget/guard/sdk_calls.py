@@ -31,7 +31,7 @@ from smartspace_budget.guard.streams import (
 from smartspace_budget.guard.usage import (
     AnthropicStreamUsage,
     anthropic_usage,
-    openai_chat_usage,
+    openai_chat_completion_usage,
     openai_response_usage,
     openai_stream_event_usage,
 )
@@ -104,7 +104,7 @@ OPENAI_CHAT = Method(
         openai_messages(kw.get("messages") or [], kw.get("tools"), kw.get("functions")),
         _max_of(kw, "max_completion_tokens", "max_tokens"),
     ),
-    response_usage=lambda response: openai_chat_usage(getattr(response, "usage", None)),
+    response_usage=openai_chat_completion_usage,
     new_observer=_openai_stream_observer,
     adjust=_include_usage,
 )

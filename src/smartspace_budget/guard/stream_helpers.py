@@ -18,7 +18,7 @@ from smartspace_budget.guard.costing import ProviderUsage
 from smartspace_budget.guard.sdk_calls import open_guarded_call, provider_refused
 from smartspace_budget.guard.usage import (
     anthropic_usage,
-    openai_chat_usage,
+    openai_chat_completion_usage,
     openai_response_usage,
 )
 
@@ -40,7 +40,7 @@ def openai_chat_final_usage(stream: Any) -> ProviderUsage | None:
         snapshot = stream.current_completion_snapshot
     except Exception:  # nothing received yet
         return None
-    return openai_chat_usage(getattr(snapshot, "usage", None))
+    return openai_chat_completion_usage(snapshot)
 
 
 def openai_responses_final_usage(stream: Any) -> ProviderUsage | None:
