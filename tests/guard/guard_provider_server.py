@@ -316,7 +316,7 @@ class ProviderServer:
                 if b.chunk_delay:
                     await asyncio.sleep(b.chunk_delay)
             yield sse("content_block_stop", {"index": 0})
-            delta = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}}
+            delta: dict[str, Any] = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}}
             if b.mode != "no_usage":
                 delta["usage"] = {
                     "output_tokens": b.output_tokens,

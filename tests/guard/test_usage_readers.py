@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import genai_prices
 import pytest
 from anthropic.types import Usage as AnthropicUsage
 from anthropic.types.raw_message_delta_event import RawMessageDeltaEvent
 from anthropic.types.raw_message_start_event import RawMessageStartEvent
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openai.types.completion_usage import CompletionUsage
 from openai.types.responses import Response
 
@@ -24,6 +28,7 @@ from smartspace_budget.guard.usage import (
     openai_stream_event_usage,
 )
 from smartspace_budget.models import PricingData
+from smartspace_budget.pricing.catalog import PriceBook
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -412,3 +417,99 @@ def test_record_usage_takes_any_dimension_and_what_is_unpriced() -> None:
         guarded.record_usage(input_tokens=5, output_tokens=1, reasoning_tokens=2)
     with pytest.raises(InvalidInputError):
         guarded.record_usage(ProviderUsage(5, 1), input_tokens=5)
+
+
+# -- read and priced as genai-prices prices the same report --------------------------------
+
+
+def catalog_price(provider: str, model: str) -> PricingData:
+    return asyncio.run(PriceBook.from_genai_prices().get_pricing(provider, model))
+
+
+SONNET = catalog_price("anthropic", "claude-sonnet-4-5")
+REALTIME = catalog_price("openai", "gpt-realtime")
+COUNT = st.integers(min_value=0, max_value=150_000)
+
+
+def genai_total(provider: str, model: str, **usage: int) -> Decimal:
+    found = genai_prices.calc_price(
+        genai_prices.Usage(**usage), model, provider_id=provider, genai_request_timestamp=T0
+    )
+    return found.total_price
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(COUNT, COUNT, COUNT, st.data(), COUNT, st.integers(0, 20))
+def test_an_anthropic_report_is_priced_as_genai_prices_prices_it(
+    fresh: int, read: int, written: int, data: st.DataObject, output: int, searches: int
+) -> None:
+    one_hour = data.draw(st.integers(0, written))
+    usage = anthropic_usage(
+        {
+            "input_tokens": fresh,
+            "cache_read_input_tokens": read,
+            "cache_creation_input_tokens": written,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": written - one_hour,
+                "ephemeral_1h_input_tokens": one_hour,
+            },
+            "output_tokens": output,
+            "server_tool_use": {"web_search_requests": searches, "web_fetch_requests": 0},
+        }
+    )
+    assert usage is not None
+    priced = price_usage(SONNET, usage, at=T0)
+    assert priced.unpriced == {}
+    assert priced.base_cost == genai_total(
+        "anthropic",
+        "claude-sonnet-4-5",
+        input_tokens=fresh + read + written,
+        cache_read_tokens=read,
+        cache_write_tokens=written,
+        cache_write_1h_tokens=one_hour,
+        output_tokens=output,
+        web_searches=searches,
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_an_openai_audio_report_is_priced_as_genai_prices_prices_it(data: st.DataObject) -> None:
+    prompt = data.draw(COUNT)
+    audio = data.draw(st.integers(0, prompt))
+    image = data.draw(st.integers(0, prompt - audio))
+    cached_audio = data.draw(st.integers(0, audio))
+    cached_image = data.draw(st.integers(0, image))
+    cached = cached_audio + cached_image + data.draw(st.integers(0, prompt - audio - image))
+    completion = data.draw(COUNT)
+    audio_out = data.draw(st.integers(0, completion))
+    usage = openai_chat_usage(
+        {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "prompt_tokens_details": {
+                "cached_tokens": cached,
+                "audio_tokens": audio,
+                "image_tokens": image,
+                "cached_tokens_details": {
+                    "audio_tokens": cached_audio,
+                    "image_tokens": cached_image,
+                },
+            },
+            "completion_tokens_details": {"audio_tokens": audio_out},
+        }
+    )
+    assert usage is not None
+    assert usage.unmapped == ()
+    assert price_usage(REALTIME, usage, at=T0).base_cost == genai_total(
+        "openai",
+        "gpt-realtime",
+        input_tokens=prompt,
+        input_audio_tokens=audio,
+        input_image_tokens=image,
+        cache_read_tokens=cached,
+        cache_audio_read_tokens=cached_audio,
+        cache_image_read_tokens=cached_image,
+        output_tokens=completion,
+        output_audio_tokens=audio_out,
+    )
