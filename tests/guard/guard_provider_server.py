@@ -25,13 +25,30 @@ from starlette.routing import Route
 
 @dataclass
 class Behaviour:
-    """What the fake provider answers (usage numbers are in the provider's own terms)."""
+    """What the fake provider answers (usage numbers are in the provider's own terms).
+
+    OpenAI's input and output counts include their details (cached, audio, reasoning);
+    Anthropic's ``input_tokens`` is the fresh input only and ``cache_write_1h_tokens`` is
+    the one-hour part of ``cache_write_tokens``. ``web_searches``/``file_searches`` become
+    Responses ``web_search_call``/``file_search_call`` output items, and Anthropic's
+    ``server_tool_use``; ``extra_usage`` is merged into the usage object and
+    ``extra_output`` appended to a response's output items.
+    """
 
     input_tokens: int = 12
     output_tokens: int = 30
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+    web_searches: int = 0
+    file_searches: int = 0
+    web_fetches: int = 0
+    extra_usage: dict[str, Any] = field(default_factory=dict)
+    extra_output: list[dict[str, Any]] = field(default_factory=list)
+    service_tier: str = "default"
     mode: str = "normal"  # normal | error_midway | http_error | no_usage
     chunks: int = 5
     chunk_delay: float = 0.0
@@ -69,8 +86,17 @@ class ProviderServer:
             "prompt_tokens": b.input_tokens,
             "completion_tokens": b.output_tokens,
             "total_tokens": b.input_tokens + b.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": b.cached_tokens, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": b.reasoning_tokens},
+            "prompt_tokens_details": {
+                "cached_tokens": b.cached_tokens,
+                "audio_tokens": b.input_audio_tokens,
+            },
+            "completion_tokens_details": {
+                "reasoning_tokens": b.reasoning_tokens,
+                "audio_tokens": b.output_audio_tokens,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+            **b.extra_usage,
         }
 
     async def chat(self, request: Request) -> Response:
@@ -86,6 +112,7 @@ class ProviderServer:
             "created": int(time.time()),
             "model": body["model"],
             "system_fingerprint": "fp_1",
+            "service_tier": b.service_tier,
         }
         if not body.get("stream"):
             return JSONResponse(
@@ -132,11 +159,35 @@ class ProviderServer:
         b = self.behaviour
         usage = {
             "input_tokens": b.input_tokens,
-            "input_tokens_details": {"cached_tokens": b.cached_tokens},
+            "input_tokens_details": {
+                "cached_tokens": b.cached_tokens,
+                "cache_write_tokens": b.cache_write_tokens,
+            },
             "output_tokens": b.output_tokens,
             "output_tokens_details": {"reasoning_tokens": b.reasoning_tokens},
             "total_tokens": b.input_tokens + b.output_tokens,
+            **b.extra_usage,
         }
+        tools: list[dict[str, Any]] = [
+            {
+                "type": "web_search_call",
+                "id": f"ws_{i}",
+                "status": "completed",
+                "action": {"type": "search", "query": f"query {i}"},
+            }
+            for i in range(b.web_searches)
+        ]
+        tools += [
+            {
+                "type": "file_search_call",
+                "id": f"fs_{i}",
+                "status": "completed",
+                "queries": [f"query {i}"],
+                "results": None,
+            }
+            for i in range(b.file_searches)
+        ]
+        tools += b.extra_output
         response = {
             "id": "resp_1",
             "object": "response",
@@ -144,17 +195,19 @@ class ProviderServer:
             "model": body["model"],
             "status": "completed",
             "output": [
+                *tools,
                 {
                     "type": "message",
                     "id": "msg_1",
                     "status": "completed",
                     "role": "assistant",
                     "content": [{"type": "output_text", "text": "Hi", "annotations": []}],
-                }
+                },
             ],
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
+            "service_tier": b.service_tier,
             "usage": usage,
         }
         if not body.get("stream"):
@@ -162,28 +215,35 @@ class ProviderServer:
 
         async def events() -> AsyncIterator[bytes]:
             created = {**response, "status": "in_progress", "output": [], "usage": None}
-            item = response["output"][0]
+            n = len(tools)
+            item = response["output"][n]
             part = item["content"][0]
-            at = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
-            for seq, (kind, payload) in enumerate(
-                [
-                    ("response.created", {"response": created}),
-                    ("response.in_progress", {"response": created}),
+            at = {"item_id": "msg_1", "output_index": n, "content_index": 0}
+            steps: list[tuple[str, dict[str, Any]]] = [
+                ("response.created", {"response": created}),
+                ("response.in_progress", {"response": created}),
+            ]
+            for index, tool in enumerate(tools):
+                steps += [
                     (
                         "response.output_item.added",
-                        {
-                            "output_index": 0,
-                            "item": {**item, "status": "in_progress", "content": []},
-                        },
+                        {"output_index": index, "item": {**tool, "status": "in_progress"}},
                     ),
-                    ("response.content_part.added", {**at, "part": {**part, "text": ""}}),
-                    ("response.output_text.delta", {**at, "delta": "Hi", "logprobs": []}),
-                    ("response.output_text.done", {**at, "text": "Hi", "logprobs": []}),
-                    ("response.content_part.done", {**at, "part": part}),
-                    ("response.output_item.done", {"output_index": 0, "item": item}),
-                    ("response.completed", {"response": response}),
+                    ("response.output_item.done", {"output_index": index, "item": tool}),
                 ]
-            ):
+            steps += [
+                (
+                    "response.output_item.added",
+                    {"output_index": n, "item": {**item, "status": "in_progress", "content": []}},
+                ),
+                ("response.content_part.added", {**at, "part": {**part, "text": ""}}),
+                ("response.output_text.delta", {**at, "delta": "Hi", "logprobs": []}),
+                ("response.output_text.done", {**at, "text": "Hi", "logprobs": []}),
+                ("response.content_part.done", {**at, "part": part}),
+                ("response.output_item.done", {"output_index": n, "item": item}),
+                ("response.completed", {"response": response}),
+            ]
+            for seq, (kind, payload) in enumerate(steps):
                 data = {"type": kind, "sequence_number": seq, **payload}
                 yield f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
 
@@ -198,7 +258,18 @@ class ProviderServer:
             "output_tokens": output_tokens,
             "cache_read_input_tokens": b.cached_tokens,
             "cache_creation_input_tokens": b.cache_write_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": b.cache_write_tokens - b.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": b.cache_write_1h_tokens,
+            },
+            "server_tool_use": self._server_tools(),
+            "service_tier": "standard",
+            **b.extra_usage,
         }
+
+    def _server_tools(self) -> dict[str, int]:
+        b = self.behaviour
+        return {"web_search_requests": b.web_searches, "web_fetch_requests": b.web_fetches}
 
     async def messages(self, request: Request) -> Response:
         body = await self._record(request)
@@ -225,12 +296,9 @@ class ProviderServer:
             return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
 
         async def events() -> AsyncIterator[bytes]:
-            start = {
-                **message,
-                "content": [],
-                "stop_reason": None,
-                "usage": self._anthropic_usage(1),
-            }
+            start_usage = self._anthropic_usage(1)
+            start_usage["server_tool_use"] = {"web_search_requests": 0, "web_fetch_requests": 0}
+            start = {**message, "content": [], "stop_reason": None, "usage": start_usage}
             yield sse("message_start", {"message": start})
             yield sse(
                 "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
@@ -248,9 +316,12 @@ class ProviderServer:
                 if b.chunk_delay:
                     await asyncio.sleep(b.chunk_delay)
             yield sse("content_block_stop", {"index": 0})
-            delta = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}}
+            delta: dict[str, Any] = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}}
             if b.mode != "no_usage":
-                delta["usage"] = {"output_tokens": b.output_tokens}
+                delta["usage"] = {
+                    "output_tokens": b.output_tokens,
+                    "server_tool_use": self._server_tools(),
+                }
             yield sse("message_delta", delta)
             yield sse("message_stop", {})
 

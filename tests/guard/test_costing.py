@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -122,7 +123,7 @@ def test_per_second_pricing_cannot_be_priced_from_tokens() -> None:
         {"input_tokens": True, "output_tokens": 0},
     ],
 )
-def test_inconsistent_usage_is_refused(kwargs: dict[str, int]) -> None:
+def test_inconsistent_usage_is_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidInputError):
         ProviderUsage(**kwargs)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ from smartspace_budget.models import (
     LedgerEntry,
     PricingData,
 )
+from smartspace_budget.models.dimensions import Usage
 
 __all__ = ["GuardBackend", "GuardedCall", "PricingSource"]
 
@@ -57,7 +59,10 @@ class GuardedCall:
     """One call in flight: its estimate, its hold and, once settled, what it cost.
 
     Inside ``guard.request(...)`` call :meth:`record_usage` with what the provider reported;
-    if it is never called the reservation amount is charged as an estimate.
+    if it is never called the reservation amount is charged as an estimate. ``started_at``
+    is the instant of the call, at which it is priced (time-of-day prices); ``unpriced``,
+    once settled, names what the call used that no price covered (it was then charged at
+    least its reservation).
     """
 
     call_id: str
@@ -75,6 +80,8 @@ class GuardedCall:
     released: bool = False
     expected_given: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    unpriced: dict[str, int] = field(default_factory=dict)
 
     @property
     def reserved_amount(self) -> Decimal:
@@ -88,25 +95,35 @@ class GuardedCall:
 
     def record_usage(
         self,
-        usage: ProviderUsage | None = None,
+        usage: Usage | None = None,
         *,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
-        cached_input_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        reasoning_tokens: int = 0,
+        unpriced: Mapping[str, int] | None = None,
+        **dimensions: int,
     ) -> None:
-        """Tell the guard what the provider reported (input includes cached and cache writes)."""
+        """Tell the guard what the provider reported.
+
+        Either a :class:`~smartspace_budget.models.dimensions.Usage` (a
+        :class:`ProviderUsage` too), or ``input_tokens`` and ``output_tokens`` with any other
+        dimension by name (``cached_input_tokens=``, ``cache_write_1h_tokens=``,
+        ``input_audio_tokens=``, ``reasoning_tokens=``, ``web_searches=``...; they nest in
+        the input and output counts). ``unpriced`` names what the provider reported that no
+        dimension holds, with counts: the call is then charged at least its reservation.
+        Raises :class:`InvalidInputError` for unknown dimensions or counts that do not nest.
+        """
         if usage is None:
             if input_tokens is None or output_tokens is None:
                 raise InvalidInputError(
                     "record_usage needs usage or input_tokens and output_tokens"
                 )
-            usage = ProviderUsage(
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cached_input_tokens=cached_input_tokens,
-                cache_write_tokens=cache_write_tokens,
-                reasoning_tokens=reasoning_tokens,
+            usage = ProviderUsage.of_counts(
+                {"input_tokens": input_tokens, "output_tokens": output_tokens, **dimensions}
             )
+        elif input_tokens is not None or output_tokens is not None or dimensions:
+            raise InvalidInputError("record_usage takes usage or counts, not both")
+        usage = ProviderUsage.of_usage(usage)
+        if unpriced:
+            named = {**dict(usage.unmapped), **unpriced}
+            usage = replace(usage, unmapped=tuple(sorted(named.items())))
         self.usage = usage

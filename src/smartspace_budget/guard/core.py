@@ -12,9 +12,10 @@ inside ``async with guard.request(...)``:
    :class:`~smartspace_budget.errors.PolicyViolationError`, before any network traffic, and
    concurrent calls can never overspend the balance between a check and a charge;
 3. the caller makes the provider call;
-4. **settle** the reservation with the real usage priced at the version in force (plus the
-   platform fee). When the usage is unknown (cancelled, failed midway, not reported) the
-   reservation amount is charged, flagged ``cost_is_estimate``: never zero;
+4. **settle** the reservation with the real usage priced at the instant of the call (plus
+   the platform fee; at least the reservation when part of it has no price). When the usage
+   is unknown (cancelled, failed midway, not reported) the reservation amount is charged,
+   flagged ``cost_is_estimate``: never zero;
 5. **compare** estimate and actual with ``detect_cost_anomaly``; medium or worse is turned
    into a :class:`~smartspace_budget.models.SpendingAlert` for the monitor's handlers. The
    estimate compared is the caller's expected output when given, else the worst case; a
@@ -49,8 +50,9 @@ from smartspace_budget.guard.anomalies import (
     isolated,
 )
 from smartspace_budget.guard.call import GuardBackend, GuardedCall, PricingSource
-from smartspace_budget.guard.costing import ProviderUsage, call_cost
+from smartspace_budget.guard.costing import Charge, ProviderUsage, charge, usage_counts
 from smartspace_budget.guard.portal import Portal
+from smartspace_budget.guard.price_at import pricing_at
 from smartspace_budget.guard.settling import settle
 from smartspace_budget.guard.sizing import (
     DEFAULT_MAX_OUTPUT_TOKENS,
@@ -267,35 +269,42 @@ class Guard:
             return
         call.usage = usage
         pricing: PricingData | None = None
-        actual: Decimal | None = None
+        charged: Charge | None = None
         if usage is not None:
             try:
-                pricing = await self.pricing_engine.get_provider_pricing(call.provider, call.model)
-                actual = call_cost(
+                pricing = await pricing_at(
+                    self.pricing_engine, call.provider, call.model, call.started_at
+                )
+                charged = charge(
                     pricing,
                     usage,
                     call.estimate.platform_fee_percent,
+                    call.reserved_amount,
                     self._usdc_per_unit(pricing.price_currency),
+                    at=call.started_at,
                 )
             except Exception:
                 log.exception(
                     "could not price %s/%s; charging the reservation", call.provider, call.model
                 )
-                actual = None
-        is_estimate = actual is None
-        if actual is None:
-            actual = call.reserved_amount
+        is_estimate = charged is None or charged.at_hold
+        actual = call.reserved_amount if charged is None else charged.amount
+        unpriced = {} if charged is None else charged.unpriced
+        if unpriced:
+            log.warning(
+                "%s used what no price covers (%s); charged %s, at least its hold",
+                call.request_id,
+                ", ".join(f"{name}={n}" for name, n in unpriced.items()),
+                actual,
+            )
         counts = usage or ProviderUsage(
             input_tokens=call.estimate.input_tokens, output_tokens=call.estimate.output_tokens
         )
         event = UsageEvent(
             provider=call.provider,
             model=call.model,
-            input_tokens=counts.input_tokens,
-            output_tokens=counts.output_tokens,
-            cached_input_tokens=counts.cached_input_tokens,
-            cache_write_tokens=counts.cache_write_tokens,
-            reasoning_tokens=counts.reasoning_tokens,
+            **usage_counts(counts),
+            unpriced=unpriced,
             actual_cost=actual,
             estimated_cost=call.expected_cost,
             price_version=(pricing.version if pricing else call.estimate.price_version),
@@ -307,6 +316,7 @@ class Guard:
         if entry is None:
             return
         call.entry, call.actual_cost, call.cost_is_estimate = entry, actual, is_estimate
+        call.unpriced = unpriced
         if not is_estimate:
             await self._compare(call, actual)
 

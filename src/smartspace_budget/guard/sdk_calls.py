@@ -31,8 +31,8 @@ from smartspace_budget.guard.streams import (
 from smartspace_budget.guard.usage import (
     AnthropicStreamUsage,
     anthropic_usage,
-    openai_chat_usage,
-    openai_responses_usage,
+    openai_chat_completion_usage,
+    openai_response_usage,
     openai_stream_event_usage,
 )
 
@@ -104,7 +104,7 @@ OPENAI_CHAT = Method(
         openai_messages(kw.get("messages") or [], kw.get("tools"), kw.get("functions")),
         _max_of(kw, "max_completion_tokens", "max_tokens"),
     ),
-    response_usage=lambda response: openai_chat_usage(getattr(response, "usage", None)),
+    response_usage=openai_chat_completion_usage,
     new_observer=_openai_stream_observer,
     adjust=_include_usage,
 )
@@ -114,7 +114,7 @@ OPENAI_RESPONSES = Method(
         responses_messages(kw.get("input"), kw.get("instructions"), kw.get("tools")),
         _max_of(kw, "max_output_tokens"),
     ),
-    response_usage=lambda response: openai_responses_usage(getattr(response, "usage", None)),
+    response_usage=openai_response_usage,
     new_observer=_openai_stream_observer,
 )
 ANTHROPIC_MESSAGES = Method(

@@ -18,8 +18,8 @@ from smartspace_budget.guard.costing import ProviderUsage
 from smartspace_budget.guard.sdk_calls import open_guarded_call, provider_refused
 from smartspace_budget.guard.usage import (
     anthropic_usage,
-    openai_chat_usage,
-    openai_responses_usage,
+    openai_chat_completion_usage,
+    openai_response_usage,
 )
 
 __all__ = [
@@ -40,13 +40,13 @@ def openai_chat_final_usage(stream: Any) -> ProviderUsage | None:
         snapshot = stream.current_completion_snapshot
     except Exception:  # nothing received yet
         return None
-    return openai_chat_usage(getattr(snapshot, "usage", None))
+    return openai_chat_completion_usage(snapshot)
 
 
 def openai_responses_final_usage(stream: Any) -> ProviderUsage | None:
     """The usage of ``response.completed``, kept by the Responses stream's state."""
     completed = getattr(getattr(stream, "_state", None), "_completed_response", None)
-    return openai_responses_usage(getattr(completed, "usage", None))
+    return openai_response_usage(completed)
 
 
 def anthropic_final_usage(stream: Any) -> ProviderUsage | None:
