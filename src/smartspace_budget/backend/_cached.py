@@ -63,6 +63,25 @@ class CachedReads(ABC):
         self._account_cache.invalidate(prefix=_account_prefix(user_id, project_id))
         self._account_cache.invalidate(_ACCOUNTS_KEY)
 
+    def invalidate_pricing(self) -> None:
+        """Forget every cached price (after an operator changed one)."""
+        self._pricing_cache.invalidate()
+
+    @staticmethod
+    def pricing_key(provider: str, model: str) -> str:
+        """The cache key of the price in force for ``provider``/``model`` (see
+        :meth:`peek_pricing`)."""
+        return _key("p:", "pricing", len(provider), provider, model, None)
+
+    def peek_pricing(self, key: str) -> PricingData | None:
+        """The cached price under ``key`` while it is fresh, without fetching.
+
+        ``PricingEngine`` reads prices through this instead of keeping a cache of its own,
+        so a price is never older than this backend's ``pricing_ttl``.
+        """
+        value: PricingData | None = self._pricing_cache.peek(key)
+        return value
+
     def invalidate_all(self) -> None:
         """Forget everything cached, accounts and prices."""
         self._account_cache.invalidate()
@@ -88,8 +107,14 @@ class CachedReads(ABC):
 
     # -- Backend (read) -------------------------------------------------------------------
 
-    async def get_balance(self, user_id: str, project_id: str) -> Balance:
-        """``GET .../balance``: total, available and reserved (cached ``status_ttl``)."""
+    async def get_balance(self, user_id: str, project_id: str, *, fresh: bool = False) -> Balance:
+        """``GET .../balance``: total, available and reserved (cached ``status_ttl``).
+
+        ``fresh=True`` reads it anew (the cached copy is replaced), for callers that promise
+        a balance not older than the call, such as ``BudgetTracker.get_available_balance``.
+        """
+        if fresh:
+            self._account_cache.invalidate(_key(_account_prefix(user_id, project_id), "balance"))
         return await self._account_read(
             user_id, project_id, lambda: self._fetch_balance(user_id, project_id), "balance"
         )
@@ -172,13 +197,19 @@ class CachedReads(ABC):
         self, provider: str, model: str, *, at: datetime | None = None
     ) -> PricingData:
         """The price version in force (cached ``pricing_ttl``)."""
+        if at is None:
+            result: PricingData = await self._pricing_cache.get_or_fetch(
+                self.pricing_key(provider, model),
+                lambda: self._fetch_pricing(provider, model, None),
+            )
+            return result
         return await self._pricing_read(
             lambda: self._fetch_pricing(provider, model, at),
             "pricing",
             len(provider),
             provider,
             model,
-            at.isoformat() if at else None,
+            at.isoformat(),
         )
 
     async def get_price_history(

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
 
 __all__ = [
+    "MAX_HISTORY_DAYS",
     "AnomalyDirection",
     "AnomalySeverity",
     "CostAnomaly",
@@ -22,6 +23,11 @@ __all__ = [
     "TokenEstimate",
     "TokenEstimationMethod",
 ]
+
+
+MAX_HISTORY_DAYS = 36_500
+"""The longest price history one may ask for (``days``, 0 to this), in the library and over
+HTTP alike."""
 
 
 def _now() -> datetime:

@@ -41,6 +41,7 @@ from typing import Any
 
 from smartspace_budget.errors import MissingPricingError
 from smartspace_budget.models import PriceTier, PricingData, PricingModel
+from smartspace_budget.money import DEFAULT_CURRENCY
 from smartspace_budget.pricing import names
 
 __all__ = ["CATALOG_EPOCH", "GENAI_SOURCE", "GenaiCatalog", "shared_catalog"]
@@ -340,6 +341,7 @@ def _version(
         source=GENAI_SOURCE,
     )
     fields["version"] = _version_id(fields)
+    fields["currency"] = DEFAULT_CURRENCY  # genai-prices' USD, taken as USDC 1:1
     return PricingData.model_validate(fields)
 
 

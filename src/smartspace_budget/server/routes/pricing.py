@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from smartspace_budget.models import PricingData
+from smartspace_budget.models.pricing import MAX_HISTORY_DAYS
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.server.auth import Caller
 from smartspace_budget.server.context import READ_ERRORS, Ctx, path_id
@@ -56,7 +57,7 @@ async def get_price_history(
     model: str,
     caller: Caller,
     ctx: Ctx,
-    days: Annotated[int | None, Query(ge=1, le=36_500)] = None,
+    days: Annotated[int | None, Query(ge=0, le=MAX_HISTORY_DAYS)] = None,
     extended: Extended = False,
 ) -> Response:
     """Price versions effective in the last ``days`` (all when omitted), oldest first."""
