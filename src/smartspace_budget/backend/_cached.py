@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from smartspace_budget.backend.base import AccountRef, SpendingBucket
+from smartspace_budget.backend.base import AccountRef, Backend, SpendingBucket
 from smartspace_budget.backend.cache import TTLCache
+from smartspace_budget.errors import MissingPricingError, UnknownModelError
 from smartspace_budget.models import (
     Balance,
     BudgetPolicy,
@@ -29,7 +30,7 @@ from smartspace_budget.models import (
 )
 from smartspace_budget.periods import SpendingPeriod
 
-__all__ = ["CachedReads"]
+__all__ = ["CachedReads", "current_prices"]
 
 T = TypeVar("T")
 _ACCOUNTS_KEY = "accounts"
@@ -233,7 +234,22 @@ class CachedReads(ABC):
         )
         return list(result)
 
+    async def list_prices(
+        self, provider: str | None = None
+    ) -> list[tuple[str, str, PricingData | None]]:
+        """Every known model with the version in force now (``None`` when it has none), read
+        in one pass rather than one lookup per model (cached ``pricing_ttl``)."""
+        result: list[tuple[str, str, PricingData | None]] = await self._pricing_read(
+            lambda: self._fetch_prices(provider), "prices", provider
+        )
+        return list(result)
+
     # -- what subclasses fetch ------------------------------------------------------------
+
+    @abstractmethod
+    async def _fetch_prices(
+        self, provider: str | None
+    ) -> list[tuple[str, str, PricingData | None]]: ...
 
     @abstractmethod
     async def _fetch_balance(self, user_id: str, project_id: str) -> Balance: ...
@@ -279,3 +295,23 @@ class CachedReads(ABC):
 
     @abstractmethod
     async def _fetch_models(self, provider: str | None) -> list[tuple[str, str]]: ...
+
+
+async def current_prices(
+    backend: Backend, provider: str | None = None
+) -> list[tuple[str, str, PricingData | None]]:
+    """Every known model of ``backend`` with its price in force now (``None`` if it has none).
+
+    Our backends read them in one pass (:meth:`CachedReads.list_prices`); any other
+    ``Backend`` is asked model by model.
+    """
+    if isinstance(backend, CachedReads):
+        return await backend.list_prices(provider)
+    rows: list[tuple[str, str, PricingData | None]] = []
+    for p, m in await backend.list_models(provider):
+        try:
+            price: PricingData | None = await backend.get_pricing(p, m)
+        except (UnknownModelError, MissingPricingError):
+            price = None
+        rows.append((p, m, price))
+    return rows

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import typer
 
+from smartspace_budget.cli.output import EXIT_ERROR
 from smartspace_budget.cli.runtime import options
 from smartspace_budget.errors import InvalidInputError
 
-__all__ = ["register"]
+__all__ = ["ensure_can_listen", "register"]
 
 
 def serve_command(
@@ -20,7 +24,7 @@ def serve_command(
 ) -> None:
     """Serve the budget API (the spec's endpoints and the ledger writes) until Ctrl-C.
 
-    Run several replicas against one PostgreSQL (``--database-url postgresql+asyncpg://...``)
+    Run several replicas against one PostgreSQL (--database-url postgresql+asyncpg://...)
     behind a load balancer; each is stateless.
     """
     from smartspace_budget.server.run import serve
@@ -28,14 +32,43 @@ def serve_command(
     opts = options(ctx)
     if opts.url:
         raise InvalidInputError("serve runs the service itself: give --database-url, not --url")
-    serve(
-        host=host,
-        port=port,
-        workers=workers,
-        database_url=opts.database_url,
-        auth=not no_auth,
-        log_level=log_level,
-    )
+    ensure_can_listen(host, port)
+    try:
+        serve(
+            host=host,
+            port=port,
+            workers=workers,
+            database_url=opts.database_url,
+            auth=not no_auth,
+            log_level=log_level,
+        )
+    except SystemExit as exc:
+        # uvicorn exits 1 or 3 when it cannot start; the CLI's codes are 0/1/2, and 1 means
+        # "denied", so any failure to serve is 2 (uvicorn has logged why).
+        if exc.code not in (None, 0):
+            raise typer.Exit(EXIT_ERROR) from None
+        raise
+
+
+def ensure_can_listen(host: str, port: int) -> None:
+    """Refuse at once, with a clear message and exit 2, when ``host:port`` cannot be bound
+    (already in use, or not an address of this machine)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot listen on {host}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise InvalidInputError(
+                f"cannot listen on {host}:{port}: {reason}; pick another with --port"
+            ) from None
 
 
 def register(app: typer.Typer) -> None:
