@@ -285,7 +285,7 @@ async def test_anomaly_and_spike_are_detected_once(
     assert spike is not None
     assert spike.level is AlertLevel.WARNING
     assert spike.metadata["increase_percent"] == D(100)
-    assert "100.00% above the hourly mean of $0.50" in spike.message
+    assert "100% above the hourly mean of $0.50" in spike.message
     assert (await monitor.detect_cost_spike(U, P)) is spike
     assert await monitor.detect_cost_spike(U, P, spike_threshold_percent=101) is None
 

@@ -423,3 +423,11 @@ def test_phone_layout_keeps_the_comparison_total_and_hides_the_split(
     phone = css[css.index("@media (max-width: 600px)") :]
     assert "#comparison .part { display: none; }" in phone
     assert "min-width" not in phone  # charts fit the screen instead of scrolling sideways
+
+
+def test_csv_amounts_are_positional_never_exponents() -> None:
+    from smartspace_budget.server.dashboard import export
+
+    assert export._amount(Decimal("0E-9")) == "0.000000000"
+    assert export._amount(Decimal("5E-9")) == "0.000000005"
+    assert export._amount(None) == ""
