@@ -18,6 +18,7 @@ from smartspace_budget.periods import SpendingPeriod
 from smartspace_budget.server.dashboard.charts import bar_chart, nice_ceiling
 from smartspace_budget.server.dashboard.render import format_amount
 from smartspace_budget.server.dashboard.view import Period, Workload, build_view
+from smartspace_budget.server.routes.dashboard import COOKIE
 
 from .conftest import (
     NOW,
@@ -226,7 +227,7 @@ def test_login_sets_an_httponly_cookie_that_opens_the_page(seeded: FakeBackend) 
     client = TestClient(make_app(seeded))
     refused = client.post("/dashboard/login", data={"api_key": "wrong"})
     assert refused.status_code == 401
-    assert "ssb_dashboard_key" not in refused.headers.get("set-cookie", "")
+    assert "set-cookie" not in refused.headers
     signed_in = client.post(
         "/dashboard/login",
         data={"api_key": "ssb_alice_test", "next": "period=day&evil=1&user_id=alice"},
@@ -240,6 +241,27 @@ def test_login_sets_an_httponly_cookie_that_opens_the_page(seeded: FakeBackend) 
     assert client.get("/dashboard").status_code == 200
     client.post("/dashboard/logout")
     assert client.get("/dashboard", follow_redirects=False).status_code == 303
+
+
+def test_the_sign_in_cookie_holds_a_signed_session_id_never_the_key(seeded: FakeBackend) -> None:
+    client = TestClient(make_app(seeded))
+    signed_in = client.post(
+        "/dashboard/login", data={"api_key": "ssb_alice_test"}, follow_redirects=False
+    )
+    value = signed_in.cookies[COOKIE]
+    assert "ssb_alice_test" not in signed_in.headers["set-cookie"]
+    session_id, _, signature = value.partition(".")
+    assert len(session_id) >= 40
+    assert signature
+    assert client.get("/dashboard").status_code == 200
+    # Another id, or the same id with a signature of its own making, opens nothing.
+    for forged in (f"{session_id}.x{signature[1:]}", f"A{session_id[1:]}.{signature}"):
+        other = TestClient(client.app, cookies={COOKIE: forged})
+        assert other.get("/dashboard", follow_redirects=False).status_code == 303
+    # Signing out ends the session on the server, not only in this browser.
+    client.post("/dashboard/logout")
+    replay = TestClient(client.app, cookies={COOKIE: value})
+    assert replay.get("/dashboard", follow_redirects=False).status_code == 303
 
 
 def test_static_files_are_served_from_the_package(client: TestClient) -> None:

@@ -5,7 +5,8 @@ the CLI reads, so the dashboard can never show a number the API would not. Acces
 the API's keys (:mod:`smartspace_budget.server.auth`): an account key sees its own account;
 an admin names one with ``user_id``/``project_id`` (or picks from a list); another tenant's
 account answers 404 like the API. Browsers cannot attach a Bearer header to a link, so the
-key may also come from an HttpOnly, SameSite=Strict cookie set by ``POST /dashboard/login``.
+key may also come from a session opened by ``POST /dashboard/login``: an HttpOnly,
+SameSite=Strict cookie holding a signed session id, never the key (``dashboard/sessions.py``).
 
 These routes are left out of the OpenAPI document: they answer HTML for people, and the
 document describes the JSON API.
@@ -43,6 +44,7 @@ from smartspace_budget.server.dashboard.render import (
     render_page,
     static_file,
 )
+from smartspace_budget.server.dashboard.sessions import SESSION_TTL, Sessions
 from smartspace_budget.server.dashboard.view import (
     AlertsSource,
     Comparer,
@@ -55,8 +57,8 @@ from smartspace_budget.server.responses import error_response
 
 __all__ = ["COOKIE", "DashboardServices", "install_dashboard", "monitor_alerts", "router"]
 
-COOKIE = "ssb_dashboard_key"
-COOKIE_MAX_AGE = 8 * 3600
+COOKIE = "ssb_dashboard_session"
+COOKIE_MAX_AGE = SESSION_TTL
 QUERY_KEYS = ("user_id", "project_id", "period", "input_tokens", "output_tokens", "models")
 MAX_QUERY_VALUE = 2000
 _SECURITY_HEADERS = {
@@ -100,6 +102,7 @@ class DashboardServices:
     alerts: AlertsSource | None = None
     compare: Comparer | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    sessions: Sessions = field(default_factory=Sessions)
     _defaults: dict[int, tuple[Backend, AlertsSource, Comparer]] = field(default_factory=dict)
 
     def sources(self, backend: Backend) -> tuple[AlertsSource, Comparer]:
@@ -149,7 +152,8 @@ def _raw_key(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(COOKIE) or None
+    services: DashboardServices = request.app.state.dashboard
+    return services.sessions.key_for(request.cookies.get(COOKIE))
 
 
 async def _caller(request: Request) -> Principal:
@@ -337,7 +341,8 @@ async def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the key, then keep it in an HttpOnly cookie scoped to ``/dashboard``.
+    """Check the key, then open a session whose signed id goes in an HttpOnly cookie scoped
+    to ``/dashboard`` (the key itself stays on the server).
 
     A form posted from another site is refused (``Origin`` must be this host), so no page
     elsewhere can sign a visitor in under someone else's key.
@@ -362,9 +367,10 @@ async def login(request: Request) -> Response:
         return _error_page(exc)
     next_query = (fields.get("next") or [""])[0]
     response = RedirectResponse(_after_login(next_query), status_code=303)
+    services: DashboardServices = request.app.state.dashboard
     response.set_cookie(
         COOKIE,
-        raw,
+        services.sessions.open(raw),  # a signed session id: the key never leaves the server
         max_age=COOKIE_MAX_AGE,
         path="/dashboard",
         httponly=True,
@@ -375,8 +381,10 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-async def logout() -> Response:
-    """Forget the key cookie."""
+async def logout(request: Request) -> Response:
+    """End the session and forget its cookie."""
+    services: DashboardServices = request.app.state.dashboard
+    services.sessions.close(request.cookies.get(COOKIE))
     response = RedirectResponse("/dashboard/login", status_code=303)
     response.delete_cookie(COOKIE, path="/dashboard")
     return response
