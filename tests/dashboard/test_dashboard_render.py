@@ -134,11 +134,42 @@ def test_comparison_error_is_shown_not_raised(client: TestClient) -> None:
     assert "unknown model acme/unknown-model" in html
 
 
-def test_bad_workload_answers_400_with_a_page(client: TestClient) -> None:
-    response = client.get("/dashboard?input_tokens=lots", headers=ALICE)
-    assert response.status_code == 400
-    assert "input_tokens must be a whole number" in response.text
+def test_a_bad_workload_is_an_error_inside_the_form_not_a_new_page(client: TestClient) -> None:
+    response = client.get("/dashboard?input_tokens=lots&output_tokens=7", headers=ALICE)
+    assert response.status_code == 200
+    html = response.text
+    assert 'id="balance"' in html  # the rest of the page is still there
+    error = re.search(r'<p class="flag warn" id="compare-error" role="alert">([^<]*)</p>', html)
+    assert error is not None
+    assert "input_tokens must be a whole number" in error.group(1)
+    assert re.search(r'id="input_tokens"[^>]*value="lots"[^>]*aria-invalid="true"', html)
+    assert re.search(r'id="output_tokens"[^>]*value="7"[^>]*aria-invalid="false"', html)
+    assert 'id="comparison"' not in html
+    # An export of a workload it cannot read still refuses it; so does an unknown period.
+    refused = client.get("/dashboard/export.csv?input_tokens=lots", headers=ALICE)
+    assert refused.status_code == 400
     assert client.get("/dashboard?period=fortnight", headers=ALICE).status_code == 400
+
+
+def test_every_id_is_unique_and_every_control_has_a_label(client: TestClient) -> None:
+    html = client.get("/dashboard", headers=ALICE).text
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    labelled = set(re.findall(r'<label for="([^"]+)"', html))
+    controls = re.findall(r"<(?:input|select|textarea)\b([^>]*)>", html)
+    for attributes in controls:
+        if 'type="hidden"' in attributes:
+            continue
+        found = re.search(r'\bid="([^"]+)"', attributes)
+        assert found is not None, attributes
+        assert found.group(1) in labelled, attributes
+
+
+def test_an_empty_bar_is_still_drawn(client: TestClient) -> None:
+    html = client.get("/dashboard?period=day", headers=ALICE).text
+    heights = re.findall(r'<rect class="bar [^"]*"[^>]*\bheight="([^"]+)"', html)
+    assert heights
+    assert min(float(h) for h in heights) >= 2
 
 
 def test_export_csv_holds_what_is_on_screen(client: TestClient) -> None:

@@ -15,7 +15,7 @@ document describes the JSON API.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -48,6 +48,7 @@ from smartspace_budget.server.dashboard.sessions import SESSION_TTL, Sessions
 from smartspace_budget.server.dashboard.view import (
     AlertsSource,
     Comparer,
+    Comparison,
     DashboardView,
     Period,
     Workload,
@@ -207,21 +208,35 @@ def _account(caller: Principal, query: dict[str, str]) -> tuple[str, str] | None
     raise ForbiddenError("this key may only read prices; use an account or admin key")
 
 
-async def _view(request: Request, query: dict[str, str], account: tuple[str, str]) -> DashboardView:
+async def _view(
+    request: Request, query: dict[str, str], account: tuple[str, str], *, page: bool = False
+) -> DashboardView:
+    """The view for ``query``. On the ``page``, a workload the comparison form cannot read
+    is reported inside the form (the rest of the page still shows); exports refuse it."""
     services, backend = _services(request)
-    workload = Workload.parse(
-        query.get("input_tokens"), query.get("output_tokens"), query.get("models")
-    )
+    rejected: str | None = None
+    try:
+        workload = Workload.parse(
+            query.get("input_tokens"), query.get("output_tokens"), query.get("models")
+        )
+    except InvalidInputError as exc:
+        if not page:
+            raise
+        workload, rejected = Workload(), exc.detail
     alerts, compare = services.sources(backend)
-    return await build_view(
+    view = await build_view(
         backend,
         *account,
         period=_period(query.get("period")),
         workload=workload,
         alerts=alerts,
-        compare=compare,
+        compare=compare if rejected is None else None,
         now=services.clock(),
     )
+    if rejected is not None:
+        rejection = Comparison(workload, [], error=rejected, rejected_input=True)
+        view = replace(view, comparison=rejection)
+    return view
 
 
 _TITLES = {
@@ -261,7 +276,7 @@ async def dashboard(request: Request) -> Response:
             _, backend = _services(request)
             accounts = await backend.list_accounts()
             return HTMLResponse(render_accounts(accounts, query), headers=_SECURITY_HEADERS)
-        view = await _view(request, query, account)
+        view = await _view(request, query, account, page=True)
     except SmartspaceBudgetError as exc:
         return _error_page(exc)
     return HTMLResponse(render_page(view, query), headers=_SECURITY_HEADERS)
