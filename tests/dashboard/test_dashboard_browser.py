@@ -66,7 +66,8 @@ DUPLICATE_IDS = """() => {
 # than one line: a label broken in the middle of a word.
 BROKEN_WORDS = r"""() => {
   const broken = [];
-  const places = "main label, main th, main td, main h2, main dt, main dd, main .badge, main .legend li, main caption, main .meter-label";
+  const places = ["label", "th", "td", "h2", "dt", "dd", ".badge", ".legend li", "caption",
+                  ".meter-label"].map(s => "main " + s).join(", ");
   for (const element of document.querySelectorAll(places)) {
     const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
@@ -74,7 +75,8 @@ BROKEN_WORDS = r"""() => {
         const range = document.createRange();
         range.setStart(node, match.index);
         range.setEnd(node, match.index + match[0].length);
-        const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        const rects = [...range.getClientRects()].filter(r => r.width > 0);
+        const lines = new Set(rects.map(r => Math.round(r.top)));
         if (lines.size > 1) { broken.push(match[0]); }
       }
     }
