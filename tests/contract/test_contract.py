@@ -22,10 +22,17 @@ from tests.backend.live import ADMIN_KEY
 from tests.server.conftest import Service, database_url, make_service
 
 from smartspace_budget import BudgetTracker, PricingEngine, SpendingMonitor
+from smartspace_budget.backend._cached import current_prices
 from smartspace_budget.backend.http import HttpBackend
 from smartspace_budget.backend.local import LocalBackend
 from smartspace_budget.demo.seed import seed_month
-from smartspace_budget.models import BudgetPolicy, BudgetStatus, SpendingThreshold, loads
+from smartspace_budget.models import (
+    BudgetPolicy,
+    BudgetStatus,
+    PricingData,
+    SpendingThreshold,
+    loads,
+)
 from smartspace_budget.models.alerts import ThresholdType
 from smartspace_budget.periods import SpendingPeriod
 from smartspace_budget.pricing.catalog import PriceBook
@@ -264,3 +271,20 @@ async def test_monitoring_agrees(contract: Contract) -> None:
         await local.monitor.get_active_alerts(c.user, c.project, minutes=60),
         await http.monitor.get_active_alerts(c.user, c.project, minutes=60),
     )
+
+
+async def test_price_listing_agrees(contract: Contract) -> None:
+    """``prices list``'s one-pass read: the same models and prices in process and over HTTP."""
+    c = contract
+    local_backend = c.local.tracker.backend
+    http_backend = c.http.tracker.backend
+    local = await current_prices(local_backend, "anthropic")
+    remote = await current_prices(http_backend, "anthropic")
+    assert [(p, m) for p, m, _ in local] == [(p, m) for p, m, _ in remote]
+    assert len(local) > 10
+    for (_, _, left), (_, _, right) in zip(local, remote, strict=True):
+        assert _fields(left) == _fields(right)
+    raw = await c.raw("/api/v1/pricing/prices", provider="anthropic")
+    assert [row["model"] for row in raw] == [m for _, m, _ in local]
+    priced = next(row for row in raw if row["pricing"] is not None)
+    assert set(priced["pricing"]) == set(PricingData.SPEC_KEYS)
