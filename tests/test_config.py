@@ -42,5 +42,5 @@ def test_defaults_are_the_embedded_ledger_with_auth_on(monkeypatch: pytest.Monke
 
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMARTSPACE_BUDGET_DEADLINE", "0")
-    with pytest.raises(ValueError, match="deadline"):
+    with pytest.raises(ValueError, match="SMARTSPACE_BUDGET_DEADLINE"):
         Settings()

@@ -17,10 +17,13 @@ Secrets are :class:`~pydantic.SecretStr`, so printing the settings never shows a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from smartspace_budget.errors import InvalidInputError
 
 __all__ = ["APP_NAME", "Settings", "default_data_dir", "get_settings"]
 
@@ -125,6 +128,12 @@ class Settings(BaseSettings):
         ),
     )
 
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise InvalidInputError(_explain(exc, values)) from None
+
     @field_validator("url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
@@ -138,6 +147,21 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         return value.strip() or None
+
+
+_SECRET_FIELDS = frozenset({"api_key", "admin_key"})
+
+
+def _explain(exc: ValidationError, given: dict[str, Any]) -> str:
+    """A bad setting named the way the user set it (the environment variable, usually), with
+    the value it had (never a secret's) and what it should be; not pydantic's own report."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = f"setting {field}" if field in given else f"SMARTSPACE_BUDGET_{field.upper()}"
+        shown = "" if field in _SECRET_FIELDS else f"={error.get('input')!r}"
+        problems.append(f"{name}{shown}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
 
 
 def get_settings() -> Settings:

@@ -42,6 +42,17 @@ class SpendingPeriod(StrEnum):
     MONTHLY = "monthly"
     YEARLY = "yearly"
 
+    @classmethod
+    def _missing_(cls, value: object) -> SpendingPeriod | None:
+        # Any case, as parse_period takes it: ``DAILY`` means the same in the library and
+        # in a URL (FastAPI validates path and query values through this enum).
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            for member in cls:
+                if member.value == lowered:
+                    return member
+        return None
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Window:

@@ -283,7 +283,7 @@ async def test_example_3_cost_spike(
     await example_3()
     hour = now.replace(minute=0, second=0, microsecond=0)
     message = (
-        f"Spent $5.00 in the hour from {hour:%Y-%m-%d %H:%M}, 900.00% above the hourly mean "
+        f"Spent $5.00 in the hour from {hour:%Y-%m-%d %H:%M}, 900% above the hourly mean "
         "of $0.50 (threshold 50%)"
     )
     # 900% is over 4 x 50%: critical, so urgent; a day of history is no anomaly baseline.

@@ -254,6 +254,17 @@ async def test_low_balance_warns_then_escalates_and_reminds_daily(
     ]
 
 
+async def test_an_account_at_exactly_zero_is_exhausted_without_a_threshold(
+    monitor: SpendingMonitor, backend: FakeBackend
+) -> None:
+    backend.spend("10000")  # every cent, and no low-balance threshold set
+    alerts = await monitor.check_spending_status(U, P)
+    lows = [a for a in alerts if a.alert_type is AlertType.LOW_BALANCE]
+    assert [(a.level, a.title, a.message) for a in lows] == [
+        (AlertLevel.CRITICAL, "Balance exhausted", "Available balance is $0.00")
+    ]
+
+
 async def test_anomaly_and_spike_are_detected_once(
     monitor: SpendingMonitor,
     backend: FakeBackend,
@@ -274,7 +285,7 @@ async def test_anomaly_and_spike_are_detected_once(
     assert spike is not None
     assert spike.level is AlertLevel.WARNING
     assert spike.metadata["increase_percent"] == D(100)
-    assert "100.00% above the hourly mean of $0.50" in spike.message
+    assert "100% above the hourly mean of $0.50" in spike.message
     assert (await monitor.detect_cost_spike(U, P)) is spike
     assert await monitor.detect_cost_spike(U, P, spike_threshold_percent=101) is None
 

@@ -55,6 +55,44 @@ PAINT_TIMING = """() => new Promise(resolve => {
   setTimeout(() => done(null), 3000);
 })"""
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea")]
+  .filter(c => c.type !== "hidden" && c.labels.length === 0 && !c.getAttribute("aria-label"))
+  .map(c => c.outerHTML)"""
+DUPLICATE_IDS = """() => {
+  const ids = [...document.querySelectorAll("[id]")].map(e => e.id);
+  return ids.filter((id, i) => ids.indexOf(id) !== i);
+}"""
+# Words (split at spaces and at the separators a line may break after: / - ·) drawn on more
+# than one line: a label broken in the middle of a word.
+BROKEN_WORDS = r"""() => {
+  const broken = [];
+  const places = ["label", "th", "td", "h2", "dt", "dd", ".badge", ".legend li", "caption",
+                  ".meter-label"].map(s => "main " + s).join(", ");
+  for (const element of document.querySelectorAll(places)) {
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const match of node.data.matchAll(/[^\s\/\-·(),]+/g)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const rects = [...range.getClientRects()].filter(r => r.width > 0);
+        const lines = new Set(rects.map(r => Math.round(r.top)));
+        if (lines.size > 1) { broken.push(match[0]); }
+      }
+    }
+  }
+  return broken;
+}"""
+# Tick labels of the spend chart that are drawn on top of one another.
+COLLIDING_TICKS = """() => {
+  const boxes = [...document.querySelectorAll("#spend-chart text.tick-label")]
+    .map(t => t.getBoundingClientRect()).filter(b => b.width > 0).sort((a, b) => a.left - b.left);
+  const hits = [];
+  for (let i = 1; i < boxes.length; i++) {
+    if (boxes[i].left < boxes[i - 1].right + 2) { hits.push([boxes[i - 1].left, boxes[i].left]); }
+  }
+  return hits;
+}"""
 
 
 def _watch(page: Page, problems: list[str]) -> None:
@@ -179,8 +217,20 @@ def test_dashboard_in_headless_chromium(site: Site) -> None:
             # Recorded, not asserted: speed is measured, never a pass/fail on a shared machine.
             assert timing["paint"] is not None
 
-            # Keyboard: the first bar takes focus and the arrow keys walk the bars.
+            # Every form control has a label, and no id is used twice.
+            assert page.evaluate(UNLABELLED) == []
+            assert page.evaluate(DUPLICATE_IDS) == []
+
+            # Keyboard: the first bar takes focus, visibly, and the arrow keys walk the bars.
+            page.keyboard.press("Tab")  # focus lands by keyboard, so :focus-visible applies
             page.focus("#spend-chart rect.bar >> nth=0")
+            focused = page.locator("#spend-chart rect.bar >> nth=0")
+            box = focused.bounding_box()
+            assert box is not None
+            assert box["height"] > 0
+            assert box["width"] > 0
+            ring = focused.evaluate("b => getComputedStyle(b).strokeWidth")
+            assert float(ring.removesuffix("px")) >= 2
             first = page.locator("#bar-readout").inner_text()
             page.keyboard.press("ArrowRight")
             second = page.locator("#bar-readout").inner_text()
@@ -250,7 +300,10 @@ def test_dashboard_in_headless_chromium(site: Site) -> None:
             phone = context.new_page()
             _watch(phone, problems)
             phone.set_viewport_size({"width": 390, "height": 844})
-            phone.goto(f"{base_url}/dashboard")
+            for period in ("day", "week", "year", "month"):
+                phone.goto(f"{base_url}/dashboard?period={period}")
+                assert phone.evaluate(COLLIDING_TICKS) == [], period
+                assert phone.evaluate(BROKEN_WORDS) == [], period
             overflow = phone.evaluate("() => document.documentElement.scrollWidth")
             assert overflow <= 390, f"page is {overflow}px wide on a 390px screen"
             # Both months of the chart fit the screen, and so does the comparison's total.

@@ -18,6 +18,7 @@ from smartspace_budget.periods import SpendingPeriod
 from smartspace_budget.server.dashboard.charts import bar_chart, nice_ceiling
 from smartspace_budget.server.dashboard.render import format_amount
 from smartspace_budget.server.dashboard.view import Period, Workload, build_view
+from smartspace_budget.server.routes.dashboard import COOKIE
 
 from .conftest import (
     NOW,
@@ -133,11 +134,42 @@ def test_comparison_error_is_shown_not_raised(client: TestClient) -> None:
     assert "unknown model acme/unknown-model" in html
 
 
-def test_bad_workload_answers_400_with_a_page(client: TestClient) -> None:
-    response = client.get("/dashboard?input_tokens=lots", headers=ALICE)
-    assert response.status_code == 400
-    assert "input_tokens must be a whole number" in response.text
+def test_a_bad_workload_is_an_error_inside_the_form_not_a_new_page(client: TestClient) -> None:
+    response = client.get("/dashboard?input_tokens=lots&output_tokens=7", headers=ALICE)
+    assert response.status_code == 200
+    html = response.text
+    assert 'id="balance"' in html  # the rest of the page is still there
+    error = re.search(r'<p class="flag warn" id="compare-error" role="alert">([^<]*)</p>', html)
+    assert error is not None
+    assert "input_tokens must be a whole number" in error.group(1)
+    assert re.search(r'id="input_tokens"[^>]*value="lots"[^>]*aria-invalid="true"', html)
+    assert re.search(r'id="output_tokens"[^>]*value="7"[^>]*aria-invalid="false"', html)
+    assert 'id="comparison"' not in html
+    # An export of a workload it cannot read still refuses it; so does an unknown period.
+    refused = client.get("/dashboard/export.csv?input_tokens=lots", headers=ALICE)
+    assert refused.status_code == 400
     assert client.get("/dashboard?period=fortnight", headers=ALICE).status_code == 400
+
+
+def test_every_id_is_unique_and_every_control_has_a_label(client: TestClient) -> None:
+    html = client.get("/dashboard", headers=ALICE).text
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    labelled = set(re.findall(r'<label for="([^"]+)"', html))
+    controls = re.findall(r"<(?:input|select|textarea)\b([^>]*)>", html)
+    for attributes in controls:
+        if 'type="hidden"' in attributes:
+            continue
+        found = re.search(r'\bid="([^"]+)"', attributes)
+        assert found is not None, attributes
+        assert found.group(1) in labelled, attributes
+
+
+def test_an_empty_bar_is_still_drawn(client: TestClient) -> None:
+    html = client.get("/dashboard?period=day", headers=ALICE).text
+    heights = re.findall(r'<rect class="bar [^"]*"[^>]*\bheight="([^"]+)"', html)
+    assert heights
+    assert min(float(h) for h in heights) >= 2
 
 
 def test_export_csv_holds_what_is_on_screen(client: TestClient) -> None:
@@ -226,7 +258,7 @@ def test_login_sets_an_httponly_cookie_that_opens_the_page(seeded: FakeBackend) 
     client = TestClient(make_app(seeded))
     refused = client.post("/dashboard/login", data={"api_key": "wrong"})
     assert refused.status_code == 401
-    assert "ssb_dashboard_key" not in refused.headers.get("set-cookie", "")
+    assert "set-cookie" not in refused.headers
     signed_in = client.post(
         "/dashboard/login",
         data={"api_key": "ssb_alice_test", "next": "period=day&evil=1&user_id=alice"},
@@ -240,6 +272,27 @@ def test_login_sets_an_httponly_cookie_that_opens_the_page(seeded: FakeBackend) 
     assert client.get("/dashboard").status_code == 200
     client.post("/dashboard/logout")
     assert client.get("/dashboard", follow_redirects=False).status_code == 303
+
+
+def test_the_sign_in_cookie_holds_a_signed_session_id_never_the_key(seeded: FakeBackend) -> None:
+    client = TestClient(make_app(seeded))
+    signed_in = client.post(
+        "/dashboard/login", data={"api_key": "ssb_alice_test"}, follow_redirects=False
+    )
+    value = signed_in.cookies[COOKIE]
+    assert "ssb_alice_test" not in signed_in.headers["set-cookie"]
+    session_id, _, signature = value.partition(".")
+    assert len(session_id) >= 40
+    assert signature
+    assert client.get("/dashboard").status_code == 200
+    # Another id, or the same id with a signature of its own making, opens nothing.
+    for forged in (f"{session_id}.x{signature[1:]}", f"A{session_id[1:]}.{signature}"):
+        other = TestClient(client.app, cookies={COOKIE: forged})
+        assert other.get("/dashboard", follow_redirects=False).status_code == 303
+    # Signing out ends the session on the server, not only in this browser.
+    client.post("/dashboard/logout")
+    replay = TestClient(client.app, cookies={COOKIE: value})
+    assert replay.get("/dashboard", follow_redirects=False).status_code == 303
 
 
 def test_static_files_are_served_from_the_package(client: TestClient) -> None:
@@ -404,10 +457,18 @@ def test_narrow_screens_drop_every_other_axis_label_but_each_windows_first() -> 
     previous = _day_buckets(datetime(2026, 10, 1, tzinfo=UTC), 31, "1")
     current = _day_buckets(datetime(2026, 11, 1, tzinfo=UTC), 30, "1")
     chart = bar_chart(previous, current, SpendingPeriod.DAILY, ZoneInfo("UTC"))
+    every = 61 // 10
     for series in ("previous", "current"):
-        shown = [bar for bar in chart.bars if bar.series == series and bar.show_label]
+        bars = [bar for bar in chart.bars if bar.series == series]
+        shown = [(i, bar) for i, bar in enumerate(bars) if bar.show_label]
         assert len(shown) >= 3
-        assert [bar.dense for bar in shown] == [i % 2 == 1 for i in range(len(shown))]
+        # Every other label, and the previous window's last one near the gap, go on a phone.
+        expected = [
+            n % 2 == 1 or (series == "previous" and len(bars) - i <= 2 * every)
+            for n, (i, _) in enumerate(shown)
+        ]
+        assert [bar.dense for _, bar in shown] == expected
+        assert not shown[0][1].dense  # each window's first label stays
     assert not any(bar.dense for bar in chart.bars if not bar.show_label)
 
 
@@ -423,3 +484,11 @@ def test_phone_layout_keeps_the_comparison_total_and_hides_the_split(
     phone = css[css.index("@media (max-width: 600px)") :]
     assert "#comparison .part { display: none; }" in phone
     assert "min-width" not in phone  # charts fit the screen instead of scrolling sideways
+
+
+def test_csv_amounts_are_positional_never_exponents() -> None:
+    from smartspace_budget.server.dashboard import export
+
+    assert export._amount(Decimal("0E-9")) == "0.000000000"
+    assert export._amount(Decimal("5E-9")) == "0.000000005"
+    assert export._amount(None) == ""

@@ -191,6 +191,11 @@ async def test_request_block_and_cost_anomaly_reaches_the_monitor(local: LocalBa
     [alert] = received
     assert alert.alert_type is AlertType.COST_ANOMALY
     assert alert.level is AlertLevel.EMERGENCY
+    # The sentence names the alert's level, never the anomaly band's other word for it.
+    assert alert.message.endswith("(emergency)")
+    assert "critical" not in alert.message
+    assert "% above its estimate of $" in alert.message
+    assert alert.metadata["severity"] == "critical"
     assert alert.metadata["request_id"] == call.request_id
     active = await monitor.get_active_alerts(USER, PROJECT)
     assert [a.alert_id for a in active] == [alert.alert_id]

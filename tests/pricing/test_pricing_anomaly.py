@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smartspace_budget import display
 from smartspace_budget.errors import InvalidAmountError, InvalidInputError
 from smartspace_budget.models import AnomalyDirection, AnomalySeverity, CostAnomaly
 from smartspace_budget.pricing import PricingEngine
@@ -55,7 +56,7 @@ def test_under_the_estimate(percent: str, severity: S) -> None:
     assert anomaly.severity is severity
     if percent != "0":
         assert anomaly.direction is AnomalyDirection.UNDER
-        assert f"is {Decimal(percent).normalize():f}% below" in anomaly.message
+        assert f"is {display.percent(Decimal(percent))} below" in anomaly.message
 
 
 def test_zero_estimate() -> None:
@@ -102,7 +103,7 @@ def test_anomaly_is_a_valid_document() -> None:
     assert CostAnomaly.from_json(anomaly.to_json()) == anomaly
     assert (
         anomaly.message
-        == "actual cost 0.15 is 200% above the estimate 0.05 for openai/gpt-4 (high)"
+        == "actual cost $0.15 is 200% above the estimate $0.05 for openai/gpt-4 (high severity)"
     )
 
 
@@ -121,3 +122,26 @@ def test_bands_follow_the_exact_ratio(estimated: Decimal, actual: Decimal) -> No
     assert severity is expected
     assert percent is not None
     assert abs(percent - ratio) <= Decimal("0.0000000005")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("0E-9", "$0.00"),
+        ("1.2978085065", "$1.297808506"),
+        ("100.000000000", "$100.00"),
+        ("0.000000001", "$0.000000001"),
+        ("-3", "-$3.00"),
+        ("1234.5", "$1,234.50"),
+    ],
+)
+def test_amounts_read_as_the_cli_prints_them(value: str, shown: str) -> None:
+    assert display.amount(Decimal(value)) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("1391.315136476", "1,391.31%"), ("60.000000000", "60%"), ("19.9999999", "19.99%")],
+)
+def test_percentages_read_with_two_decimals_at_most(value: str, shown: str) -> None:
+    assert display.percent(Decimal(value)) == shown

@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from smartspace_budget.backend.base import AccountRef, SpendingBucket
+from smartspace_budget.backend.base import AccountRef, Backend, SpendingBucket
 from smartspace_budget.backend.cache import TTLCache
+from smartspace_budget.errors import MissingPricingError, UnknownModelError
 from smartspace_budget.models import (
     Balance,
     BudgetPolicy,
@@ -29,7 +30,7 @@ from smartspace_budget.models import (
 )
 from smartspace_budget.periods import SpendingPeriod
 
-__all__ = ["CachedReads"]
+__all__ = ["CachedReads", "current_prices"]
 
 T = TypeVar("T")
 _ACCOUNTS_KEY = "accounts"
@@ -63,6 +64,25 @@ class CachedReads(ABC):
         self._account_cache.invalidate(prefix=_account_prefix(user_id, project_id))
         self._account_cache.invalidate(_ACCOUNTS_KEY)
 
+    def invalidate_pricing(self) -> None:
+        """Forget every cached price (after an operator changed one)."""
+        self._pricing_cache.invalidate()
+
+    @staticmethod
+    def pricing_key(provider: str, model: str) -> str:
+        """The cache key of the price in force for ``provider``/``model`` (see
+        :meth:`peek_pricing`)."""
+        return _key("p:", "pricing", len(provider), provider, model, None)
+
+    def peek_pricing(self, key: str) -> PricingData | None:
+        """The cached price under ``key`` while it is fresh, without fetching.
+
+        ``PricingEngine`` reads prices through this instead of keeping a cache of its own,
+        so a price is never older than this backend's ``pricing_ttl``.
+        """
+        value: PricingData | None = self._pricing_cache.peek(key)
+        return value
+
     def invalidate_all(self) -> None:
         """Forget everything cached, accounts and prices."""
         self._account_cache.invalidate()
@@ -88,8 +108,14 @@ class CachedReads(ABC):
 
     # -- Backend (read) -------------------------------------------------------------------
 
-    async def get_balance(self, user_id: str, project_id: str) -> Balance:
-        """``GET .../balance``: total, available and reserved (cached ``status_ttl``)."""
+    async def get_balance(self, user_id: str, project_id: str, *, fresh: bool = False) -> Balance:
+        """``GET .../balance``: total, available and reserved (cached ``status_ttl``).
+
+        ``fresh=True`` reads it anew (the cached copy is replaced), for callers that promise
+        a balance not older than the call, such as ``BudgetTracker.get_available_balance``.
+        """
+        if fresh:
+            self._account_cache.invalidate(_key(_account_prefix(user_id, project_id), "balance"))
         return await self._account_read(
             user_id, project_id, lambda: self._fetch_balance(user_id, project_id), "balance"
         )
@@ -172,13 +198,19 @@ class CachedReads(ABC):
         self, provider: str, model: str, *, at: datetime | None = None
     ) -> PricingData:
         """The price version in force (cached ``pricing_ttl``)."""
+        if at is None:
+            result: PricingData = await self._pricing_cache.get_or_fetch(
+                self.pricing_key(provider, model),
+                lambda: self._fetch_pricing(provider, model, None),
+            )
+            return result
         return await self._pricing_read(
             lambda: self._fetch_pricing(provider, model, at),
             "pricing",
             len(provider),
             provider,
             model,
-            at.isoformat() if at else None,
+            at.isoformat(),
         )
 
     async def get_price_history(
@@ -202,7 +234,22 @@ class CachedReads(ABC):
         )
         return list(result)
 
+    async def list_prices(
+        self, provider: str | None = None
+    ) -> list[tuple[str, str, PricingData | None]]:
+        """Every known model with the version in force now (``None`` when it has none), read
+        in one pass rather than one lookup per model (cached ``pricing_ttl``)."""
+        result: list[tuple[str, str, PricingData | None]] = await self._pricing_read(
+            lambda: self._fetch_prices(provider), "prices", provider
+        )
+        return list(result)
+
     # -- what subclasses fetch ------------------------------------------------------------
+
+    @abstractmethod
+    async def _fetch_prices(
+        self, provider: str | None
+    ) -> list[tuple[str, str, PricingData | None]]: ...
 
     @abstractmethod
     async def _fetch_balance(self, user_id: str, project_id: str) -> Balance: ...
@@ -248,3 +295,23 @@ class CachedReads(ABC):
 
     @abstractmethod
     async def _fetch_models(self, provider: str | None) -> list[tuple[str, str]]: ...
+
+
+async def current_prices(
+    backend: Backend, provider: str | None = None
+) -> list[tuple[str, str, PricingData | None]]:
+    """Every known model of ``backend`` with its price in force now (``None`` if it has none).
+
+    Our backends read them in one pass (:meth:`CachedReads.list_prices`); any other
+    ``Backend`` is asked model by model.
+    """
+    if isinstance(backend, CachedReads):
+        return await backend.list_prices(provider)
+    rows: list[tuple[str, str, PricingData | None]] = []
+    for p, m in await backend.list_models(provider):
+        try:
+            price: PricingData | None = await backend.get_pricing(p, m)
+        except (UnknownModelError, MissingPricingError):
+            price = None
+        rows.append((p, m, price))
+    return rows

@@ -350,6 +350,24 @@ class HttpBackend(CachedReads):
         except (TypeError, KeyError):
             raise BackendUnavailableError("GET /api/v1/pricing/models: unexpected body") from None
 
+    async def _fetch_prices(
+        self, provider: str | None
+    ) -> list[tuple[str, str, PricingData | None]]:
+        data = await self._call(
+            "GET", "/api/v1/pricing/prices", params={"provider": provider, "extended": "true"}
+        )
+        try:
+            return [
+                (
+                    str(item["provider"]),
+                    str(item["model"]),
+                    None if item["pricing"] is None else PricingData.from_data(item["pricing"]),
+                )
+                for item in data
+            ]
+        except (TypeError, KeyError, ValueError):
+            raise BackendUnavailableError("GET /api/v1/pricing/prices: unexpected body") from None
+
     # -- writes ---------------------------------------------------------------------------
 
     def _ledger(self, user_id: str, project_id: str, action: str) -> str:

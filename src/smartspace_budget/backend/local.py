@@ -228,6 +228,11 @@ class LocalBackend(CachedReads):
     async def _fetch_models(self, provider: str | None) -> list[tuple[str, str]]:
         return await (await self._book()).list_models(provider)
 
+    async def _fetch_prices(
+        self, provider: str | None
+    ) -> list[tuple[str, str, PricingData | None]]:
+        return await (await self._book()).current_prices(provider)
+
     # -- writes (each forgets the cached reads of its account) -----------------------------
 
     async def get_reservation(self, reservation_id: str) -> BudgetReservation:

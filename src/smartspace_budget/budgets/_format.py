@@ -1,24 +1,19 @@
-"""How amounts read in alert and violation messages: exact, without exponents or zero tails."""
+"""How amounts read in alert and violation messages: the package's one display rule.
+
+See :mod:`smartspace_budget.display`: cents from $1 up, four places below, two significant
+digits below a cent, never an exponent. The alert's ``current_value`` and
+``threshold_value`` (and a violation's amounts) keep the exact Decimal.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-__all__ = ["usd"]
+from smartspace_budget import display
 
-_CENTS = Decimal("0.01")
+__all__ = ["usd"]
 
 
 def usd(amount: Decimal) -> str:
-    """``$12.50``, ``$0.000000001``, ``-$3.00``: every significant digit, at least cents.
-
-    ``str(Decimal)`` would print ``1E-9`` or ``100.000000000``; neither belongs in a message
-    a person reads.
-    """
-    if not amount.is_finite():
-        return f"${amount}"
-    value = amount.normalize()
-    if value.as_tuple().exponent > -2:  # type: ignore[operator]
-        value = value.quantize(_CENTS)
-    text = f"{abs(value):f}"
-    return f"-${text}" if value < 0 else f"${text}"
+    """``$12.50``, ``$0.0279``, ``$0.000000001``, ``-$3.00`` (see ``display.amount``)."""
+    return display.amount(amount)

@@ -143,11 +143,19 @@ class BudgetTracker:
         return f"{len(user_id)}:{user_id}/{project_id}"
 
     async def get_available_balance(self, user_id: str, project_id: str) -> Decimal:
-        """Total balance minus open reservations, fresh from the backend (not cached)."""
+        """Total balance minus open reservations, fresh from the backend (not cached).
+
+        Over our own backends the read skips their 30 s cache (``fresh=True``), so a deposit
+        made by another process a moment ago is seen.
+        """
         _account(user_id, project_id)
-        balance = await backend_call(
-            self.backend.get_balance(user_id, project_id), f"the balance of {user_id}/{project_id}"
+        backend = self.backend
+        read = (
+            backend.get_balance(user_id, project_id, fresh=True)
+            if isinstance(backend, CachedReads)
+            else backend.get_balance(user_id, project_id)
         )
+        balance = await backend_call(read, f"the balance of {user_id}/{project_id}")
         return balance.available_balance
 
     async def check_sufficient_budget(

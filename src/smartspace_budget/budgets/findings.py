@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from smartspace_budget import display
 from smartspace_budget.backend.base import SpendingBucket
 from smartspace_budget.budgets import analysis
 from smartspace_budget.budgets._format import usd
@@ -171,8 +172,8 @@ async def spike_finding(view: AccountView, percent: Decimal) -> Finding | None:
             title="Cost spike in the last hour",
             message=(
                 f"Spent {usd(result.current)} in the hour from {hour.start:%Y-%m-%d %H:%M}, "
-                f"{increase}% above the hourly mean of {usd(baseline)} "
-                f"(threshold {percent}%)"
+                f"{display.percent(increase)} above the hourly mean of {usd(baseline)} "
+                f"(threshold {display.percent(percent)})"
             ),
             current_value=result.current,
             threshold_value=result.baseline,

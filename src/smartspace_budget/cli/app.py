@@ -74,7 +74,7 @@ app = typer.Typer(
     cls=OneLineErrors,
     help="Keep LLM spending under control: prices, budgets, a durable ledger and alerts.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

@@ -145,7 +145,7 @@ def analytics_command(
     period: SpendingPeriod = typer.Option(SpendingPeriod.MONTHLY, "--period"),  # noqa: B008
     as_json: bool = JSON,
 ) -> None:
-    """The spec's Example 2: totals, per provider and model, trend and anomaly."""
+    """Spending analytics: totals, per provider and model, trend and anomaly."""
 
     async def go() -> Any:
         from smartspace_budget.budgets import BudgetTracker
@@ -246,7 +246,7 @@ def alerts_command(
     ),
     as_json: bool = JSON,
 ) -> None:
-    """The spec's Example 3: check thresholds, anomalies and spikes; list the alerts."""
+    """Check thresholds, anomalies and spikes now; list the alerts they raise."""
 
     async def go() -> list[SpendingAlert]:
         from smartspace_budget.budgets import SpendingMonitor
@@ -320,7 +320,7 @@ def policy_set(
     low_balance: str | None = typer.Option(None, "--low-balance", help="Amount or 'none'."),
     as_json: bool = JSON,
 ) -> None:
-    """Change some limits; the others keep their value (``none`` removes one)."""
+    """Change some limits; the others keep their value ('none' removes one)."""
     changes = {
         name: _limit_option(value, f"--{flag}")
         for name, flag, value in (
@@ -353,13 +353,17 @@ def monitor_command(
     ctx: typer.Context,
     every: str = typer.Option("5m", "--every", help="Interval: 30s, 5m, 1h..."),
     account: list[str] = typer.Option(  # noqa: B008
-        None, "--account", help="user/project to watch (repeatable; default: all)."
+        None,
+        "--account",
+        metavar="USER/PROJECT",
+        help="user/project to watch (repeatable; default: all).",
     ),
     once: bool = typer.Option(False, "--once", help="Run one round and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print each alert as a JSON line."),
     notify: list[str] = typer.Option(  # noqa: B008
         None,
         "--notify",
+        metavar="URL",
         envvar="SMARTSPACE_BUDGET_NOTIFY",
         help="Also deliver alerts to URL (repeatable): an http(s) webhook, a Slack incoming "
         "webhook, smtp://user:pass@host:port?from=A&to=B, or any Apprise URL.",

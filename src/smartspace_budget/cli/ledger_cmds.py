@@ -66,9 +66,12 @@ def deposit_command(
     as_json: bool = JSON,
 ) -> None:
     """Credit an account (creating it if needed)."""
-    value = parse_amount(amount, allow_negative=False)
-    if value == 0:
-        raise InvalidInputError("a deposit must be more than 0")
+    value = parse_amount(amount)
+    if value <= 0:
+        raise InvalidInputError(
+            f"a deposit must be more than 0, got {amount}; money is taken out by usage, "
+            "reservations or an adjustment, never by a deposit"
+        )
 
     async def go() -> LedgerEntry:
         async with open_backend(options(ctx)) as backend:
@@ -223,7 +226,10 @@ def entries_command(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-    app.command("deposit")(deposit_command)
+    # A negative amount (``deposit -5``) reaches the command, which explains the refusal,
+    # instead of being read as an unknown option ``-5``.
+    numbers = {"ignore_unknown_options": True}
+    app.command("deposit", context_settings=numbers)(deposit_command)
     app.command("record")(record_command)
-    app.command("refund")(refund_command)
+    app.command("refund", context_settings=numbers)(refund_command)
     app.command("entries")(entries_command)

@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -35,6 +36,7 @@ __all__ = [
     "fail",
     "money",
     "print_json",
+    "print_listing",
     "progress",
     "run",
     "table",
@@ -104,6 +106,32 @@ def money(amount: Decimal | None, places: int | None = None) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return f"{sign}${text}"
+
+
+def print_listing(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[str] = ()
+) -> None:
+    """A long listing as plain aligned columns, each cell whole (never cut to "…").
+
+    For thousands of rows (``prices list``): a Rich table measures every cell several times
+    (seconds for the whole catalog) and fits itself to the terminal by cutting names; this
+    prints at once, at the width the longest cell needs, and reads well through ``grep``.
+    """
+    widths = [cell_len(name) for name in columns]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], cell_len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        parts = []
+        for i, cell in enumerate(cells):
+            pad = " " * (widths[i] - cell_len(cell))
+            parts.append(pad + cell if columns[i] in right else cell + pad)
+        return "  ".join(parts).rstrip()
+
+    out = [title, line(columns), line(["-" * w for w in widths])]
+    out.extend(line(row) for row in rows)
+    sys.stdout.write("\n".join(out) + "\n")
 
 
 def table(

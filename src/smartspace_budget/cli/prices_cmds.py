@@ -9,11 +9,13 @@ from typing import Any
 
 import typer
 
+from smartspace_budget.backend._cached import current_prices
 from smartspace_budget.cli.output import (
     console,
     key_values,
     money,
     print_json,
+    print_listing,
     progress,
     run,
     table,
@@ -22,6 +24,7 @@ from smartspace_budget.cli.runtime import JSON, open_backend, options
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import PricingData, PricingModel, loads
 from smartspace_budget.money import parse_amount
+from smartspace_budget.pricing.catalog import MAX_PRICE_CHANGE
 
 __all__ = ["pricing_rows", "register"]
 
@@ -38,46 +41,36 @@ def prices_list(
     provider: str | None = typer.Option(None, "--provider", help="Only this provider."),
     as_json: bool = JSON,
 ) -> None:
-    """Known models with their current input/output prices (per 1M tokens)."""
+    """Known models with their current input/output prices (per 1M tokens).
+
+    Read in one pass over the price catalog, and printed as plain columns as wide as the
+    longest name, so no name is cut short (also when piped).
+    """
 
     async def go() -> list[tuple[str, str, PricingData | None]]:
-        import asyncio
-
         async with open_backend(options(ctx)) as backend:
-            pairs = await backend.list_models(provider)
-            with progress("Reading prices", total=len(pairs)) as bar:
-
-                async def one(p: str, m: str) -> tuple[str, str, PricingData | None]:
-                    try:
-                        price = await backend.get_pricing(p, m)
-                    except Exception:
-                        price = None
-                    bar.advance()
-                    return p, m, price
-
-                return list(await asyncio.gather(*(one(p, m) for p, m in pairs)))
+            with progress("Reading prices"):
+                return await current_prices(backend, provider)
 
     rows = run(go())
     if as_json:
         print_json([{"provider": p, "model": m, "pricing": price} for p, m, price in rows])
         return
-    console.print(
-        table(
-            f"Models ({len(rows)})",
-            ["Provider", "Model", "Input /1M", "Output /1M", "Cached /1M", "Version"],
-            [
-                (
-                    p,
-                    m,
-                    _per_million(price.input_price_per_1k if price else None),
-                    _per_million(price.output_price_per_1k if price else None),
-                    _per_million(price.cached_input_price_per_1k if price else None),
-                    (price.version or "—") if price else "—",
-                )
-                for p, m, price in rows
-            ],
-            right=["Input /1M", "Output /1M", "Cached /1M"],
-        )
+    print_listing(
+        f"Models ({len(rows)})",
+        ["Provider", "Model", "Input /1M", "Output /1M", "Cached /1M", "Version"],
+        [
+            (
+                p,
+                m,
+                _per_million(price.input_price_per_1k if price else None),
+                _per_million(price.output_price_per_1k if price else None),
+                _per_million(price.cached_input_price_per_1k if price else None),
+                (price.version or "—") if price else "—",
+            )
+            for p, m, price in rows
+        ],
+        right=["Input /1M", "Output /1M", "Cached /1M"],
     )
 
 
@@ -185,7 +178,11 @@ def prices_set(
     effective: datetime | None = typer.Option(  # noqa: B008
         None, "--effective", help="When it takes effect (default: now, UTC)."
     ),
-    force: bool = typer.Option(False, "--force", help="Accept a change of more than 10x."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help=f"Accept a price more than {MAX_PRICE_CHANGE}x above or below the one in force.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Add a price version (an override of the catalog) from its effective date on."""
@@ -232,19 +229,30 @@ def prices_set(
 
 async def _add_price(backend: Any, pricing: PricingData, force: bool) -> PricingData:
     book = getattr(backend, "price_book", None)
-    if book is not None:
-        return await book.add_price(pricing, force=force)  # type: ignore[no-any-return]
-    add = getattr(backend, "add_price", None)
-    if add is not None:
+    add = book.add_price if book is not None else getattr(backend, "add_price", None)
+    if add is None:
+        raise InvalidInputError("this backend cannot store prices; use --database-url")
+    try:
         return await add(pricing, force=force)  # type: ignore[no-any-return]
-    raise InvalidInputError("this backend cannot store prices; use --database-url")
+    except InvalidInputError as exc:
+        # The library's refusal names its keyword argument; a CLI user passes --force.
+        if "force=True" not in exc.detail:
+            raise
+        raise InvalidInputError(
+            exc.detail.replace("pass force=True", "pass --force").replace("force=True", "--force"),
+            **exc.context,
+        ) from None
 
 
 @prices_app.command("sync")
 def prices_sync(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="JSON list of price versions (the spec's shape)."),  # noqa: B008
-    force: bool = typer.Option(False, "--force", help="Accept changes of more than 10x."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help=f"Accept prices more than {MAX_PRICE_CHANGE}x above or below the ones in force.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Import a price sheet: every version not stored yet is added; re-running adds nothing."""

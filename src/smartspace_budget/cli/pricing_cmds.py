@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
 from smartspace_budget.cli.output import (
     EXIT_DENIED,
@@ -18,11 +20,13 @@ from smartspace_budget.cli.output import (
     run,
     table,
 )
+from smartspace_budget.cli.output import money as usd_money
+from smartspace_budget.cli.rates import RATES, exchange_rates, explain_missing_rate
 from smartspace_budget.cli.runtime import JSON, PROJECT, USER, open_backend, options
 from smartspace_budget.cli.usage_options import AT, USAGE, parse_at, parse_usage, usage_rows
-from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.errors import InvalidInputError, UnknownCurrencyError
 from smartspace_budget.models import CostEstimate, loads
-from smartspace_budget.money import parse_amount
+from smartspace_budget.money import ExchangeRates, parse_amount
 
 __all__ = ["SPEC_COMPARISON", "register"]
 
@@ -64,7 +68,12 @@ def read_messages(path: Path | None) -> list[dict[str, Any]] | None:
 
 
 def estimate_rows(estimate: CostEstimate) -> dict[str, Any]:
-    """The lines of an estimate as people read it."""
+    """The lines of an estimate as people read it (``$`` only for USDC and USD)."""
+
+    def money(amount: Decimal) -> str:
+        shown = usd_money(amount)
+        return shown if estimate.currency in ("USDC", "USD") else shown.replace("$", "", 1)
+
     method = estimate.input_token_estimate
     tokens = f"{estimate.input_tokens:,}"
     if method is not None:
@@ -92,24 +101,28 @@ async def _estimate(
     input_tokens: int | None,
     output_tokens: int,
     currency: str,
+    rates: ExchangeRates | None = None,
     usage: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> tuple[Any, CostEstimate]:
     from smartspace_budget.pricing import PricingEngine
 
     async with open_backend(opts) as backend:
-        engine = PricingEngine(backend)
-        estimate = await engine.estimate_cost(
-            provider,
-            model,
-            text,
-            messages=messages,
-            input_tokens=input_tokens,
-            expected_output_tokens=output_tokens,
-            currency=currency,
-            usage=usage or None,
-            at=at,
-        )
+        engine = PricingEngine(backend, exchange_rates=rates)
+        try:
+            estimate = await engine.estimate_cost(
+                provider,
+                model,
+                text,
+                messages=messages,
+                input_tokens=input_tokens,
+                expected_output_tokens=output_tokens,
+                currency=currency,
+                usage=usage or None,
+                at=at,
+            )
+        except UnknownCurrencyError as exc:
+            raise explain_missing_rate(exc) from None
         return backend, estimate
 
 
@@ -122,7 +135,10 @@ def estimate_command(
     messages: Path | None = typer.Option(None, "--messages", help="JSON file of chat messages."),  # noqa: B008
     input_tokens: int | None = typer.Option(None, "--input-tokens", min=0, help="Known count."),
     output_tokens: int = typer.Option(500, "--output-tokens", "-o", min=0, help="Expected output."),
-    currency: str = typer.Option("USDC", "--currency", help="Currency of the result."),
+    currency: str = typer.Option(
+        "USDC", "--currency", help="Currency of the result (other than USDC/USD: with --rate)."
+    ),
+    rates: list[str] = RATES,
     usage: list[str] = USAGE,
     at: str | None = AT,
     as_json: bool = JSON,
@@ -131,6 +147,7 @@ def estimate_command(
     counts = parse_usage(usage)
     instant = parse_at(at)
     prompt = read_input(text, file)
+    table_of_rates = exchange_rates(rates)
     _, estimate = run(
         _estimate(
             options(ctx),
@@ -141,6 +158,7 @@ def estimate_command(
             input_tokens,
             output_tokens,
             currency,
+            table_of_rates,
             counts,
             instant,
         )
@@ -163,7 +181,7 @@ def check_command(
     amount: str | None = typer.Option(None, "--amount", help="Check this amount instead."),
     as_json: bool = JSON,
 ) -> None:
-    """The spec's Example 1: estimate one request, then check it against the account's policy.
+    """Estimate one request, then check it against the account's policy (pre-request check).
 
     Exits 1 when the budget check fails.
     """
@@ -214,13 +232,16 @@ def parse_pair(text: str) -> tuple[str, str]:
 def compare_command(
     ctx: typer.Context,
     models: list[str] = typer.Argument(  # noqa: B008
-        None, help="provider/model pairs (default: the spec's Example 4 list)."
+        None,
+        metavar="PROVIDER/MODEL...",
+        help="provider/model pairs (default: gpt-4, gpt-3.5-turbo, claude-3-opus, "
+        "claude-3-sonnet, gemini-pro).",
     ),
     input_tokens: int = typer.Option(1000, "--input-tokens", "-i", min=0),
     output_tokens: int = typer.Option(500, "--output-tokens", "-o", min=0),
     as_json: bool = JSON,
 ) -> None:
-    """The spec's Example 4: the same request priced across providers, cheapest first."""
+    """The same request priced across providers and models, cheapest first."""
     pairs = [parse_pair(m) for m in models] if models else SPEC_COMPARISON
 
     async def go() -> Any:
@@ -263,8 +284,17 @@ def compare_command(
         raise InvalidInputError("no pair could be priced")
 
 
+class PlainHelp(TyperCommand):
+    """Help without Typer's Python type of a repeatable argument (``<list[str]>``): its
+    metavar already says what to give."""
+
+    def get_help(self, ctx: Any) -> str:
+        text: str = super().get_help(ctx)
+        return text.replace(" <list[str]>", " " * len(" <list[str]>"))
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command("estimate")(estimate_command)
     app.command("check")(check_command)
-    app.command("compare")(compare_command)
+    app.command("compare", cls=PlainHelp)(compare_command)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import TYPE_CHECKING, cast
 
 import typer
 
-from smartspace_budget.cli.output import console
+from smartspace_budget.cli.output import EXIT_ERROR, console
 from smartspace_budget.cli.runtime import options, settings
 from smartspace_budget.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from smartspace_budget.server.log_format import LogFormat
 
-__all__ = ["register"]
+__all__ = ["ensure_can_listen", "register"]
 
 
 def serve_command(
@@ -41,15 +43,44 @@ def serve_command(
     opts = options(ctx)
     if opts.url:
         raise InvalidInputError("serve runs the service itself: give --database-url, not --url")
-    serve(
-        host=host,
-        port=port,
-        workers=workers,
-        database_url=opts.database_url,
-        auth=not no_auth,
-        log_level=log_level,
-        log_format=cast("LogFormat", log_format),  # serve() refuses anything else
-    )
+    ensure_can_listen(host, port)
+    try:
+        serve(
+            host=host,
+            port=port,
+            workers=workers,
+            database_url=opts.database_url,
+            auth=not no_auth,
+            log_level=log_level,
+            log_format=cast("LogFormat", log_format),  # serve() refuses anything else
+        )
+    except SystemExit as exc:
+        # uvicorn exits 1 or 3 when it cannot start; the CLI's codes are 0/1/2, and 1 means
+        # "denied", so any failure to serve is 2 (uvicorn has logged why).
+        if exc.code not in (None, 0):
+            raise typer.Exit(EXIT_ERROR) from None
+        raise
+
+
+def ensure_can_listen(host: str, port: int) -> None:
+    """Refuse at once, with a clear message and exit 2, when ``host:port`` cannot be bound
+    (already in use, or not an address of this machine)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot listen on {host}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise InvalidInputError(
+                f"cannot listen on {host}:{port}: {reason}; pick another with --port"
+            ) from None
 
 
 def migrate_command(ctx: typer.Context) -> None:

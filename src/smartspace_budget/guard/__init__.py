@@ -1,6 +1,10 @@
 """Guarded LLM calls: estimate, reserve, call, settle at the real cost, flag the difference.
 
-::
+In one line, on the default backend (the embedded ledger unless configured otherwise)::
+
+    client = smartspace_budget.guard.wrap(openai.AsyncOpenAI(), user_id="u1", project_id="p1")
+
+or with every part chosen::
 
     guard = Guard(backend, PricingEngine(backend), user_id="user_001", project_id="proj_001")
     client = guard.wrap(openai.AsyncOpenAI())
@@ -22,6 +26,7 @@ from smartspace_budget.guard.costing import (
     usage_base_cost,
     with_platform_fee,
 )
+from smartspace_budget.guard.one_line import wrap
 from smartspace_budget.guard.portal import Portal
 
 __all__ = [
@@ -35,4 +40,5 @@ __all__ = [
     "deliver_alert",
     "usage_base_cost",
     "with_platform_fee",
+    "wrap",
 ]

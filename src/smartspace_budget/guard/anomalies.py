@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from smartspace_budget import display
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.guard.call import GuardedCall
 from smartspace_budget.models import (
@@ -44,11 +45,7 @@ def anomaly_alert(
         alert_type=AlertType.COST_ANOMALY,
         level=level,
         title=f"Cost anomaly on {call.provider}/{call.model}",
-        message=anomaly.message
-        or (
-            f"request {call.request_id} cost {anomaly.actual_cost} USDC, "
-            f"estimated {anomaly.estimated_cost} USDC ({anomaly.severity.value})"
-        ),
+        message=_message(call, anomaly, level),
         current_value=anomaly.actual_cost,
         threshold_value=anomaly.estimated_cost,
         metadata={
@@ -62,6 +59,18 @@ def anomaly_alert(
             ),
         },
     )
+
+
+def _message(call: GuardedCall, anomaly: CostAnomaly, level: AlertLevel) -> str:
+    """The alert's sentence, naming the alert's own level (the anomaly's severity band is in
+    ``metadata``: a critical band is an emergency alert, and the text must not say otherwise)."""
+    actual, estimated = display.amount(anomaly.actual_cost), display.amount(anomaly.estimated_cost)
+    if anomaly.difference_percent is None:
+        gap = f"against an estimate of {estimated}"
+    else:
+        side = "above" if anomaly.actual_cost > anomaly.estimated_cost else "below"
+        gap = f"{display.percent(anomaly.difference_percent)} {side} its estimate of {estimated}"
+    return f"Request {call.request_id} cost {actual}, {gap} ({level.value})"
 
 
 async def deliver_alert(monitor: Any, alert: SpendingAlert) -> None:

@@ -58,6 +58,16 @@ class PriceStore:
             rows = (await conn.execute(query)).scalars().all()
         return [PricingData.from_json(document) for document in rows]
 
+    async def all_versions(self, provider: str | None = None) -> list[PricingData]:
+        """Every stored version (of one provider, or all) in one query, each model's by
+        effective date, ties in the order added (for listings of every price)."""
+        query = select(_T.document).order_by(_T.effective_date, _T.id)
+        if provider is not None:
+            query = query.where(_T.provider == provider)
+        async with self._reading() as conn:
+            rows = (await conn.execute(query)).scalars().all()
+        return [PricingData.from_json(document) for document in rows]
+
     async def get_version(self, version: str) -> PricingData | None:
         """One version by id, or ``None``."""
         async with self._reading() as conn:

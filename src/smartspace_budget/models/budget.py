@@ -165,8 +165,9 @@ class BudgetStatus(SpecModel):
 
     @property
     def low_balance_warning(self) -> bool:
-        """The available balance is at or below the low-balance threshold (or below zero)."""
-        if self.available_balance < 0:
+        """The available balance is at or below the low-balance threshold, or exhausted
+        (zero or below) whatever the threshold."""
+        if self.available_balance <= 0:
             return True
         return (
             self.low_balance_threshold is not None

@@ -13,6 +13,7 @@ from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
 from smartspace_budget.models.dimensions import DIMENSIONS, DIMENSIONS_BY_FIELD
 
 __all__ = [
+    "MAX_HISTORY_DAYS",
     "SPEC_PRICE_FIELDS",
     "AnomalyDirection",
     "AnomalySeverity",
@@ -37,6 +38,11 @@ SPEC_PRICE_FIELDS: dict[str, str] = {
     "seconds": "price_per_second",
 }
 """Dimensions priced by the spec's own fields; every other one is in ``dimension_prices``."""
+
+
+MAX_HISTORY_DAYS = 36_500
+"""The longest price history one may ask for (``days``, 0 to this), in the library and over
+HTTP alike."""
 
 
 def _now() -> datetime:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from smartspace_budget import display
 from smartspace_budget.errors import InvalidAmountError, InvalidInputError
 from smartspace_budget.models import AnomalyDirection, AnomalySeverity, CostAnomaly
 from smartspace_budget.models.usage import MAX_ID_LENGTH
@@ -113,15 +114,16 @@ def _message(
     percent: Decimal | None,
 ) -> str:
     where = f"{provider}/{model}"
+    shown = display.amount(actual)
     if direction is AnomalyDirection.EQUAL:
-        return f"actual cost {actual} equals the estimate for {where}"
+        return f"actual cost {shown} equals the estimate for {where}"
     side = "above" if direction is AnomalyDirection.OVER else "below"
     if percent is None:
         return (
-            f"actual cost {actual} for {where} against an estimate of 0 "
-            f"({severity.value}: no finite percentage)"
+            f"actual cost {shown} for {where} against an estimate of $0 "
+            f"({severity.value} severity: no finite percentage)"
         )
     return (
-        f"actual cost {actual} is {percent.normalize():f}% {side} the estimate {estimated} "
-        f"for {where} ({severity.value})"
+        f"actual cost {shown} is {display.percent(percent)} {side} the estimate "
+        f"{display.amount(estimated)} for {where} ({severity.value} severity)"
     )

@@ -362,6 +362,36 @@ class PriceBook:
         except (UnknownProviderError, UnknownModelError, MissingPricingError):
             return None
 
+    async def current_prices(
+        self, provider: str | None = None
+    ) -> list[tuple[str, str, PricingData | None]]:
+        """Every known model with the version in force now (``None`` when it has none), in
+        ``list_models`` order. The overrides are read once (``snapshot_store``), not once per
+        model: a listing of the whole catalog costs one query."""
+        snapshot = PriceBook(
+            await snapshot_store(self._store), catalog=self._catalog, clock=self._clock
+        )
+        rows: list[tuple[str, str, PricingData | None]] = []
+        for p, m in await snapshot.list_models(provider):
+            try:
+                price: PricingData | None = await snapshot.get_pricing(p, m)
+            except (UnknownProviderError, UnknownModelError, MissingPricingError):
+                price = None
+            rows.append((p, m, price))
+        return rows
+
+
+async def snapshot_store(store: OverrideStore) -> OverrideStore:
+    """The overrides of ``store`` copied into memory in one read, when the store can read
+    them all at once (``all_versions``); else ``store`` itself."""
+    read_all = getattr(store, "all_versions", None)
+    if read_all is None:
+        return store
+    copy = MemoryPriceStore()
+    for version in await read_all():
+        await copy.add(version, forced=True)
+    return copy
+
 
 def _aware(instant: datetime) -> datetime:
     if not isinstance(instant, datetime):

@@ -2,10 +2,12 @@
 
 The engine only reads. Prices come from any object with the backend's three pricing reads
 (``get_pricing``, ``get_price_history``, ``list_models``): a ``LocalBackend``, an
-``HttpBackend``, or a :class:`~smartspace_budget.pricing.catalog.PriceBook` directly. Each
-(provider, model) price is cached ``cache_ttl_seconds`` (the spec's 5 minutes), with one
-fetch in flight per key; a failed fetch is not cached, and a backend error is raised, never
-replaced by a price.
+``HttpBackend``, or a :class:`~smartspace_budget.pricing.catalog.PriceBook` directly. Our
+backends cache each price for their ``pricing_ttl`` (the spec's 5 minutes) and the engine
+reads through that cache, adding none of its own: a second one would let a price go twice
+as stale. Over any other reader the engine caches each (provider, model) price
+``cache_ttl_seconds`` itself. Either way one fetch is in flight per key; a failed fetch is
+not cached, and a backend error is raised, never replaced by a price.
 
 Rounding: every amount is computed exactly and rounded once, half-even to nine decimal
 places (nano-USDC, :func:`money.quantize`). ``base_cost`` is the rounded exact sum of input
@@ -33,6 +35,7 @@ from smartspace_budget.models import (
     TokenEstimate,
 )
 from smartspace_budget.models._trusted import trusted
+from smartspace_budget.models.pricing import MAX_HISTORY_DAYS
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import DEFAULT_CURRENCY, ExchangeRates, parse_amount, quantize
 from smartspace_budget.pricing import anomaly, names
@@ -124,7 +127,9 @@ class PricingEngine:
     ``backend`` is any :class:`PricingReader` (``None``: the embedded default).
     ``platform_fee_percent`` is added to every estimate (0-100, default 5).
     ``exchange_rates`` converts estimates to other currencies (USDC and USD 1:1 by default).
-    ``clock`` (monotonic seconds) times the price cache; tests pass their own.
+    ``cache_ttl_seconds`` and ``clock`` (monotonic seconds) apply to the engine's own price
+    cache, used only over a reader that does not cache prices itself (see the module
+    docstring).
     """
 
     def __init__(
@@ -153,13 +158,23 @@ class PricingEngine:
         self._prices: TTLCache[PricingData] = TTLCache(
             float(cache_ttl_seconds), clock=clock if clock is not None else time.monotonic
         )
+        from smartspace_budget.backend._cached import CachedReads
+
+        # A backend that caches prices itself is the only cache (DESIGN.md: "the engine adds
+        # no second cache"); the engine peeks into it on the hot path.
+        self._shared: CachedReads | None = (
+            self.backend if isinstance(self.backend, CachedReads) else None
+        )
+        self._peek: Callable[[str], PricingData | None] = (
+            self._prices.peek if self._shared is None else self._shared.peek_pricing
+        )
 
     # -- prices ----------------------------------------------------------------------------
 
     def _cached(self, provider: str, model: str) -> PricingData | None:
         """The cached price version if fresh, without a coroutine (the hot path)."""
         key = self._keys.get((provider, model)) if _names(provider, model) else None
-        return None if key is None else self._prices.peek(key)
+        return None if key is None else self._peek(key)
 
     async def _pricing(self, provider: str, model: str) -> PricingData:
         """The cached price version (shared: never handed out without a copy)."""
@@ -167,18 +182,22 @@ class PricingEngine:
         if key is None:
             key = names.normalize(provider, what="provider") + "\x1f"
             key += names.normalize(model, what="model")
+            if self._shared is not None:
+                key = self._shared.pricing_key(provider, model)
             if len(self._keys) >= 10_000:  # names come from callers: keep the memo bounded
                 self._keys.clear()
             self._keys[(provider, model)] = key
-        cached = self._prices.peek(key)
+        cached = self._peek(key)
         if cached is not None:
             return cached
+        if self._shared is not None:
+            return await self._shared.get_pricing(provider, model)
         return await self._prices.get_or_fetch(
             key, lambda: self.backend.get_pricing(provider, model)
         )
 
     async def get_provider_pricing(self, provider: str, model: str) -> PricingData:
-        """The price version in force now, cached ``cache_ttl_seconds``.
+        """The price version in force now (cached 5 minutes; see the module docstring).
 
         Raises :class:`UnknownProviderError`, :class:`UnknownModelError`,
         :class:`MissingPricingError`, or the backend's :class:`BackendError`.
@@ -188,17 +207,28 @@ class PricingEngine:
     async def get_price_history(
         self, provider: str, model: str, days: int | None = 30
     ) -> list[PricingData]:
-        """Price versions in force during the last ``days`` days (all when ``None``)."""
+        """Price versions in force during the last ``days`` days (all when ``None``).
+
+        ``days`` is 0 (the version in force now, and any scheduled) to
+        :data:`~smartspace_budget.models.pricing.MAX_HISTORY_DAYS`, as over HTTP.
+        """
         if days is not None:
             days = count(days, "days")
+            if days > MAX_HISTORY_DAYS:
+                raise InvalidInputError(
+                    f"days must be at most {MAX_HISTORY_DAYS}, got {days}", field="days"
+                )
         return await self.backend.get_price_history(provider, model, days=days)
 
     def invalidate(self) -> None:
-        """Forget cached prices (after an operator changed one in this process)."""
+        """Forget cached prices (after an operator changed one in this process), the
+        backend's too when it is the one caching them."""
         self._quotes.clear()
         self._unquoted.clear()
         self._cards.clear()
         self._prices.invalidate()
+        if self._shared is not None:
+            self._shared.invalidate_pricing()
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -278,7 +308,7 @@ class PricingEngine:
             and cache_write_tokens is _ZERO
             and type(expected_output_tokens) is int
             and 0 <= expected_output_tokens <= MAX_TOKENS
-            and self._prices.peek(quote.key) is quote.pricing
+            and self._peek(quote.key) is quote.pricing
         ):
             token_estimate = None
             tokens = -1
@@ -520,7 +550,7 @@ class PricingEngine:
         if type(provider) is not str or type(model) is not str:
             return
         key = self._keys.get((provider, model))
-        if key is None or self._prices.peek(key) is not pricing:
+        if key is None or self._peek(key) is not pricing:
             return  # not cached (ttl 0, or replaced meanwhile): nothing to keep in step with
         known = self._quotes.get((provider, model))
         if known is not None and known.pricing is pricing:

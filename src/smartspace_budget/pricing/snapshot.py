@@ -48,6 +48,7 @@ from typing import Any
 from smartspace_budget.errors import MissingPricingError
 from smartspace_budget.models import PriceTier, PricingData, PricingModel
 from smartspace_budget.models.pricing import TimeOfDayPrice
+from smartspace_budget.money import DEFAULT_CURRENCY
 from smartspace_budget.pricing import names
 
 __all__ = ["CATALOG_EPOCH", "GENAI_SOURCE", "GenaiCatalog", "shared_catalog"]
@@ -484,6 +485,7 @@ def _version(
         fields.setdefault("cache_write_price_per_1k", None)
     fields = {k: v for k, v in fields.items() if v is not None or k in kept}
     fields["version"] = _version_id(fields)
+    fields["currency"] = DEFAULT_CURRENCY  # genai-prices' USD, taken as USDC 1:1
     return PricingData.model_validate(fields)
 
 

@@ -27,6 +27,7 @@ from smartspace_budget.config import Settings
 from smartspace_budget.ledger.engine import read_options
 from smartspace_budget.server.auth import Authenticator, Limiter, RateLimiter
 from smartspace_budget.server.context import ServiceContext
+from smartspace_budget.server.docs import install_docs
 from smartspace_budget.server.fast_status import LedgerService
 from smartspace_budget.server.key_tables import ensure_key_table, find_api_key
 from smartspace_budget.server.middleware import BodyLimitMiddleware, EncodedSlashMiddleware
@@ -173,6 +174,8 @@ def create_app(
         lifespan=lifespan,
         separate_input_output_schemas=False,
         telemetry=None if config.opentelemetry else _NO_TELEMETRY,
+        docs_url=None,  # served by install_docs, with assets of our own (no CDN)
+        redoc_url=None,
     )
     app.state.metrics = service_metrics
     app.state.rate_limiter = _rate_limiter(config)
@@ -185,6 +188,7 @@ def create_app(
     install_dashboard(app)
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     # Budget status and balance are answered ahead of all of these (LedgerService).
     app.fast_status = fast_status
     # Added innermost first. Metrics (and the request log) outermost, so a body refused

@@ -193,7 +193,13 @@ def bar_chart(
                     start=bucket.start,
                     over_limit=limit is not None and bucket.spent > limit,
                     show_label=show_label,
-                    dense=show_label and (position // every) % 2 == 1,
+                    # Hidden on a phone: every other label, and the previous window's last
+                    # one, which the larger phone text would run into the next window's first.
+                    dense=show_label
+                    and (
+                        (position // every) % 2 == 1
+                        or (series == "previous" and len(buckets) - position <= 2 * every)
+                    ),
                 )
             )
             index += 1

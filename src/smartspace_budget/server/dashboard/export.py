@@ -131,7 +131,10 @@ def view_to_json(view: DashboardView) -> str:
 
 
 def _amount(value: Decimal | int | None) -> str:
-    return "" if value is None else str(value)
+    # Positional, exact: str() of a nine-place zero is "0E-9", which spreadsheets misread.
+    if value is None:
+        return ""
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 def view_to_csv(view: DashboardView) -> str:

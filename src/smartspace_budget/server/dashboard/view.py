@@ -164,6 +164,8 @@ class Comparison:
     rows: list[CostEstimate] = field(default_factory=list)
     error: str | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
+    rejected_input: bool = False
+    """The typed workload was refused (``error`` says why): the form shows it again, marked."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from smartspace_budget.backend.base import AccountRef, SpendingBucket
+from smartspace_budget.budgets.budget_tracker import BudgetTracker
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import (
     Balance,
@@ -97,9 +98,15 @@ async def get_analytics(
     at: At = None,
     extended: Extended = False,
 ) -> Response:
-    """The spec's spending analytics for one period window (monthly by default)."""
+    """The spec's spending analytics for one period window (monthly by default).
+
+    ``spending_trend`` and ``anomaly_detected`` are computed here exactly as
+    ``BudgetTracker.get_spending_analytics`` computes them, so the endpoint, the library and
+    the CLI agree on one account.
+    """
     user, project = _account(caller, user_id, project_id)
-    analytics = await ctx.backend.get_analytics(user, project, period, at=at)
+    tracker = BudgetTracker(ctx.backend, status_ttl=0)
+    analytics = await tracker.get_spending_analytics(user, project, period, at=at)
     return DecimalJSONResponse(spec_shaped(analytics, extended))
 
 

@@ -5,7 +5,8 @@ the CLI reads, so the dashboard can never show a number the API would not. Acces
 the API's keys (:mod:`smartspace_budget.server.auth`): an account key sees its own account;
 an admin names one with ``user_id``/``project_id`` (or picks from a list); another tenant's
 account answers 404 like the API. Browsers cannot attach a Bearer header to a link, so the
-key may also come from an HttpOnly, SameSite=Strict cookie set by ``POST /dashboard/login``.
+key may also come from a session opened by ``POST /dashboard/login``: an HttpOnly,
+SameSite=Strict cookie holding a signed session id, never the key (``dashboard/sessions.py``).
 
 These routes are left out of the OpenAPI document: they answer HTML for people, and the
 document describes the JSON API.
@@ -14,7 +15,7 @@ document describes the JSON API.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -43,9 +44,11 @@ from smartspace_budget.server.dashboard.render import (
     render_page,
     static_file,
 )
+from smartspace_budget.server.dashboard.sessions import SESSION_TTL, Sessions
 from smartspace_budget.server.dashboard.view import (
     AlertsSource,
     Comparer,
+    Comparison,
     DashboardView,
     Period,
     Workload,
@@ -56,8 +59,8 @@ from smartspace_budget.server.responses import error_response
 
 __all__ = ["COOKIE", "DashboardServices", "install_dashboard", "monitor_alerts", "router"]
 
-COOKIE = "ssb_dashboard_key"
-COOKIE_MAX_AGE = 8 * 3600
+COOKIE = "ssb_dashboard_session"
+COOKIE_MAX_AGE = SESSION_TTL
 QUERY_KEYS = ("user_id", "project_id", "period", "input_tokens", "output_tokens", "models")
 MAX_QUERY_VALUE = 2000
 _SECURITY_HEADERS = {
@@ -101,6 +104,7 @@ class DashboardServices:
     alerts: AlertsSource | None = None
     compare: Comparer | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    sessions: Sessions = field(default_factory=Sessions)
     _defaults: dict[int, tuple[Backend, AlertsSource, Comparer]] = field(default_factory=dict)
 
     def sources(self, backend: Backend) -> tuple[AlertsSource, Comparer]:
@@ -150,7 +154,8 @@ def _raw_key(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(COOKIE) or None
+    services: DashboardServices = request.app.state.dashboard
+    return services.sessions.key_for(request.cookies.get(COOKIE))
 
 
 async def _caller(request: Request) -> Principal:
@@ -204,21 +209,35 @@ def _account(caller: Principal, query: dict[str, str]) -> tuple[str, str] | None
     raise ForbiddenError("this key may only read prices; use an account or admin key")
 
 
-async def _view(request: Request, query: dict[str, str], account: tuple[str, str]) -> DashboardView:
+async def _view(
+    request: Request, query: dict[str, str], account: tuple[str, str], *, page: bool = False
+) -> DashboardView:
+    """The view for ``query``. On the ``page``, a workload the comparison form cannot read
+    is reported inside the form (the rest of the page still shows); exports refuse it."""
     services, backend = _services(request)
-    workload = Workload.parse(
-        query.get("input_tokens"), query.get("output_tokens"), query.get("models")
-    )
+    rejected: str | None = None
+    try:
+        workload = Workload.parse(
+            query.get("input_tokens"), query.get("output_tokens"), query.get("models")
+        )
+    except InvalidInputError as exc:
+        if not page:
+            raise
+        workload, rejected = Workload(), exc.detail
     alerts, compare = services.sources(backend)
-    return await build_view(
+    view = await build_view(
         backend,
         *account,
         period=_period(query.get("period")),
         workload=workload,
         alerts=alerts,
-        compare=compare,
+        compare=compare if rejected is None else None,
         now=services.clock(),
     )
+    if rejected is not None:
+        rejection = Comparison(workload, [], error=rejected, rejected_input=True)
+        view = replace(view, comparison=rejection)
+    return view
 
 
 _TITLES = {
@@ -258,7 +277,7 @@ async def dashboard(request: Request) -> Response:
             _, backend = _services(request)
             accounts = await backend.list_accounts()
             return HTMLResponse(render_accounts(accounts, query), headers=_SECURITY_HEADERS)
-        view = await _view(request, query, account)
+        view = await _view(request, query, account, page=True)
     except SmartspaceBudgetError as exc:
         return _error_page(exc)
     return HTMLResponse(render_page(view, query), headers=_SECURITY_HEADERS)
@@ -338,7 +357,8 @@ async def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the key, then keep it in an HttpOnly cookie scoped to ``/dashboard``.
+    """Check the key, then open a session whose signed id goes in an HttpOnly cookie scoped
+    to ``/dashboard`` (the key itself stays on the server).
 
     A form posted from another site is refused (``Origin`` must be this host), so no page
     elsewhere can sign a visitor in under someone else's key.
@@ -365,9 +385,10 @@ async def login(request: Request) -> Response:
         return _error_page(ForbiddenError(METRICS_ONLY))
     next_query = (fields.get("next") or [""])[0]
     response = RedirectResponse(_after_login(next_query), status_code=303)
+    services: DashboardServices = request.app.state.dashboard
     response.set_cookie(
         COOKIE,
-        raw,
+        services.sessions.open(raw),  # a signed session id: the key never leaves the server
         max_age=COOKIE_MAX_AGE,
         path="/dashboard",
         httponly=True,
@@ -378,8 +399,10 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-async def logout() -> Response:
-    """Forget the key cookie."""
+async def logout(request: Request) -> Response:
+    """End the session and forget its cookie."""
+    services: DashboardServices = request.app.state.dashboard
+    services.sessions.close(request.cookies.get(COOKIE))
     response = RedirectResponse("/dashboard/login", status_code=303)
     response.delete_cookie(COOKIE, path="/dashboard")
     return response

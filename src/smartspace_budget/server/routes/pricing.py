@@ -19,13 +19,15 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from smartspace_budget.backend._cached import current_prices
 from smartspace_budget.models import PricingData
+from smartspace_budget.models.pricing import MAX_HISTORY_DAYS
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.server.auth import Caller
 from smartspace_budget.server.context import READ_ERRORS, Ctx, path_id
 from smartspace_budget.server.responses import DecimalJSONResponse, Extended, spec_shaped
 
-__all__ = ["ModelRef", "router"]
+__all__ = ["ModelPrice", "ModelRef", "router"]
 
 router = APIRouter(prefix="/api/v1/pricing", tags=["pricing"])
 
@@ -50,13 +52,42 @@ async def list_models(
     return DecimalJSONResponse([{"provider": p, "model": m} for p, m in pairs])
 
 
+class ModelPrice(BaseModel):
+    """One known model and the price version in force (``null`` when it has none now)."""
+
+    provider: str
+    model: str
+    pricing: PricingData | None
+
+
+@router.get("/prices", response_model=list[ModelPrice], responses=READ_ERRORS)
+async def list_prices(
+    caller: Caller,
+    ctx: Ctx,
+    provider: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
+    extended: Extended = False,
+) -> Response:
+    """Every known model with its price in force, read in one pass (``prices list``)."""
+    rows = await current_prices(ctx.backend, provider)
+    return DecimalJSONResponse(
+        [
+            {
+                "provider": p,
+                "model": m,
+                "pricing": None if price is None else spec_shaped(price, extended),
+            }
+            for p, m, price in rows
+        ]
+    )
+
+
 @router.get(MODEL + "/history", response_model=list[PricingData], responses=READ_ERRORS)
 async def get_price_history(
     provider: str,
     model: str,
     caller: Caller,
     ctx: Ctx,
-    days: Annotated[int | None, Query(ge=1, le=36_500)] = None,
+    days: Annotated[int | None, Query(ge=0, le=MAX_HISTORY_DAYS)] = None,
     extended: Extended = False,
 ) -> Response:
     """Price versions effective in the last ``days`` (all when omitted), oldest first."""
