@@ -34,9 +34,9 @@ def serve_command(
 ) -> None:
     """Serve the budget API (the spec's endpoints and the ledger writes) until Ctrl-C.
 
-    Run several replicas against one PostgreSQL (``--database-url postgresql+asyncpg://...``)
-    behind a load balancer; each is stateless. With ``SMARTSPACE_BUDGET_REDIS_URL`` set
-    they share their rate limits.
+    Run several replicas against one PostgreSQL (--database-url postgresql+asyncpg://...)
+    behind a load balancer; each is stateless. With SMARTSPACE_BUDGET_REDIS_URL set they
+    share their rate limits.
     """
     from smartspace_budget.server.run import serve
 
