@@ -17,7 +17,6 @@ seconds go to the general path, as does anything else it does not cover.
 
 from __future__ import annotations
 
-import decimal
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -33,7 +32,7 @@ from smartspace_budget.models import (
 from smartspace_budget.models._trusted import builder
 from smartspace_budget.models.dimensions import DIMENSIONS, NESTS_IN, SPECIFICITY, Usage
 from smartspace_budget.money import DEFAULT_CURRENCY, NANO_DIGITS
-from smartspace_budget.pricing._quote import Fee
+from smartspace_budget.pricing._quote import _NANO, Fee, _half_even, _to_nano
 
 __all__ = ["RateCard", "compile_card"]
 
@@ -41,20 +40,8 @@ _MAX_PLACES = 30
 _ORDER = {d.field: index for index, d in enumerate(DIMENSIONS)}
 _OUTPUT = {d.field for d in DIMENSIONS if ("direction", "output") in d.traits}
 _FIELDS = tuple(d.field for d in DIMENSIONS)
-_NANO = Decimal(1).scaleb(-NANO_DIGITS)
 _cost_line = builder(CostLine)
 _cost_estimate = builder(CostEstimate)
-
-
-def _half_even(numerator: int, denominator: int) -> int:
-    quotient, remainder = divmod(numerator, denominator)
-    twice = remainder + remainder
-    if twice > denominator or (twice == denominator and quotient & 1):
-        return quotient + 1
-    return quotient
-
-
-_to_nano = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN).multiply
 
 
 def _nano(value: int) -> Decimal:
