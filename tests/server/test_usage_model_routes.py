@@ -76,3 +76,21 @@ async def test_counts_that_do_not_nest_are_refused(service: Service) -> None:
     unknown = {**FULL_USAGE, "input_smell_tokens": 5}
     answer = await service.write("POST", ledger_path(t.a, "usage"), unknown, t.a_key)
     assert 400 <= answer.status_code < 500, answer.text
+
+
+async def test_price_list_shows_time_of_day_windows(service: Service) -> None:
+    """A model priced by the hour (DeepSeek off-peak) is listed with its windows as times."""
+    answer = await service.client.get(
+        "/api/v1/pricing/prices?extended=true",
+        headers=service.auth(service.tenants.pricing_key),
+    )
+    assert answer.status_code == 200, answer.text
+    windows = [
+        window
+        for entry in loads(answer.content)
+        for window in (entry["pricing"] or {}).get("time_of_day") or []
+    ]
+    assert windows, "the catalog has time-of-day prices"
+    assert all(
+        isinstance(w["start_time"], str) and w["start_time"].count(":") == 2 for w in windows
+    )

@@ -20,7 +20,7 @@ keys plus whichever of our extensions hold a value (what ``?extended=true`` answ
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any, ClassVar, Self
@@ -99,6 +99,8 @@ def _json_default(value: object) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is not None and value.utcoffset() == UTC.utcoffset(None):
             return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return value.isoformat()
+    if isinstance(value, (date, time)):
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value
