@@ -248,3 +248,31 @@ def test_a_data_directory_that_cannot_be_created_is_one_line_and_exit_2(tmp_path
     assert len(lines) == 1
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_prices_set_with_only_a_limit_keeps_the_prices_in_force(fresh: Cli) -> None:
+    """An operator overrides a model's output limit; its prices stay the catalog's."""
+    before: Any = fresh("prices", "show", "anthropic", "claude-sonnet-4-5", "--json").json()
+    added: Any = fresh(
+        "prices", "set", "anthropic", "claude-sonnet-4-5", "--max-output-tokens", "64000", "--json"
+    ).json()
+    assert added["max_output_tokens"] == 64_000
+    for kept in ("input_price_per_1k", "output_price_per_1k", "dimension_prices", "tiers"):
+        assert added.get(kept) == before.get(kept), kept
+    assert added["version"] != before["version"]
+    refused = fresh(
+        "estimate", "anthropic", "claude-sonnet-4-5", "--input-tokens", "10", "-o", "100000"
+    )
+    assert refused.exit_code == 2  # bad input
+    assert "64,000-token output limit" in refused.stderr
+    nothing = fresh("prices", "set", "anthropic", "claude-sonnet-4-5")
+    assert nothing.exit_code != 0
+    assert "give a price" in nothing.stderr
+
+
+def test_prices_show_says_when_the_catalog_gives_no_start_date(fresh: Cli) -> None:
+    shown = fresh("prices", "show", "openai", "gpt-4")
+    assert shown.exit_code == 0
+    assert "publishes no start date" in shown.stdout.replace("\n", " ")
+    assert "1970" not in shown.stdout
+    assert "8,192" in shown.stdout  # the context window

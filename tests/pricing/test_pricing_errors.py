@@ -105,7 +105,9 @@ async def test_over_the_input_limit(engine: PricingEngine) -> None:
     assert "openai/gpt-4" in caught.value.detail
     assert caught.value.context["limit"] == 8192
     assert caught.value.status_code == 400
-    within = await engine.estimate_cost("openai", "gpt-4", input_tokens=8192)
+    within = await engine.estimate_cost(
+        "openai", "gpt-4", input_tokens=8192, expected_output_tokens=0
+    )
     assert within.input_tokens == 8192
 
 
@@ -113,3 +115,25 @@ async def test_over_the_limit_from_text(engine: PricingEngine) -> None:
     text = "token " * 9000
     with pytest.raises(ContextLimitExceededError, match="8,192-token input limit"):
         await engine.estimate_cost("openai", "gpt-4", text)
+
+
+async def test_input_and_output_together_must_fit_the_context_window(
+    engine: PricingEngine,
+) -> None:
+    """gpt-4's 8,192-token window holds input and output together: 100,000 output is refused."""
+    with pytest.raises(ContextLimitExceededError) as caught:
+        await engine.estimate_cost(
+            "openai", "gpt-4", input_tokens=10, expected_output_tokens=100_000
+        )
+    assert "exceed the 8,192-token context window" in caught.value.detail
+    assert caught.value.context == {"limit": 8192, "tokens": 100_010}
+    with pytest.raises(ContextLimitExceededError, match="context window"):
+        await engine.estimate_cost(
+            "openai", "gpt-4", input_tokens=4_000, expected_output_tokens=4_193
+        )
+    fits = await engine.estimate_cost(
+        "openai", "gpt-4", input_tokens=4_000, expected_output_tokens=4_192
+    )
+    assert fits.output_tokens == 4_192
+    pricing = await engine.get_provider_pricing("openai", "gpt-4")
+    assert pricing.context_window == pricing.max_input_tokens == 8192

@@ -25,6 +25,7 @@ from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import PricingData, PricingModel, loads
 from smartspace_budget.money import parse_amount
 from smartspace_budget.pricing.catalog import MAX_PRICE_CHANGE
+from smartspace_budget.pricing.snapshot import CATALOG_EPOCH
 
 __all__ = ["pricing_rows", "register"]
 
@@ -95,7 +96,13 @@ def pricing_rows(price: PricingData) -> dict[str, Any]:
         rows["Max input tokens"] = f"{price.max_input_tokens:,}"
     if price.max_output_tokens is not None:
         rows["Max output tokens"] = f"{price.max_output_tokens:,}"
-    rows["Effective"] = price.effective_date.isoformat()
+    if price.context_window is not None:
+        rows["Context window"] = f"{price.context_window:,}"
+    rows["Effective"] = (
+        "since the catalog's first listing (it publishes no start date)"
+        if price.effective_date == CATALOG_EPOCH
+        else price.effective_date.isoformat()
+    )
     rows["Version"] = price.version or "—"
     rows["Source"] = price.source or "—"
     return rows
@@ -174,7 +181,12 @@ def prices_set(
     write_price: str | None = typer.Option(None, "--cache-write", help="Per 1K cache writes."),
     request_price: str | None = typer.Option(None, "--per-request", help="USDC per request."),
     max_input: int | None = typer.Option(None, "--max-input-tokens", min=0),
-    max_output: int | None = typer.Option(None, "--max-output-tokens", min=0),
+    max_output: int | None = typer.Option(
+        None, "--max-output-tokens", min=0, help="The model's output limit per call."
+    ),
+    context_window: int | None = typer.Option(
+        None, "--context-window", min=0, help="Input and output tokens of one call together."
+    ),
     effective: datetime | None = typer.Option(  # noqa: B008
         None, "--effective", help="When it takes effect (default: now, UTC)."
     ),
@@ -185,40 +197,51 @@ def prices_set(
     ),
     as_json: bool = JSON,
 ) -> None:
-    """Add a price version (an override of the catalog) from its effective date on."""
+    """Add a price version (an override of the catalog) from its effective date on.
+
+    With only limits (--max-output-tokens, --max-input-tokens, --context-window) and no
+    price, the version in force is kept with those limits changed.
+    """
     now = datetime.now(UTC)
     when = (
         now
         if effective is None
         else (effective if effective.tzinfo else effective.replace(tzinfo=UTC))
     )
-    token_based = input_price is not None or output_price is not None
-    pricing_model = (
-        PricingModel.PER_REQUEST
-        if request_price is not None and not token_based
-        else PricingModel.TOKEN_BASED
-    )
-    pricing = PricingData.from_data(
-        {
-            "provider": provider,
-            "model_name": model,
-            "pricing_model": pricing_model,
-            "input_price_per_1k": _optional_amount(input_price, "--input"),
-            "output_price_per_1k": _optional_amount(output_price, "--output"),
-            "cached_input_price_per_1k": _optional_amount(cached_price, "--cached-input"),
-            "cache_write_price_per_1k": _optional_amount(write_price, "--cache-write"),
-            "request_price": _optional_amount(request_price, "--per-request"),
-            "max_input_tokens": max_input,
-            "max_output_tokens": max_output,
-            "effective_date": when,
-            "last_updated": now,
-            "source": "cli",
-        }
-    )
+    prices = {
+        "input_price_per_1k": _optional_amount(input_price, "--input"),
+        "output_price_per_1k": _optional_amount(output_price, "--output"),
+        "cached_input_price_per_1k": _optional_amount(cached_price, "--cached-input"),
+        "cache_write_price_per_1k": _optional_amount(write_price, "--cache-write"),
+        "request_price": _optional_amount(request_price, "--per-request"),
+    }
+    limits = {
+        "max_input_tokens": max_input,
+        "max_output_tokens": max_output,
+        "context_window": context_window,
+    }
+    given_limits = {name: value for name, value in limits.items() if value is not None}
+    only_limits = all(value is None for value in prices.values())
+    if only_limits and not given_limits:
+        raise InvalidInputError("give a price (--input/--output, --per-request) or a limit")
+    dated = {"effective_date": when, "last_updated": now, "source": "cli"}
 
     async def go() -> PricingData:
         async with open_backend(options(ctx)) as backend:
-            return await _add_price(backend, pricing, force)
+            if only_limits:
+                in_force = await backend.get_pricing(provider, model)
+                document = in_force.model_dump()
+                document.update(given_limits, **dated, version=None)
+                return await _add_price(backend, PricingData.from_data(document), force)
+            token_based = input_price is not None or output_price is not None
+            pricing_model = (
+                PricingModel.PER_REQUEST
+                if request_price is not None and not token_based
+                else PricingModel.TOKEN_BASED
+            )
+            fields = {"provider": provider, "model_name": model, "pricing_model": pricing_model}
+            document = {**fields, **prices, **limits, **dated}
+            return await _add_price(backend, PricingData.from_data(document), force)
 
     stored = run(go())
     if as_json:

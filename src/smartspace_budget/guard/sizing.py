@@ -57,16 +57,20 @@ async def worst_case_output(
 ) -> tuple[int, str]:
     """The most output a call without ``max_tokens`` can produce, and why.
 
-    The model's output limit when the catalog knows it; else what its context window
-    leaves after the input (input and output share the window, so the output cannot be
-    larger); else ``default`` (the guard's ``default_max_output_tokens``).
+    The smaller of the model's output limit and what its context window leaves after the
+    input (input and output share the window, so the output cannot be larger), as far as
+    the price version knows them; else ``default`` (the guard's
+    ``default_max_output_tokens``).
     """
     price = await pricing.get_provider_pricing(provider, model)
-    if price.max_output_tokens is not None:
-        return price.max_output_tokens, "the model's output limit"
-    if price.max_input_tokens is not None:
+    window = price.context_window if price.context_window is not None else price.max_input_tokens
+    left: int | None = None
+    if window is not None:
         sized = await estimate_call(pricing, provider, model, input_text, messages, 0)
-        left = max(price.max_input_tokens - sized.input_tokens, 0)
+        left = max(window - sized.input_tokens, 0)
+    if price.max_output_tokens is not None and (left is None or price.max_output_tokens <= left):
+        return price.max_output_tokens, "the model's output limit"
+    if left is not None:
         return left, "the model's context window minus the input"
     return default, "the guard's default_max_output_tokens"
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
 from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
 from smartspace_budget.models.dimensions import DIMENSIONS, DIMENSIONS_BY_FIELD
@@ -144,6 +144,11 @@ class TimeOfDayPrice(SpecModel):
             raise ValueError("time-of-day windows are in UTC")
         return value.replace(tzinfo=None)
 
+    @field_serializer("start_time", "end_time")
+    def _written_as_utc(self, value: time) -> str:
+        """RFC 3339's time of day in UTC (``00:30:00Z``): what ``format: time`` means."""
+        return value.isoformat() + "Z"
+
     def active(self, instant: datetime) -> bool:
         """Whether ``instant`` (aware, or naive UTC) falls in this window."""
         if instant.tzinfo is not None:
@@ -181,6 +186,7 @@ class PricingData(SpecModel):
             "price_per_hour",
             "minimum_billed_seconds",
             "time_of_day",
+            "context_window",
         }
     )
     SPEC_KEYS: ClassVar[tuple[str, ...]] = (
@@ -217,6 +223,9 @@ class PricingData(SpecModel):
     price_per_hour: NonNegativeMoney | None = None
     minimum_billed_seconds: NonNegativeMoney | None = None
     time_of_day: list[TimeOfDayPrice] | None = None
+    context_window: int | None = Field(default=None, ge=0)
+    """Input and output tokens of one call together (providers refuse a request whose input
+    plus ``max_tokens`` exceeds it), beside the separate input and output limits."""
 
     @field_validator("dimension_prices")
     @classmethod

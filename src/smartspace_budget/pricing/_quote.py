@@ -98,8 +98,9 @@ class Quote:
     """A token price in USDC ready for :meth:`estimate` (see the module docstring).
 
     ``input_rate`` and ``output_rate`` are per token in units of ``1 / divisor`` nano-USDC.
-    ``max_input`` and ``max_output`` are the context limits, ``MAX_TOKENS`` where the model
-    has none (no valid count is above it). ``tier_start`` is the input size from which a
+    ``max_input``, ``max_output`` and ``context_window`` (input plus output) are the
+    model's limits, ``MAX_TOKENS`` (twice that for the window) where the model has none (no
+    valid count is above it). ``tier_start`` is the input size from which a
     long-context tier applies (the general path prices those). ``fields`` holds the
     estimate's fields that do not depend on the request: copying it is cheaper than writing
     all seventeen fields per estimate.
@@ -113,6 +114,7 @@ class Quote:
     divisor: int
     max_input: int
     max_output: int
+    context_window: int
     tier_start: int
     fields: dict[str, object]
     input_line: dict[str, object]
@@ -219,6 +221,7 @@ def compile_quote(key: str, pricing: PricingData) -> Quote | None:
         divisor=divisor,
         max_input=_limit(pricing.max_input_tokens),
         max_output=_limit(pricing.max_output_tokens),
+        context_window=2 * MAX_TOKENS if pricing.context_window is None else pricing.context_window,
         tier_start=min(tiers, default=MAX_TOKENS + 1),
         fields=fields,
         input_line=_line("input_tokens", pricing.input_price_per_1k),

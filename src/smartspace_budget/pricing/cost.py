@@ -262,6 +262,14 @@ def check_limits(pricing: PricingData, input_tokens: int, output_tokens: int) ->
             limit=pricing.max_output_tokens,
             tokens=output_tokens,
         )
+    window = pricing.context_window
+    if window is not None and input_tokens + output_tokens > window:
+        raise ContextLimitExceededError(
+            f"{input_tokens:,} input and {output_tokens:,} expected output tokens exceed the "
+            f"{window:,}-token context window (context_window) of {name}",
+            limit=window,
+            tokens=input_tokens + output_tokens,
+        )
 
 
 def to_usdc(rates: ExchangeRates, currency: str) -> Decimal:

@@ -324,7 +324,11 @@ class PricingEngine:
                 tokens = input_tokens
             if 0 <= tokens < quote.tier_start:
                 output = expected_output_tokens
-                if tokens > quote.max_input or output > quote.max_output:
+                if (
+                    tokens > quote.max_input
+                    or output > quote.max_output
+                    or tokens + output > quote.context_window
+                ):
                     check_limits(quote.pricing, tokens, output)
                 return quote.estimate(fee, tokens, output, token_estimate)
         if (

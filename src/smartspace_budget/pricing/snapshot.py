@@ -23,9 +23,11 @@ module turns that into the spec's :class:`PricingData`, one version per dated pr
   price of 0, their page prices in ``dimension_prices``.
 - Time-of-day prices (DeepSeek's off-peak hours) are ``time_of_day`` windows of the version
   they apply to, in UTC; the price at an instant is the window's inside it.
-- ``context_window`` becomes ``max_input_tokens``, unless a long-context tier starts beyond
-  it (a model whose larger context is priced but not reflected in the window): then the
-  limit is unknown (``None``) rather than wrong.
+- ``context_window`` becomes ``max_input_tokens`` and ``context_window`` (input and output
+  together must fit it), unless a long-context tier starts beyond it (a model whose larger
+  context is priced but not reflected in the window): then the limit is unknown (``None``)
+  rather than wrong. genai-prices has no output limits: ``max_output_tokens`` comes from an
+  operator's override (``prices set --max-output-tokens``).
 - Request-context variants (batch, priority service tiers) are left out: the standard price
   is the one charged, as genai-prices does without a price context.
 
@@ -486,6 +488,9 @@ def _version(
     fields = {k: v for k, v in fields.items() if v is not None or k in kept}
     fields["version"] = _version_id(fields)
     fields["currency"] = DEFAULT_CURRENCY  # genai-prices' USD, taken as USDC 1:1
+    # The window bounds input and output together. Not hashed: it is the same catalog
+    # figure as max_input_tokens, so it cannot change without changing the id.
+    fields["context_window"] = limit
     return PricingData.model_validate(fields)
 
 
