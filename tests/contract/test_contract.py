@@ -36,7 +36,7 @@ from smartspace_budget.models import (
 )
 from smartspace_budget.models.alerts import ThresholdType
 from smartspace_budget.periods import SpendingPeriod
-from smartspace_budget.pricing.catalog import PriceBook
+from smartspace_budget.prices.catalog import PriceBook
 
 __all__ = ["database_url"]  # the fixture: SQLite, and PostgreSQL when it answers
 

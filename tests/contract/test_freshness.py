@@ -17,7 +17,7 @@ from smartspace_budget import BudgetTracker, PricingEngine
 from smartspace_budget.backend.local import LocalBackend
 from smartspace_budget.ledger.ledger import Ledger
 from smartspace_budget.models import BudgetStatus, PricingData
-from smartspace_budget.pricing.catalog import PriceBook
+from smartspace_budget.prices.catalog import PriceBook
 
 
 class Clock:

@@ -295,7 +295,7 @@ async def test_guard_through_the_service_with_an_account_key(
     from smartspace_budget.backend.http import HttpBackend
     from smartspace_budget.config import Settings
     from smartspace_budget.ledger.ledger import Ledger
-    from smartspace_budget.pricing.catalog import PriceBook
+    from smartspace_budget.prices.catalog import PriceBook
     from smartspace_budget.server.app import create_app
     from smartspace_budget.server.key_tables import create_api_key, ensure_key_table
 

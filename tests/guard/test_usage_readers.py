@@ -28,7 +28,7 @@ from smartspace_budget.guard.usage import (
     openai_stream_event_usage,
 )
 from smartspace_budget.models import PricingData
-from smartspace_budget.pricing.catalog import PriceBook
+from smartspace_budget.prices.catalog import PriceBook
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -16,8 +16,8 @@ from smartspace_budget.errors import (
     UnknownProviderError,
 )
 from smartspace_budget.models import PricingData, PricingModel
+from smartspace_budget.prices.snapshot import CATALOG_EPOCH, GenaiCatalog
 from smartspace_budget.pricing import PriceBook
-from smartspace_budget.pricing.snapshot import CATALOG_EPOCH, GenaiCatalog
 
 from .conftest import NOW, Clock
 

@@ -48,7 +48,7 @@ CASES = [
     Case("openai", "o1", 5000, 20_000, cache_read=1000),
     Case("openai", "gpt-4.1", 100_000, 5000),
     Case("openai", "gpt-5", 7, 0),
-    Case("openai", "openai/gpt-4o-mini", 123_456, 7890, genai_model="gpt-4o-mini"),
+    Case("openai", "openai/gpt-4o-mini", 113_456, 7890, genai_model="gpt-4o-mini"),
     Case("anthropic", "claude-3-opus-20240229", 2000, 1000, cache_read=500, cache_write=300),
     Case("anthropic", "claude-3-sonnet", 1000, 500),
     Case("anthropic", "claude-3-5-haiku-20241022", 50_000, 4000, cache_write=10_000),

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from smartspace_budget.models import PricingData
 from smartspace_budget.models.dimensions import DIMENSIONS, Usage
 from smartspace_budget.money import quantize
+from smartspace_budget.prices.snapshot import GenaiCatalog
 from smartspace_budget.pricing import PriceBook
 from smartspace_budget.pricing.cost import exact_cost
-from smartspace_budget.pricing.snapshot import GenaiCatalog
 
 CASES: dict[str, int] = {}
 """Cases run per test, reported in pytest's summary (tests/pricing/conftest.py)."""

@@ -14,7 +14,7 @@ from tests.backend.live import ADMIN_KEY, service_settings
 
 from smartspace_budget.ledger.ledger import Ledger
 from smartspace_budget.models import dumps
-from smartspace_budget.pricing.catalog import PriceBook
+from smartspace_budget.prices.catalog import PriceBook
 from smartspace_budget.server.app import create_app
 from smartspace_budget.server.key_tables import create_api_key, ensure_key_table
 

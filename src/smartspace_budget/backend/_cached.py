@@ -17,15 +17,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from smartspace_budget.backend.base import AccountRef, Backend, SpendingBucket
+from smartspace_budget.backend.base import Backend
 from smartspace_budget.backend.cache import TTLCache
 from smartspace_budget.errors import MissingPricingError, UnknownModelError
 from smartspace_budget.models import (
+    AccountRef,
     Balance,
     BudgetPolicy,
     BudgetStatus,
     PricingData,
     SpendingAnalytics,
+    SpendingBucket,
     SpendingSummary,
 )
 from smartspace_budget.periods import SpendingPeriod

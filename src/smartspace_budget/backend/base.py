@@ -16,41 +16,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from pydantic import Field
-
 from smartspace_budget.models import (
+    AccountRef,
     Balance,
     BudgetPolicy,
     BudgetReservation,
     BudgetStatus,
     LedgerEntry,
     PricingData,
-    SpecModel,
     SpendingAnalytics,
+    SpendingBucket,
     SpendingSummary,
     UsageEvent,
 )
 from smartspace_budget.periods import SpendingPeriod
 
 __all__ = ["AccountRef", "Backend", "LedgerClient", "SpendingBucket"]
-
-
-class AccountRef(SpecModel):
-    """A (user_id, project_id) pair with the account's currency and timezone."""
-
-    user_id: str
-    project_id: str
-    currency: str = "USDC"
-    timezone: str = "UTC"
-
-
-class SpendingBucket(SpecModel):
-    """Net spending (usage minus refunds) and request count in one window [start, end)."""
-
-    start: datetime
-    end: datetime
-    spent: Decimal
-    request_count: int = Field(ge=0)
 
 
 @runtime_checkable

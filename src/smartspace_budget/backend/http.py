@@ -37,7 +37,6 @@ import httpx
 
 from smartspace_budget import errors
 from smartspace_budget.backend._cached import CachedReads
-from smartspace_budget.backend.base import AccountRef, SpendingBucket
 from smartspace_budget.errors import (
     BackendTimeoutError,
     BackendUnavailableError,
@@ -45,6 +44,7 @@ from smartspace_budget.errors import (
     SmartspaceBudgetError,
 )
 from smartspace_budget.models import (
+    AccountRef,
     AdjustRequest,
     Balance,
     BudgetPolicy,
@@ -58,6 +58,7 @@ from smartspace_budget.models import (
     SettleRequest,
     SpecModel,
     SpendingAnalytics,
+    SpendingBucket,
     SpendingSummary,
     UsageEvent,
     dumps,

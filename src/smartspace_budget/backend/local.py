@@ -23,9 +23,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from smartspace_budget.backend._cached import CachedReads
-from smartspace_budget.backend.base import AccountRef, SpendingBucket
 from smartspace_budget.config import Settings
 from smartspace_budget.models import (
+    AccountRef,
     Balance,
     BudgetPolicy,
     BudgetReservation,
@@ -33,6 +33,7 @@ from smartspace_budget.models import (
     LedgerEntry,
     PricingData,
     SpendingAnalytics,
+    SpendingBucket,
     SpendingSummary,
     UsageEvent,
 )
@@ -40,7 +41,7 @@ from smartspace_budget.periods import SpendingPeriod
 
 if TYPE_CHECKING:
     from smartspace_budget.ledger.ledger import Ledger
-    from smartspace_budget.pricing.catalog import PriceBook
+    from smartspace_budget.prices.catalog import PriceBook
 
 __all__ = ["LocalBackend", "open_price_book"]
 
@@ -48,7 +49,7 @@ __all__ = ["LocalBackend", "open_price_book"]
 def open_price_book(ledger: Ledger) -> PriceBook:
     """The price book of a ledger: genai-prices plus the overrides stored in its database."""
     from smartspace_budget.ledger.price_store import PriceStore
-    from smartspace_budget.pricing.catalog import PriceBook
+    from smartspace_budget.prices.catalog import PriceBook
 
     return PriceBook.from_genai_prices(store=PriceStore(ledger.engine))
 

@@ -42,9 +42,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from smartspace_budget.backend.base import SpendingBucket
 from smartspace_budget.errors import InvalidInputError
-from smartspace_budget.models import SpendingTrend
+from smartspace_budget.models import SpendingBucket, SpendingTrend
 from smartspace_budget.money import quantize
 from smartspace_budget.periods import Window
 

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Self
 
 from smartspace_budget.backend._cached import CachedReads
-from smartspace_budget.backend.base import Backend, SpendingBucket
+from smartspace_budget.backend.base import Backend
 from smartspace_budget.backend.cache import TTLCache
 from smartspace_budget.budgets import analysis
 from smartspace_budget.budgets._backend import backend_call, default_backend
@@ -32,6 +32,7 @@ from smartspace_budget.models import (
     BudgetPolicy,
     BudgetStatus,
     SpendingAnalytics,
+    SpendingBucket,
 )
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.money import Amount, parse_amount

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from smartspace_budget import display
-from smartspace_budget.backend.base import SpendingBucket
 from smartspace_budget.budgets import analysis
 from smartspace_budget.budgets._format import usd
 from smartspace_budget.budgets.budget_tracker import BudgetTracker
@@ -23,6 +22,7 @@ from smartspace_budget.models import (
     AlertType,
     BudgetStatus,
     SpendingAlert,
+    SpendingBucket,
     SpendingThreshold,
     ThresholdType,
 )

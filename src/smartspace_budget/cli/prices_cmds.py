@@ -24,8 +24,8 @@ from smartspace_budget.cli.runtime import JSON, open_backend, options
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import PricingData, PricingModel, loads
 from smartspace_budget.money import parse_amount
-from smartspace_budget.pricing.catalog import MAX_PRICE_CHANGE
-from smartspace_budget.pricing.snapshot import CATALOG_EPOCH
+from smartspace_budget.prices.catalog import MAX_PRICE_CHANGE
+from smartspace_budget.prices.snapshot import CATALOG_EPOCH
 
 __all__ = ["pricing_rows", "register"]
 

@@ -23,7 +23,6 @@ from typing import Any, Self, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from smartspace_budget.backend.base import AccountRef, SpendingBucket
 from smartspace_budget.errors import (
     BackendUnavailableError,
     InvalidAmountError,
@@ -80,12 +79,14 @@ from smartspace_budget.ledger.sql import sql_for
 from smartspace_budget.ledger.thread_writer import ThreadWriter
 from smartspace_budget.ledger.writer import GroupCommitWriter
 from smartspace_budget.models import (
+    AccountRef,
     Balance,
     BudgetPolicy,
     BudgetReservation,
     BudgetStatus,
     LedgerEntry,
     SpendingAnalytics,
+    SpendingBucket,
     SpendingSummary,
     UsageEvent,
 )

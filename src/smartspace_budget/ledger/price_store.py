@@ -1,7 +1,7 @@
 """Operator price versions in the ledger's database (the ``price_versions`` table).
 
-:class:`PriceStore` is the persistent :class:`~smartspace_budget.pricing.catalog.OverrideStore`
-of a :class:`~smartspace_budget.pricing.catalog.PriceBook`: every replica reading the same
+:class:`PriceStore` is the persistent :class:`~smartspace_budget.prices.catalog.OverrideStore`
+of a :class:`~smartspace_budget.prices.catalog.PriceBook`: every replica reading the same
 database sees the same overrides. Rows are only ever inserted. Re-adding a version id with
 the same content returns the stored version (a retried request); with other content it is an
 :class:`~smartspace_budget.errors.IdempotencyConflictError`. A database that cannot be
@@ -24,7 +24,7 @@ from smartspace_budget.errors import BackendUnavailableError
 from smartspace_budget.ledger.engine import read_options
 from smartspace_budget.ledger.price_tables import price_versions
 from smartspace_budget.models import PricingData, dumps
-from smartspace_budget.pricing.catalog import same_version_or_conflict
+from smartspace_budget.models.pricing import same_version_or_conflict
 
 __all__ = ["PriceStore"]
 

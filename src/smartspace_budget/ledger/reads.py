@@ -16,13 +16,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from smartspace_budget.backend.base import AccountRef, SpendingBucket
 from smartspace_budget.errors import InvalidInputError, NotFoundError
 from smartspace_budget.ledger.buckets import uses_daily, utc_window, utc_window_of, window_of
 from smartspace_budget.ledger.driver import ReadDriver
 from smartspace_budget.ledger.sql import HOLD_COLUMNS, SqlDialect
 from smartspace_budget.ledger.state import entry_model, policy_from_nano
 from smartspace_budget.models import (
+    AccountRef,
     Balance,
     BudgetPolicy,
     BudgetReservation,
@@ -30,6 +30,7 @@ from smartspace_budget.models import (
     LedgerEntry,
     ReservationStatus,
     SpendingAnalytics,
+    SpendingBucket,
     SpendingSummary,
 )
 from smartspace_budget.money import from_nano, quantize

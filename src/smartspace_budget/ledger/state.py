@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from smartspace_budget.backend.base import AccountRef
 from smartspace_budget.ledger.ops import AccountKey
 from smartspace_budget.models import (
+    AccountRef,
     BudgetPolicy,
     BudgetReservation,
     EntryKind,

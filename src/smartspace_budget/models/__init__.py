@@ -9,6 +9,7 @@ from smartspace_budget.models.alerts import (
     ThresholdType,
 )
 from smartspace_budget.models.budget import (
+    AccountRef,
     Balance,
     BudgetCheck,
     BudgetPolicy,
@@ -17,6 +18,7 @@ from smartspace_budget.models.budget import (
     PolicyViolation,
     ReservationStatus,
     SpendingAnalytics,
+    SpendingBucket,
     SpendingPeriod,
     SpendingSummary,
     SpendingTrend,
@@ -47,6 +49,7 @@ from smartspace_budget.models.usage import (
 )
 
 __all__ = [
+    "AccountRef",
     "AdjustRequest",
     "AlertLevel",
     "AlertType",
@@ -76,6 +79,7 @@ __all__ = [
     "SpecModel",
     "SpendingAlert",
     "SpendingAnalytics",
+    "SpendingBucket",
     "SpendingPeriod",
     "SpendingSummary",
     "SpendingThreshold",

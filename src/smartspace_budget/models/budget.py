@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from smartspace_budget.budgets.policy import BackendPolicy
 
 __all__ = [
+    "AccountRef",
     "Balance",
     "BudgetCheck",
     "BudgetPolicy",
@@ -24,6 +25,7 @@ __all__ = [
     "PolicyViolation",
     "ReservationStatus",
     "SpendingAnalytics",
+    "SpendingBucket",
     "SpendingPeriod",
     "SpendingSummary",
     "SpendingTrend",
@@ -279,3 +281,21 @@ class SpendingAnalytics(SpecModel):
                 if count < 0:
                     raise ValueError(f"request count for {key!r} must not be negative")
         return value
+
+
+class AccountRef(SpecModel):
+    """A (user_id, project_id) pair with the account's currency and timezone."""
+
+    user_id: str
+    project_id: str
+    currency: str = "USDC"
+    timezone: str = "UTC"
+
+
+class SpendingBucket(SpecModel):
+    """Net spending (usage minus refunds) and request count in one window [start, end)."""
+
+    start: datetime
+    end: datetime
+    spent: Decimal
+    request_count: int = Field(ge=0)

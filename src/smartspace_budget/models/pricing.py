@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from pydantic import Field, field_serializer, field_validator, model_validator
 
+from smartspace_budget.errors import IdempotencyConflictError
 from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
 from smartspace_budget.models.dimensions import DIMENSIONS, DIMENSIONS_BY_FIELD
 
@@ -26,6 +27,7 @@ __all__ = [
     "TimeOfDayPrice",
     "TokenEstimate",
     "TokenEstimationMethod",
+    "same_version_or_conflict",
 ]
 
 SPEC_PRICE_FIELDS: dict[str, str] = {
@@ -394,3 +396,14 @@ class CostAnomaly(SpecModel):
     def is_anomaly(self) -> bool:
         """True from the low band up."""
         return self.severity is not AnomalySeverity.NONE
+
+
+def same_version_or_conflict(existing: PricingData, new: PricingData) -> PricingData:
+    """The stored version when a retried add carries the same price; a conflict otherwise."""
+    ignore = {"last_updated"}
+    if existing.model_dump(exclude=ignore) != new.model_dump(exclude=ignore):
+        raise IdempotencyConflictError(
+            f"price version {new.version!r} already exists with different content",
+            version=new.version,
+        )
+    return existing

@@ -1,6 +1,6 @@
 """Prices, token estimates and costs: the spec's PricingEngine and the price book behind it."""
 
-from smartspace_budget.pricing.catalog import MemoryPriceStore, OverrideStore, PriceBook
+from smartspace_budget.prices.catalog import MemoryPriceStore, OverrideStore, PriceBook
 from smartspace_budget.pricing.pricing_engine import (
     DEFAULT_EXPECTED_OUTPUT_TOKENS,
     PricingEngine,

@@ -2,7 +2,7 @@
 
 The engine only reads. Prices come from any object with the backend's three pricing reads
 (``get_pricing``, ``get_price_history``, ``list_models``): a ``LocalBackend``, an
-``HttpBackend``, or a :class:`~smartspace_budget.pricing.catalog.PriceBook` directly. Our
+``HttpBackend``, or a :class:`~smartspace_budget.prices.catalog.PriceBook` directly. Our
 backends cache each price for their ``pricing_ttl`` (the spec's 5 minutes) and the engine
 reads through that cache, adding none of its own: a second one would let a price go twice
 as stale. Over any other reader the engine caches each (provider, model) price
@@ -38,7 +38,8 @@ from smartspace_budget.models._trusted import trusted
 from smartspace_budget.models.pricing import MAX_HISTORY_DAYS
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import DEFAULT_CURRENCY, ExchangeRates, parse_amount, quantize
-from smartspace_budget.pricing import anomaly, names
+from smartspace_budget.prices import names
+from smartspace_budget.pricing import anomaly
 from smartspace_budget.pricing._quote import Quote, compile_fee, compile_quote
 from smartspace_budget.pricing._rate_card import RateCard, compile_card
 from smartspace_budget.pricing.cost import (

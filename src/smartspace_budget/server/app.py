@@ -42,7 +42,7 @@ from smartspace_budget.server.telemetry import MetricsMiddleware, ServiceMetrics
 
 if TYPE_CHECKING:
     from smartspace_budget.ledger.ledger import Ledger
-    from smartspace_budget.pricing.catalog import PriceBook
+    from smartspace_budget.prices.catalog import PriceBook
 
 __all__ = ["create_app", "create_app_from_env"]
 

@@ -14,8 +14,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
-from smartspace_budget.backend.base import SpendingBucket
 from smartspace_budget.budgets.analysis import Forecast
+from smartspace_budget.models import SpendingBucket
 from smartspace_budget.periods import SpendingPeriod
 
 __all__ = [

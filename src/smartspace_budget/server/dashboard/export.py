@@ -14,8 +14,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from smartspace_budget.backend.base import SpendingBucket
-from smartspace_budget.models import dumps
+from smartspace_budget.models import SpendingBucket, dumps
 from smartspace_budget.server.dashboard.charts import bucket_label
 from smartspace_budget.server.dashboard.view import DashboardView, ranked_amounts
 

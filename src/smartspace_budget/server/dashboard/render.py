@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from smartspace_budget.backend.base import AccountRef
+from smartspace_budget.models import AccountRef
 from smartspace_budget.server.dashboard.charts import (
     HBAR_WIDTH,
     bar_chart,

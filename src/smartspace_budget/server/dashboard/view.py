@@ -18,7 +18,7 @@ from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from smartspace_budget.backend.base import Backend, SpendingBucket
+from smartspace_budget.backend.base import Backend
 from smartspace_budget.budgets.analysis import BURN_RATE_DAYS, Forecast, burn_rate, forecast
 from smartspace_budget.errors import InvalidInputError, SmartspaceBudgetError
 from smartspace_budget.models import (
@@ -27,6 +27,7 @@ from smartspace_budget.models import (
     CostEstimate,
     SpendingAlert,
     SpendingAnalytics,
+    SpendingBucket,
 )
 from smartspace_budget.periods import SpendingPeriod, Window, previous_windows, window_containing
 

@@ -14,14 +14,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from smartspace_budget.backend.base import AccountRef, SpendingBucket
 from smartspace_budget.budgets.budget_tracker import BudgetTracker
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import (
+    AccountRef,
     Balance,
     BudgetPolicy,
     BudgetStatus,
     SpendingAnalytics,
+    SpendingBucket,
     SpendingSummary,
 )
 from smartspace_budget.periods import SpendingPeriod

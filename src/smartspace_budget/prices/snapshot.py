@@ -51,7 +51,7 @@ from smartspace_budget.errors import MissingPricingError
 from smartspace_budget.models import PriceTier, PricingData, PricingModel
 from smartspace_budget.models.pricing import TimeOfDayPrice
 from smartspace_budget.money import DEFAULT_CURRENCY
-from smartspace_budget.pricing import names
+from smartspace_budget.prices import names
 
 __all__ = ["CATALOG_EPOCH", "GENAI_SOURCE", "GenaiCatalog", "shared_catalog"]
 

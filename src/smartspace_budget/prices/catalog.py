@@ -30,15 +30,15 @@ from typing import Protocol
 from uuid import uuid4
 
 from smartspace_budget.errors import (
-    IdempotencyConflictError,
     InvalidInputError,
     MissingPricingError,
     UnknownModelError,
     UnknownProviderError,
 )
 from smartspace_budget.models import PricingData
-from smartspace_budget.pricing import names
-from smartspace_budget.pricing.snapshot import GenaiCatalog, shared_catalog
+from smartspace_budget.models.pricing import same_version_or_conflict
+from smartspace_budget.prices import names
+from smartspace_budget.prices.snapshot import GenaiCatalog, shared_catalog
 
 __all__ = [
     "MAX_PRICE_CHANGE",
@@ -46,7 +46,6 @@ __all__ = [
     "MemoryPriceStore",
     "OverrideStore",
     "PriceBook",
-    "same_version_or_conflict",
 ]
 
 OVERRIDE_SOURCE = "override"
@@ -118,17 +117,6 @@ class MemoryPriceStore:
 
     async def get_version(self, version: str) -> PricingData | None:
         return self._by_version.get(version)
-
-
-def same_version_or_conflict(existing: PricingData, new: PricingData) -> PricingData:
-    """The stored version when a retried add carries the same price; a conflict otherwise."""
-    ignore = {"last_updated"}
-    if existing.model_dump(exclude=ignore) != new.model_dump(exclude=ignore):
-        raise IdempotencyConflictError(
-            f"price version {new.version!r} already exists with different content",
-            version=new.version,
-        )
-    return existing
 
 
 @dataclass(frozen=True)
