@@ -280,8 +280,8 @@ async def test_prices_agree(both: Both) -> None:
             await agree(both, "get_pricing", provider, model, at=at)
         for days in (None, 0, 1, 30, 365, -1):
             await agree(both, "get_price_history", provider, model, days=days)
-    for provider in (None, "openai", "acme", "nope"):
-        await agree(both, "list_models", provider)
+    for listed in (None, "openai", "acme", "nope"):
+        await agree(both, "list_models", listed)
     assert await agree(both, "get_pricing", "acme", "next-model") == "MissingPricingError"
     history = await agree(both, "get_price_history", "openai", "gpt-4o", days=30)
     assert [h["input_price_per_1k"] for h in history] == ["0.005", "0.0025", "0.002"]
