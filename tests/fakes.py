@@ -140,15 +140,16 @@ class Account:
     timezone: str = "UTC"
     currency: str = "USDC"
     events: list[Event] = field(default_factory=list)
-    _indexed: int = field(default=-1, repr=False)
+    _indexed: tuple[int, int] = field(default=(0, -1), repr=False)  # (id, len) of events
     _sorted: list[Event] = field(default_factory=list, repr=False)
     _times: list[datetime] = field(default_factory=list, repr=False)
     _amounts: list[Decimal] = field(default_factory=list, repr=False)
     _requests: list[int] = field(default_factory=list, repr=False)
 
     def _index(self) -> None:
-        """Sort the events and keep prefix sums (the fake's rollup); redone after appends."""
-        if self._indexed == len(self.events):
+        """Sort the events and keep prefix sums (the fake's rollup); redone when ``events``
+        grows, shrinks or is replaced by another list (append events, never overwrite one)."""
+        if self._indexed == (id(self.events), len(self.events)):
             return
         self._sorted = sorted(self.events, key=lambda e: e.at)
         self._times = [e.at for e in self._sorted]
@@ -156,7 +157,7 @@ class Account:
         for event in self._sorted:
             self._amounts.append(self._amounts[-1] + event.amount)
             self._requests.append(self._requests[-1] + event.requests)
-        self._indexed = len(self.events)
+        self._indexed = (id(self.events), len(self.events))
 
     def _span(self, start: datetime, end: datetime) -> tuple[int, int]:
         self._index()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +31,7 @@ from smartspace_budget.models import (
     SpendingAlert,
 )
 from smartspace_budget.server.auth import Authenticator, RateLimiter
+from smartspace_budget.server.dashboard.view import AlertsSource
 from smartspace_budget.server.key_tables import ApiKeyInfo, Scope
 from smartspace_budget.server.responses import install_error_handlers
 from smartspace_budget.server.routes.dashboard import install_dashboard
@@ -138,7 +139,7 @@ async def fake_compare(
     return out
 
 
-def alerts_for(now: datetime) -> Callable[[str, str], object]:
+def alerts_for(now: datetime) -> AlertsSource:
     async def alerts(user_id: str, project_id: str) -> list[SpendingAlert]:
         if (user_id, project_id) != (USER, PROJECT):
             return []
@@ -208,7 +209,7 @@ def make_app(backend: FakeBackend, *, auth: bool = True, fakes: bool = True) -> 
     install_dashboard(
         app,
         backend=backend,
-        alerts=alerts_for(backend.now) if fakes else None,  # type: ignore[arg-type]
+        alerts=alerts_for(backend.now) if fakes else None,
         compare=fake_compare if fakes else None,
         clock=lambda: backend.now,
     )
