@@ -194,10 +194,27 @@ async def both(database_url: str) -> AsyncIterator[Both]:
         await ledger.close()
 
 
+COMPARED = {
+    "get_balance",
+    "get_budget_status",
+    "get_policy",
+    "get_spending",
+    "get_analytics",
+    "get_spending_series",
+    "list_accounts",
+    "get_pricing",
+    "get_price_history",
+    "list_models",
+}
+"""The reads the tests below compare: every method of the protocol."""
+
+
 def test_the_fake_is_a_backend() -> None:
     fake = FakeBackend()
     backend: Backend = fake  # mypy checks the signatures; isinstance the method names
     assert isinstance(backend, Backend)
+    protocol = {name for name in vars(Backend) if not name.startswith("_")}
+    assert protocol == COMPARED  # a new read needs its comparison here
 
 
 async def agree_now(both: Both, read: str, account: tuple[str, str], zone: str) -> Any:
