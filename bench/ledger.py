@@ -46,7 +46,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -213,7 +213,7 @@ async def stored_idempotency(ledger: Ledger, key: str) -> tuple[str, str]:
     """The fingerprint and stored result of an earlier usage write: the replayed rows carry
     values of the same size."""
     async with ledger.engine.connect() as conn:
-        row = (
+        row: Sequence[Any] = (
             await conn.exec_driver_sql(
                 f"SELECT fingerprint, result FROM ledger_idempotency WHERE key = '{key}'"
             )
@@ -283,7 +283,7 @@ async def statements_alone(ledger: Ledger, url: str, count: int, tag: str) -> fl
 
 async def account_row(ledger: Ledger, user: str) -> tuple[int, int, int]:
     async with ledger.engine.connect() as conn:
-        row = (
+        row: Sequence[Any] = (
             await conn.exec_driver_sql(
                 "SELECT id, balance_nano, spent_nano FROM ledger_accounts "
                 f"WHERE user_id = '{user}' AND project_id = 'bench'"
@@ -499,10 +499,11 @@ def report(all_results: dict[str, dict[str, Any]], sizes: list[int]) -> str:
     row("usage writes/s, 64 concurrent writers", lambda r: f"{r['c64']:,.0f}")
     for size in sizes:
         for name in ("status", "status, remembered", "spending", "analytics"):
-            row(
-                f"{name} p50 / p99 ms, {label(size)} entries",
-                lambda r, size=size, name=name: "{:.2f} / {:.2f}".format(*r["reads"][size][name]),
-            )
+
+            def p50_p99(r: dict[str, Any], size: int = size, name: str = name) -> str:
+                return "{:.2f} / {:.2f}".format(*r["reads"][size][name])
+
+            row(f"{name} p50 / p99 ms, {label(size)} entries", p50_p99)
     if any("integrity" in r for r in all_results.values()):
         row("integrity check", lambda r: str(r.get("integrity", "")))
     return "\n".join(lines)

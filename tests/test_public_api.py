@@ -34,4 +34,4 @@ def test_every_public_name_resolves() -> None:
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="NoSuchThing"):
-        _ = smartspace_budget.NoSuchThing  # type: ignore[attr-defined]
+        _ = smartspace_budget.NoSuchThing

@@ -65,7 +65,7 @@ def service_settings(database_url: str, **overrides: object) -> Settings:
         "rate_limit_per_second": 0,
     }
     values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings(**values)
 
 
 @contextmanager

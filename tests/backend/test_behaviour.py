@@ -42,7 +42,7 @@ def usage(cost: str, provider: str = "openai", model: str = "gpt-4", **extra: ob
         input_tokens=1000,
         output_tokens=500,
         actual_cost=Decimal(cost),
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 

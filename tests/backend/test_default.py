@@ -52,6 +52,7 @@ def test_database_url_selects_that_ledger(monkeypatch: pytest.MonkeyPatch, tmp_p
     target = tmp_path / "chosen.sqlite3"
     monkeypatch.setenv("SMARTSPACE_BUDGET_DATABASE_URL", f"sqlite+aiosqlite:///{target}")
     backend = default_backend()
+    assert isinstance(backend, LocalBackend)
 
     async def use() -> None:
         await backend.deposit("u", "p", Decimal(2), idempotency_key="k")

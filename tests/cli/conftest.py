@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests import tests.<dir>.<helper>; the bare helper names still resolve for older tests.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cli_harness import Cli
+from tests.cli.cli_harness import Cli
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_harness import Cli
+from tests.cli.cli_harness import Cli
 
 ACCOUNT = ("-u", "user_001", "-p", "proj_001")
 

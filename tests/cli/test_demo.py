@@ -6,7 +6,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from cli_harness import Cli
+from tests.cli.cli_harness import Cli
 
 
 def test_demo_seeds_a_month_and_prints_the_four_examples(fresh: Cli) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_harness import Cli
+from tests.cli.cli_harness import Cli
 from typer.testing import CliRunner
 
 from smartspace_budget.cli import app

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from cli_harness import Cli
 from rich.console import Console
+from tests.cli.cli_harness import Cli
 
 from smartspace_budget.cli import output
 

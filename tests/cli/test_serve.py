@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_harness import Cli
+from tests.cli.cli_harness import Cli
 
 ACCOUNT = ("-u", "svc_user", "-p", "svc_project")
 
@@ -123,7 +123,7 @@ def test_monitor_runs_every_interval_until_interrupted(seeded: Cli) -> None:
     from smartspace_budget.models import loads
 
     alerts = [loads(line) for line in lines if line.strip()]
-    types = [a["alert_type"] for a in alerts]  # type: ignore[index]
+    types = [a["alert_type"] for a in alerts]
     assert "cost_spike" in types
     assert len(types) == len(set(types))
     assert "Monitoring every 1s" in err

@@ -86,7 +86,7 @@ class Contract:
         return f"/api/v1/budgets/user/{self.user}/project/{self.project}"
 
 
-def same(a: Any, b: Any) -> dict[str, Any]:
+def same(a: Any, b: Any) -> Any:
     """The fields of two results, instants left out, asserted equal; returns the first's."""
     left, right = _fields(a), _fields(b)
     assert left == right

@@ -53,8 +53,8 @@ def test_page_shows_balance_limits_and_top_model(client: TestClient) -> None:
     html = response.text
     assert f'data-amount="{SEEDED_BALANCE}"' in html
     assert "84.20" in html
-    assert 'id="available" data-amount="71.70"' in html
-    assert 'id="reserved" data-amount="12.50"' in html
+    assert 'id="available" data-amount="71.700000000"' in html
+    assert 'id="reserved" data-amount="12.500000000"' in html
     assert "of 2.50 daily limit" in html
     assert "of 60.00 monthly limit" in html
     assert "America/New_York" in html
@@ -94,7 +94,7 @@ def test_year_chart_draws_the_monthly_limit(client: TestClient) -> None:
 async def test_chart_bars_carry_the_backend_series_exactly(seeded: FakeBackend) -> None:
     view = await build_view(seeded, USER, PROJECT, period=Period.WEEK, now=NOW)
     html = TestClient(make_app(seeded)).get("/dashboard?period=week", headers=ALICE).text
-    expected = [str(b.spent) for b in (*view.chart.previous, *view.chart.current)]
+    expected = [format(b.spent, "f") for b in (*view.chart.previous, *view.chart.current)]
     assert _bars(html) == expected
 
 
@@ -180,7 +180,7 @@ def test_export_csv_holds_what_is_on_screen(client: TestClient) -> None:
     rows = list(csv.DictReader(io.StringIO(response.text)))
     by_name = {(r["section"], r["name"]): r for r in rows}
     assert by_name[("balance", "total_balance")]["amount"] == str(SEEDED_BALANCE)
-    assert by_name[("balance", "reserved_amount")]["amount"] == "12.50"
+    assert by_name[("balance", "reserved_amount")]["amount"] == "12.500000000"
     chart = [r for r in rows if r["section"].startswith("chart_")]
     assert len(chart) == 14
     page = client.get("/dashboard?period=week", headers=ALICE).text
@@ -312,12 +312,18 @@ def test_page_references_no_other_origin(client: TestClient) -> None:
 
 
 def test_untrusted_names_are_escaped(seeded: FakeBackend) -> None:
-    backend = FakeBackend()
+    backend = FakeBackend(NOW)
     from .conftest import seed
 
-    account = seed(backend, hours=48)
-    account.rows.append((NOW.replace(minute=0), "evil", "<script>alert(1)</script>", Decimal(9), 1))
-    account.index()
+    seed(backend, hours=48)
+    backend.spend(
+        Decimal(9),
+        NOW.replace(minute=0),
+        provider="evil",
+        model="<script>alert(1)</script>",
+        user_id=USER,
+        project_id=PROJECT,
+    )
     html = TestClient(make_app(backend)).get("/dashboard", headers=ALICE).text
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

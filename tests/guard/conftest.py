@@ -11,10 +11,11 @@ import pytest
 
 from smartspace_budget.guard import Guard, Portal
 
+# Tests import tests.<dir>.<helper>; the bare helper names still resolve for older tests.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from guard_fakes import FakeLedger, FakePricing
-from guard_provider_server import Behaviour, ProviderServer, start
+from tests.guard.guard_fakes import FakeLedger, FakePricing
+from tests.guard.guard_provider_server import Behaviour, ProviderServer, start
 
 
 @pytest.fixture(scope="module")

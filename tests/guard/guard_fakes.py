@@ -46,7 +46,7 @@ class FakeLedger:
         self.holds: dict[str, BudgetReservation] = {}
         self.entries: list[LedgerEntry] = []
         self.usages: list[UsageEvent] = []
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[str, BudgetReservation | LedgerEntry] = {}
 
     @property
     def reserved(self) -> Decimal:
@@ -81,7 +81,9 @@ class FakeLedger:
         request_id: str | None = None,
     ) -> BudgetReservation:
         if idempotency_key in self._keys:
-            return self._keys[idempotency_key]  # type: ignore[no-any-return]
+            held = self._keys[idempotency_key]
+            assert isinstance(held, BudgetReservation)
+            return held
         limit = self.policy.per_request_limit
         if limit is not None and amount > limit:
             raise PolicyViolationError(f"{amount} over the per-request limit {limit}")
@@ -104,7 +106,9 @@ class FakeLedger:
         self, reservation_id: str, usage: UsageEvent, *, idempotency_key: str
     ) -> LedgerEntry:
         if idempotency_key in self._keys:
-            return self._keys[idempotency_key]  # type: ignore[no-any-return]
+            settled = self._keys[idempotency_key]
+            assert isinstance(settled, LedgerEntry)
+            return settled
         hold = self.holds[reservation_id]
         if hold.status is not ReservationStatus.PENDING:
             raise ReservationResolvedError("already resolved")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from guard_provider_server import ProviderServer
+from tests.guard.guard_provider_server import ProviderServer
 
 from smartspace_budget.backend.local import LocalBackend
 from smartspace_budget.guard import Guard

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from guard_fakes import PRICES, FakeLedger, FakePricing
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.guard.guard_fakes import PRICES, FakeLedger, FakePricing
 
 from smartspace_budget.errors import BudgetExceededError
 from smartspace_budget.guard import Guard, ProviderUsage, call_cost

@@ -22,7 +22,7 @@ import genai_prices
 import openai
 import pytest
 import sqlalchemy as sa
-from guard_provider_server import ProviderServer
+from tests.guard.guard_provider_server import ProviderServer
 
 from smartspace_budget.backend.local import LocalBackend
 from smartspace_budget.guard import Guard, with_platform_fee

@@ -11,11 +11,12 @@ import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import openai
 import pytest
 import sqlalchemy as sa
-from guard_provider_server import ProviderServer
+from tests.guard.guard_provider_server import ProviderServer
 
 from smartspace_budget.backend.local import LocalBackend
 from smartspace_budget.budgets import SpendingMonitor
@@ -54,12 +55,19 @@ async def client(server: ProviderServer) -> AsyncIterator[openai.AsyncOpenAI]:
     await c.close()
 
 
-async def rows(local: LocalBackend) -> list[sa.Row[tuple[object, ...]]]:
+class EntryRow(NamedTuple):
+    kind: str
+    amount_nano: int
+    cost_is_estimate: bool
+    price_version: str | None
+
+
+async def rows(local: LocalBackend) -> list[EntryRow]:
     query = sa.select(
         entries.c.kind, entries.c.amount_nano, entries.c.cost_is_estimate, entries.c.price_version
     ).order_by(entries.c.id)
     async with local.ledger.engine.connect() as conn:
-        return list((await conn.execute(query)).all())
+        return [EntryRow(*row) for row in (await conn.execute(query)).all()]
 
 
 async def reservation_for(engine: PricingEngine, max_tokens: int) -> Decimal:

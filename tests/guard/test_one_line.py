@@ -8,14 +8,15 @@ from pathlib import Path
 
 import openai
 import pytest
-from guard_provider_server import ProviderServer
+from openai.types.chat import ChatCompletionMessageParam
+from tests.guard.guard_provider_server import ProviderServer
 
 import smartspace_budget.guard
 from smartspace_budget.backend.local import LocalBackend
 from smartspace_budget.errors import BudgetExceededError
 from smartspace_budget.guard import Guard
 
-MESSAGES = [{"role": "user", "content": "Plan my week"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Plan my week"}]
 
 
 async def test_one_line_guards_a_client_on_the_default_backend(
@@ -26,7 +27,7 @@ async def test_one_line_guards_a_client_on_the_default_backend(
         monkeypatch.delenv(name, raising=False)
     raw = openai.AsyncOpenAI(api_key="sk-test", base_url=f"{server.base_url}/v1", max_retries=0)
     client = smartspace_budget.guard.wrap(raw, user_id="u1", project_id="p1")
-    assert isinstance(client.guard, Guard)
+    assert isinstance(client.guard, Guard)  # type: ignore[attr-defined]  # the proxy adds it
 
     with pytest.raises(BudgetExceededError):  # no money yet: refused before sending
         await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=100)

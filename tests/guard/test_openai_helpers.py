@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import openai
 import pytest
-from guard_fakes import FakeLedger
-from guard_provider_server import ProviderServer
+from tests.guard.guard_fakes import FakeLedger
+from tests.guard.guard_provider_server import ProviderServer
 
 from smartspace_budget.errors import BudgetExceededError
 from smartspace_budget.guard import Guard

@@ -17,8 +17,8 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
-from guard_fakes import FakeLedger
-from guard_provider_server import ProviderServer
+from tests.guard.guard_fakes import FakeLedger
+from tests.guard.guard_provider_server import ProviderServer
 
 from smartspace_budget.backend.local import LocalBackend
 from smartspace_budget.errors import (

@@ -18,7 +18,8 @@ from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger.migrate import upgrade
 from smartspace_budget.ledger.tables import LEDGER_TABLES
 
-sys.path.insert(0, str(Path(__file__).parent))  # ledger_helpers, under --import-mode=importlib
+# Tests import tests.ledger.ledger_helpers; the bare name still resolves for older tests.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")

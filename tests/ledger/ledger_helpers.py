@@ -16,7 +16,7 @@ T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 """A fixed clock for tests: the middle of a month, a Thursday, noon UTC."""
 
 
-def D(value: str) -> Decimal:
+def D(value: str | int) -> Decimal:
     return Decimal(value)
 
 

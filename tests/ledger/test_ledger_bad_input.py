@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from ledger_helpers import T0, D, table_snapshot, usage
+from tests.ledger.ledger_helpers import T0, D, table_snapshot, usage
 
 from smartspace_budget.errors import InvalidAmountError, InvalidInputError, NotFoundError
 from smartspace_budget.ledger import Ledger
@@ -34,30 +34,23 @@ def _usage_with(**changes: Any) -> UsageEvent:
     return UsageEvent.model_construct(**{**usage("0.01").model_dump(), **changes})
 
 
-CASES: dict[str, tuple[type[Exception], Call]] = {}
-for index, bad in enumerate(BAD_AMOUNTS):
-    CASES[f"deposit-{index}"] = (
-        InvalidAmountError,
-        lambda lg, bad=bad: lg.deposit("u", "p", bad, idempotency_key="k", now=T0),
-    )
-    CASES[f"reserve-{index}"] = (
-        InvalidAmountError,
-        lambda lg, bad=bad: lg.reserve("u", "p", bad, idempotency_key="k", now=T0),
-    )
-    CASES[f"refund-{index}"] = (
-        InvalidAmountError,
-        lambda lg, bad=bad: lg.refund("u", "p", bad, idempotency_key="k", now=T0),
-    )
-    CASES[f"adjust-{index}"] = (
-        InvalidAmountError,
-        lambda lg, bad=bad: lg.adjust("u", "p", bad, reason="fix", idempotency_key="k", now=T0),
-    )
-    CASES[f"usage-cost-{index}"] = (
-        InvalidAmountError,
-        lambda lg, bad=bad: lg.record_usage(
+def _with_amount(bad: Any) -> dict[str, Call]:
+    """Every write that takes an amount, given ``bad``."""
+    return {
+        "deposit": lambda lg: lg.deposit("u", "p", bad, idempotency_key="k", now=T0),
+        "reserve": lambda lg: lg.reserve("u", "p", bad, idempotency_key="k", now=T0),
+        "refund": lambda lg: lg.refund("u", "p", bad, idempotency_key="k", now=T0),
+        "adjust": lambda lg: lg.adjust("u", "p", bad, reason="fix", idempotency_key="k", now=T0),
+        "usage-cost": lambda lg: lg.record_usage(
             "u", "p", _usage_with(actual_cost=bad), idempotency_key="k", now=T0
         ),
-    )
+    }
+
+
+CASES: dict[str, tuple[type[Exception], Call]] = {}
+for index, bad in enumerate(BAD_AMOUNTS):
+    for name, call in _with_amount(bad).items():
+        CASES[f"{name}-{index}"] = (InvalidAmountError, call)
 CASES.update(
     {
         "deposit-negative": (

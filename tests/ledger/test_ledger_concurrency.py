@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from ledger_helpers import T0, D, usage
+from tests.ledger.ledger_helpers import T0, D, usage
 
 from smartspace_budget.errors import (
     BudgetExceededError,

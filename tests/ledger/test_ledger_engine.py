@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from ledger_helpers import T0, D
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
+from tests.ledger.ledger_helpers import T0, D
 
 from smartspace_budget.errors import BackendUnavailableError, InvalidInputError
 from smartspace_budget.ledger import Ledger, create_engine, default_database_url

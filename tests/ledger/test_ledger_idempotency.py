@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from ledger_helpers import T0, D, table_snapshot, usage
+from tests.ledger.ledger_helpers import T0, D, table_snapshot, usage
 
 from smartspace_budget.errors import BudgetExceededError, IdempotencyConflictError
 from smartspace_budget.ledger import Ledger

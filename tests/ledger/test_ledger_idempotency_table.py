@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from ledger_helpers import T0, D, usage
+from tests.ledger.ledger_helpers import T0, D, usage
 
 from smartspace_budget.errors import IdempotencyConflictError
 from smartspace_budget.ledger import Ledger, create_engine

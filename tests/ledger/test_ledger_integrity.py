@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ledger_helpers import T0, D, usage
 from sqlalchemy import update
+from tests.ledger.ledger_helpers import T0, D, usage
 
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger.tables import (

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from ledger_helpers import T0, D, usage
+from tests.ledger.ledger_helpers import T0, D, usage
 
 from smartspace_budget.errors import IdempotencyConflictError
 from smartspace_budget.ledger import Ledger

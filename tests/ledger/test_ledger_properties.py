@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import T0, usage
+from tests.ledger.ledger_helpers import T0, usage
 
 from smartspace_budget.errors import BudgetExceededError, ConflictError, ReservationResolvedError
 from smartspace_budget.ledger import Ledger

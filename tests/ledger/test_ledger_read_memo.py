@@ -20,9 +20,10 @@ from typing import Any, cast
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import D, usage
+from tests.ledger.ledger_helpers import D, usage
 
 import smartspace_budget.ledger.ledger as ledger_module
+import smartspace_budget.ledger.ops as ops_module
 from smartspace_budget.errors import BudgetExceededError
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger.read_memo import (
@@ -134,7 +135,7 @@ async def test_a_remembered_status_ends_with_its_local_day(
     ledger, _ = pair
     before_midnight = datetime(2026, 3, 31, 23, 59, 30, tzinfo=UTC)
     clock = [before_midnight]
-    real_now_or = ledger_module.now_or
+    real_now_or = ops_module.now_or
     monkeypatch.setattr(
         ledger_module, "now_or", lambda now: clock[0] if now is None else real_now_or(now)
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ledger_helpers import T0, D, usage
 from sqlalchemy import delete
+from tests.ledger.ledger_helpers import T0, D, usage
 
 from smartspace_budget.backend.base import AccountRef
 from smartspace_budget.errors import InvalidInputError, NotFoundError

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledger_helpers import T0, D, usage
 from sqlalchemy import select
+from tests.ledger.ledger_helpers import T0, D, usage
 
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger.sql import (
@@ -93,7 +94,7 @@ def test_entries_are_the_models_model_construct_and_validation_make() -> None:
         "reason": None,
     }
     built = entry_model("ivy", "p", row)
-    fields = {
+    fields: dict[str, Any] = {
         "entry_id": row["entry_id"],
         "user_id": "ivy",
         "project_id": "p",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ledger_helpers import T0, D, usage
+from tests.ledger.ledger_helpers import T0, D, usage
 
 from smartspace_budget.errors import (
     BudgetExceededError,

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from ledger_helpers import T0, D, usage
+from tests.ledger.ledger_helpers import T0, D, usage
 
 from smartspace_budget.errors import BackendUnavailableError
 from smartspace_budget.ledger import Ledger

@@ -14,6 +14,7 @@ from smartspace_budget.models import (
     CostEstimate,
     PricingData,
     PricingModel,
+    SpecModel,
     SpendingAnalytics,
     SpendingTrend,
     dumps,
@@ -79,7 +80,7 @@ def _compact(text: str) -> str:
     ("model", "document"),
     [(BudgetStatus, SPEC_STATUS), (PricingData, SPEC_PRICING), (SpendingAnalytics, SPEC_ANALYTICS)],
 )
-def test_spec_document_round_trips_exactly(model: type, document: str) -> None:
+def test_spec_document_round_trips_exactly(model: type[SpecModel], document: str) -> None:
     parsed = model.from_json(document)
     assert parsed.to_json() == _compact(document)
     assert list(json.loads(parsed.to_json())) == list(json.loads(document))
@@ -163,7 +164,7 @@ def test_bare_nan_number_is_refused() -> None:
 
 def test_float_is_refused_when_building_in_python() -> None:
     with pytest.raises(ValueError, match="float"):
-        BudgetPolicy(daily_limit=0.1)  # type: ignore[arg-type]
+        BudgetPolicy(daily_limit=0.1)
 
 
 def test_policy_zero_blocks_none_unlimited_negative_refused() -> None:

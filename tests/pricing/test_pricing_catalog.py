@@ -213,9 +213,10 @@ async def test_scheduled_price_is_not_in_force_yet(book: PriceBook) -> None:
     ],
 )
 async def test_changes_over_100x_need_force(book: PriceBook, field: str, value: Decimal) -> None:
+    changed: dict[str, Any] = {field: value}
     with pytest.raises(InvalidInputError, match=rf"{field}.*force=True"):
-        await book.add_price(operator_price(**{field: value}))
-    forced = await book.add_price(operator_price(**{field: value}), force=True)
+        await book.add_price(operator_price(**changed))
+    forced = await book.add_price(operator_price(**changed), force=True)
     assert getattr(forced, field) == value
 
 

@@ -49,7 +49,7 @@ async def test_a_model_priced_per_page_is_charged_per_page(engine: PricingEngine
     )
     assert estimate.base_cost == 12 * page_price
     assert [(line.dimension, line.quantity) for line in estimate.line_items or ()] == [
-        ("pages", 12)
+        ("pages", Decimal(12))
     ]
 
 

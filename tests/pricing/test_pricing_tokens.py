@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import tiktoken
-import tiktoken_ext.openai_public
+import tiktoken_ext.openai_public  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -226,7 +226,7 @@ def test_input_that_is_not_text_is_refused(bad: Any) -> None:
 
 def test_messages_must_be_mappings() -> None:
     with pytest.raises(InvalidInputError, match=r"messages\[1\]"):
-        estimate_tokens([{"role": "user", "content": "a"}, "oops"], "gpt-4o")
+        estimate_tokens([{"role": "user", "content": "a"}, "oops"], "gpt-4o")  # type: ignore[list-item]
 
 
 def test_model_must_be_named() -> None:

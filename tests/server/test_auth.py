@@ -18,6 +18,7 @@ from smartspace_budget.errors import (
 from smartspace_budget.ledger.engine import create_engine
 from smartspace_budget.server.auth import Authenticator, Principal, RateLimiter
 from smartspace_budget.server.key_tables import (
+    ApiKeyInfo,
     Scope,
     api_keys,
     create_api_key,
@@ -142,7 +143,7 @@ async def test_authenticator_admin_env_key_db_keys_and_uniform_failures(
     _, raw = await create_api_key(engine, scope="account_read", user_id="u", project_id="p")
     calls = 0
 
-    async def lookup(key: str):  # type: ignore[no-untyped-def]
+    async def lookup(key: str) -> ApiKeyInfo | None:
         nonlocal calls
         calls += 1
         return await find_api_key(engine, key)

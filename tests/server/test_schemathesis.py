@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -41,7 +42,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceThread]:
     database=None,
 )
 def test_no_server_errors_and_answers_match_the_schema(
-    case: schemathesis.Case, live: ServiceThread
+    case: schemathesis.Case[Any], live: ServiceThread
 ) -> None:
     case.call_and_validate(
         base_url=live.url,

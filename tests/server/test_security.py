@@ -59,7 +59,7 @@ async def call(service: Service, method: str, path: str, key: str | None) -> htt
 
 def tenant_routes(service: Service) -> list[tuple[str, str]]:
     document = service.app.openapi()
-    routes = []
+    routes: list[tuple[str, str]] = []
     for path, operations in document["paths"].items():
         if "{user_id}" in path or "{reservation_id}" in path:
             routes.extend((method, path) for method in operations)
@@ -220,7 +220,7 @@ async def test_no_raw_key_in_the_database_or_the_logs(
     logged = "\n".join(record.getMessage() + repr(record.args) for record in caplog.records)
     async with service.ledger.engine.connect() as conn:
         names = await conn.run_sync(lambda sync: sa.inspect(sync).get_table_names())
-        dumped = []
+        dumped: list[str] = []
         for name in names:
             rows = (await conn.execute(sa.text(f'SELECT * FROM "{name}"'))).all()
             dumped.extend(str(value) for row in rows for value in row)

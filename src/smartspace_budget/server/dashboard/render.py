@@ -39,6 +39,12 @@ STATIC_FILES = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 """The only files ``/dashboard/static/`` serves (a fixed list, so no path is ever joined)."""
 
 
+def exact_amount(value: Decimal | None) -> str:
+    """Exact positional form for data attributes: ``str()`` of the ledger's nine-place zero
+    is "0E-9", which the CSV export (and a reader of the page) would not show."""
+    return "" if value is None else format(value, "f")
+
+
 def format_amount(value: Decimal | None, places: int = 2) -> str:
     """Display form of an amount: two decimals, more for sub-cent values, grouped thousands.
 
@@ -79,6 +85,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["amount"] = format_amount
+    env.filters["exact"] = exact_amount
     env.filters["when"] = _when
     env.filters["day"] = _day
     return env
