@@ -309,7 +309,9 @@ def forecast(
         to_exhaustion = (
             None if seconds is None or seconds > _CENTURY else timedelta(seconds=int(seconds))
         )
-    exhaustion_at = None if to_exhaustion is None else now + to_exhaustion
+    # Whole seconds: the burn rate is measured in whole seconds too, so the same forecast is
+    # made by any reader within one second (the library and the service agree).
+    exhaustion_at = None if to_exhaustion is None else now.replace(microsecond=0) + to_exhaustion
     return Forecast(
         spent_so_far=spent_so_far,
         burn_rate_per_day=rate,
