@@ -22,7 +22,10 @@ inside ``async with guard.request(...)``:
    cost *under* a worst-case hold is what a hold is for, so only then it is not reported.
 
 Every ledger write carries an idempotency key derived from the call's id, so a retried
-settlement can never charge twice.
+settlement can never charge twice. The settlement is journaled in the durable outbox
+(``backend/outbox.py``) before it is sent: if the ledger cannot be reached, or the process
+dies, it is delivered later (in the background, or by the next process using the same
+outbox), and the hold covers the call until then.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from smartspace_budget.backend.outbox import Outbox, OutboxWriter
 from smartspace_budget.errors import (
     BudgetError,
     InvalidInputError,
@@ -82,7 +87,10 @@ class Guard:
     through its alert handlers; ``on_anomaly`` is called with every such anomaly.
     Synchronous clients run the backend on ``portal`` (one is created when needed).
     ``default_max_output_tokens`` is held for a call without ``max_tokens`` on a model whose
-    output limit and context window are both unknown.
+    output limit and context window are both unknown. ``outbox`` journals settlements until
+    the ledger has them (default: the configured outbox of ``backend``'s ledger, see
+    :class:`~smartspace_budget.backend.outbox.Outbox`); what an earlier process left there is
+    delivered in the background from the first use on.
     """
 
     def __init__(
@@ -97,6 +105,7 @@ class Guard:
         on_anomaly: Callable[[CostAnomaly], None] | None = None,
         portal: Portal | None = None,
         default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
+        outbox: Outbox | None = None,
     ) -> None:
         if not user_id or not project_id:
             raise InvalidInputError("user_id and project_id must not be empty")
@@ -119,6 +128,8 @@ class Guard:
         self._portal = portal
         self._owns_portal = False
         self._pending: set[concurrent.futures.Future[Any] | asyncio.Future[Any]] = set()
+        self.outbox = OutboxWriter.for_backend(backend, outbox)
+        self.outbox.resume()  # a running loop: deliver what earlier processes left, now
 
     def close(self) -> None:
         """Stop the portal's thread if this guard started one (synchronous clients)."""
@@ -136,9 +147,16 @@ class Guard:
 
     def wrap(self, client: Any) -> Any:
         """Return a guarded proxy of an ``openai`` or ``anthropic`` client (sync or async)."""
-        from smartspace_budget.guard.wrappers import wrap_client
+        from smartspace_budget.guard.wrappers import is_async_client, wrap_client
 
-        return wrap_client(self, client)
+        wrapped = wrap_client(self, client)
+        if not is_async_client(client) and self.outbox.pending():
+            # A synchronous client's ledger calls run on the portal: deliver there.
+            self._track(self.portal.submit(self._resume()))
+        return wrapped
+
+    async def _resume(self) -> None:
+        self.outbox.resume()
 
     @asynccontextmanager
     async def request(
@@ -195,6 +213,7 @@ class Guard:
                 raise InvalidInputError(f"{name} must be a non-negative int, got {value!r}")
         if isinstance(choices, bool) or not isinstance(choices, int) or choices < 1:
             raise InvalidInputError(f"choices (n) must be a positive int, got {choices!r}")
+        self.outbox.resume()
         call_id = uuid.uuid4().hex
         request_id = request_id or f"req_{call_id}"
         worst_output = max_tokens if max_tokens is not None else expected_output_tokens
@@ -262,8 +281,9 @@ class Guard:
     async def finish_call(self, call: GuardedCall, usage: ProviderUsage | None) -> None:
         """Steps 4-5: settle at the real cost (or at the reservation if unknown), then compare.
 
-        Settling is retried with the same idempotency key; if the backend stays down the
-        failure is logged and the hold expires in the ledger after its TTL.
+        The settlement is journaled in the outbox first and sent with a fixed idempotency
+        key; if the ledger cannot be reached it stays there (``call.delivery == "queued"``)
+        and is delivered in the background, the hold covering the call until then.
         """
         if call.finished:
             return
@@ -301,6 +321,7 @@ class Guard:
             input_tokens=call.estimate.input_tokens, output_tokens=call.estimate.output_tokens
         )
         event = UsageEvent(
+            occurred_at=datetime.now(UTC),  # filed when it happened, however late delivered
             provider=call.provider,
             model=call.model,
             **usage_counts(counts),
@@ -312,11 +333,14 @@ class Guard:
             cost_is_estimate=is_estimate,
             tags=call.tags,
         )
-        entry = await settle(self.backend, self.user_id, self.project_id, call, event)
-        if entry is None:
+        delivery = await settle(self.outbox, self.user_id, self.project_id, call, event)
+        call.delivery = delivery.state
+        if delivery.state in ("queued", "delivered"):
+            call.actual_cost, call.cost_is_estimate = actual, is_estimate
+            call.unpriced = unpriced
+        if delivery.entry is None:
             return
-        call.entry, call.actual_cost, call.cost_is_estimate = entry, actual, is_estimate
-        call.unpriced = unpriced
+        call.entry = delivery.entry
         if not is_estimate:
             await self._compare(call, actual)
 
