@@ -566,7 +566,7 @@ class OutboxWriter:
         outbox: Outbox,
         target: str,
         *,
-        attempts: int = 2,
+        attempts: int = 1,
         retry_delay: float = 0.05,
     ) -> None:
         self.backend = backend
