@@ -195,7 +195,8 @@ class LocalBackend(CachedReads):
                 self.invalidate_all()
             from smartspace_budget.ledger.ledger import Ledger
 
-            ledger = await Ledger.connect(self._url)
+            # Embedded: nothing else sweeps expired holds, so reads and opening do.
+            ledger = await Ledger.connect(self._url, expire_on_access=True)
             self._opened = _Opened(ledger, open_price_book(ledger), loop)
             return self._opened
 
