@@ -36,6 +36,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -47,6 +48,7 @@ from smartspace_budget.errors import (
     MissingPricingError,
     ReservationResolvedError,
 )
+from smartspace_budget.guard import at_exit
 from smartspace_budget.guard.anomalies import (
     REPORTED,
     anomaly_alert,
@@ -65,6 +67,7 @@ from smartspace_budget.guard.sizing import (
     for_choices,
     worst_case_output,
 )
+from smartspace_budget.guard.usage import PartialUsage
 from smartspace_budget.models import (
     AnomalyDirection,
     CostAnomaly,
@@ -72,6 +75,7 @@ from smartspace_budget.models import (
     UsageEvent,
 )
 from smartspace_budget.pricing.cost import to_usdc
+from smartspace_budget.pricing.tokens import estimate_tokens
 
 __all__ = ["DEFAULT_MAX_OUTPUT_TOKENS", "Guard", "GuardBackend", "GuardedCall", "PricingSource"]
 
@@ -278,7 +282,9 @@ class Guard:
             expected_given=expected_output_tokens is not None,
         )
 
-    async def finish_call(self, call: GuardedCall, usage: ProviderUsage | None) -> None:
+    async def finish_call(
+        self, call: GuardedCall, usage: ProviderUsage | PartialUsage | None
+    ) -> None:
         """Steps 4-5: settle at the real cost (or at the reservation if unknown), then compare.
 
         The settlement is journaled in the outbox first and sent with a fixed idempotency
@@ -287,6 +293,9 @@ class Guard:
         """
         if call.finished:
             return
+        partial = isinstance(usage, PartialUsage)
+        if isinstance(usage, PartialUsage):
+            usage = self._left_usage(call, usage)
         call.usage = usage
         pricing: PricingData | None = None
         charged: Charge | None = None
@@ -307,7 +316,7 @@ class Guard:
                 log.exception(
                     "could not price %s/%s; charging the reservation", call.provider, call.model
                 )
-        is_estimate = charged is None or charged.at_hold
+        is_estimate = charged is None or charged.at_hold or partial
         actual = call.reserved_amount if charged is None else charged.amount
         unpriced = {} if charged is None else charged.unpriced
         if unpriced:
@@ -343,6 +352,31 @@ class Guard:
         call.entry = delivery.entry
         if not is_estimate:
             await self._compare(call, actual)
+
+    def _left_usage(self, call: GuardedCall, left: PartialUsage) -> ProviderUsage:
+        """A stream left before its end: the usage the provider reported, with the output it
+        streamed counted by the model's tokenizer (at most what was held for)."""
+        reported = left.reported
+        streamed = 0
+        if left.streamed_text:
+            try:
+                streamed = estimate_tokens(
+                    left.streamed_text, call.model, call.provider
+                ).token_count
+            except Exception:
+                log.exception("could not count the output streamed by %s", call.request_id)
+        held = max(call.estimate.output_tokens, reported.output_tokens)
+        output = min(max(reported.output_tokens, streamed), held)
+        log.warning(
+            "%s was left before its end: charging the %d input tokens reported and %d output "
+            "tokens streamed",
+            call.request_id,
+            reported.input_tokens,
+            output,
+        )
+        if output == reported.output_tokens:
+            return reported
+        return replace(reported, output_tokens=max(output, reported.reasoning_tokens))
 
     def _usdc_per_unit(self, currency: str) -> Decimal:
         if currency in ("USDC", "USD"):
@@ -395,19 +429,21 @@ class Guard:
     def settle_later(
         self,
         call: GuardedCall,
-        usage: ProviderUsage | None,
+        usage: ProviderUsage | PartialUsage | None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """Settle from a finalizer, without blocking it.
 
         An async stream settles on the loop it was read on (its backend's loop); a sync one
-        on the portal. If that loop is gone, the hold expires in the ledger after its TTL.
+        on the portal. If that loop is gone, it is settled when the process exits (see
+        ``at_exit.py``), and the ledger expires its hold meanwhile once its TTL is past.
         """
         if loop is None:
             self._track(self.portal.submit(self.finish_call(call, usage)))
             return
         if loop.is_closed():
-            log.warning("loop closed; the hold of %s expires after its TTL", call.request_id)
+            log.warning("loop closed; %s is settled at exit", call.request_id)
+            at_exit.defer(self, call, usage)
             return
 
         def _start() -> None:
