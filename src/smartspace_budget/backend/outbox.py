@@ -10,8 +10,10 @@ the write (a 2xx, or the replayed answer of an earlier identical request); until
 background task on the caller's event loop sends it again, with exponential backoff and
 jitter, and the next process that opens the same outbox for the same ledger delivers what an
 earlier one left (killed, or ended before the ledger came back). A definitive refusal
-(a 4xx: unknown reservation, key reused with another body, bad input, wrong key) is kept as
-*dead*, shown by ``smartspace-budget outbox``, and never retried on its own.
+(a 4xx about the write: unknown reservation, key reused with another body, bad input) is
+kept as *dead*, shown by ``smartspace-budget outbox``, and never retried on its own. A
+refused API key (401, 403) is not the write's fault: the entry waits, retried, until the
+client's key is fixed.
 
 Nothing is charged twice: every delivery of an entry carries the same idempotency key and the
 same body, so the ledger answers a repeat with its first result. A settlement whose hold is
@@ -49,9 +51,11 @@ from smartspace_budget.backend.outbox_store import (
 from smartspace_budget.config import Settings
 from smartspace_budget.errors import (
     BackendError,
+    ForbiddenError,
     RateLimitedError,
     ReservationResolvedError,
     SmartspaceBudgetError,
+    UnauthorizedError,
 )
 from smartspace_budget.models import LedgerEntry, UsageEvent
 
@@ -87,8 +91,9 @@ class Delivery:
 
 
 def _definitive(exc: BaseException) -> bool:
-    """A refusal that sending the same request again cannot change (a 4xx but 429)."""
-    if isinstance(exc, BackendError | RateLimitedError):
+    """A refusal of the write itself, which sending it again cannot change (a 4xx but 429,
+    and but the 401/403 of a client whose key is wrong: fixing the key delivers it)."""
+    if isinstance(exc, BackendError | RateLimitedError | UnauthorizedError | ForbiddenError):
         return False
     return isinstance(exc, SmartspaceBudgetError)
 
