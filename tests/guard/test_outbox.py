@@ -124,10 +124,10 @@ async def test_a_settlement_waits_in_the_outbox_until_the_ledger_is_back(
     flaky = Outage(local)
     outbox = outboxes(tmp_path / "outbox.sqlite3", base_delay=0.05, max_delay=0.2)
     guard = Guard(
-        flaky,
+        flaky,  # type: ignore[arg-type]
         PricingEngine(local),
         user_id=account[0],
-        project_id=account[1],  # type: ignore[arg-type]
+        project_id=account[1],
         outbox=outbox,
     )
     flaky.down = True
@@ -165,10 +165,10 @@ async def test_a_definitive_refusal_is_dead_lettered_not_retried(
     flaky.refusal = NotFoundError("no reservation 'r-1'")
     outbox = outboxes(tmp_path / "outbox.sqlite3", base_delay=0.05, max_delay=0.1)
     guard = Guard(
-        flaky,
+        flaky,  # type: ignore[arg-type]
         PricingEngine(local),
         user_id=account[0],
-        project_id=account[1],  # type: ignore[arg-type]
+        project_id=account[1],
         outbox=outbox,
     )
     async with guard.request("openai", "gpt-4o", input_text="hi", max_tokens=100) as call:
@@ -192,10 +192,10 @@ async def test_a_hold_gone_before_delivery_is_charged_without_it(
     flaky = Outage(local)
     outbox = outboxes(tmp_path / "outbox.sqlite3", base_delay=0.05, max_delay=0.1)
     guard = Guard(
-        flaky,
+        flaky,  # type: ignore[arg-type]
         PricingEngine(local),
         user_id=account[0],
-        project_id=account[1],  # type: ignore[arg-type]
+        project_id=account[1],
         outbox=outbox,
         reservation_ttl=1,
     )

@@ -190,7 +190,7 @@ class _Courier:
                 continue
             wait = delay * (0.5 + random.random())
             log.warning(
-                "the ledger is still unreachable (%s); %d outbox entries wait, next try in %.1f s",
+                "outbox delivery failed (%s); %d entries wait, next try in %.1f s",
                 describe_error(blocked.error) if blocked.error else "unknown",
                 self.outbox.count(self.target, "pending"),
                 wait,
