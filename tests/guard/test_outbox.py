@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from guard_provider_server import ProviderServer
@@ -211,6 +211,44 @@ async def test_a_hold_gone_before_delivery_is_charged_without_it(
     assert usage.reservation_id is None  # recorded without the hold, which had expired
     balance = await local.get_balance(*account)
     assert (balance.total_balance, balance.reserved_amount) == (10 - cost, 0)
+
+
+async def test_an_entry_goes_to_its_own_ledger_only_and_keeps_its_first_body(
+    tmp_path: Path, outboxes: Any
+) -> None:
+    outbox = outboxes(tmp_path / "outbox.sqlite3")
+    first, second = (
+        UsageEvent(
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=1,
+            output_tokens=1,
+            actual_cost=Decimal(cost),
+        )
+        for cost in ("0.1", "0.2")
+    )
+    kept = outbox.journal(
+        "ledger-a", "k1", "record_usage", user_id="u", project_id="p", usage=first
+    )
+    again = outbox.journal(
+        "ledger-a", "k1", "record_usage", user_id="u", project_id="p", usage=second
+    )
+    assert again.usage.actual_cost == kept.usage.actual_cost == Decimal("0.1")
+    outbox.journal("ledger-b", "k1", "record_usage", user_id="u", project_id="p", usage=second)
+
+    class Recorder:
+        outbox_target = "ledger-a"
+        sent: ClassVar[list[tuple[str, Decimal]]] = []
+
+        async def record_usage(
+            self, user_id: str, project_id: str, usage: UsageEvent, *, idempotency_key: str
+        ) -> None:
+            self.sent.append((idempotency_key, usage.actual_cost))
+
+    writer = OutboxWriter(Recorder(), outbox, "ledger-a")  # type: ignore[arg-type]
+    assert await writer.flush() == 0
+    assert Recorder.sent == [("k1", Decimal("0.1"))]
+    assert [e.target for e in outbox.entries()] == ["ledger-b"]  # left for its own ledger
 
 
 def test_default_outbox_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

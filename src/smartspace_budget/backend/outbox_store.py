@@ -9,6 +9,7 @@ the ledger it is for (``target``) and how delivery went so far. Delivering the r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import weakref
@@ -169,7 +170,8 @@ class Outbox:
     ``base_delay`` and ``max_delay`` bound the background delivery's backoff in seconds.
     """
 
-    _shared: ClassVar[dict[str, Outbox]] = {}
+    # Shared while in use: an outbox no guard holds any more is closed (``__del__``).
+    _shared: ClassVar[weakref.WeakValueDictionary[str, Outbox]] = weakref.WeakValueDictionary()
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
@@ -239,6 +241,12 @@ class Outbox:
                 del self._shared[str(self.path)]
         with self._lock:
             self._conn.close()
+
+    def __del__(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     @contextmanager
     def _durability(self, full: bool) -> Iterator[sqlite3.Connection]:
