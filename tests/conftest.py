@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,9 +21,9 @@ if "TIKTOKEN_CACHE_DIR" not in os.environ and _SHARED_TIKTOKEN.is_dir():
 # outbox: the tests' go to a directory of their own, never the user's (tests of the default
 # location set or remove the variable themselves).
 if "SMARTSPACE_BUDGET_OUTBOX_PATH" not in os.environ:
-    os.environ["SMARTSPACE_BUDGET_OUTBOX_PATH"] = str(
-        Path(tempfile.mkdtemp(prefix="ssb-test-outbox-")) / "outbox.sqlite3"
-    )
+    _OUTBOX_DIR = tempfile.mkdtemp(prefix="ssb-test-outbox-")
+    atexit.register(shutil.rmtree, _OUTBOX_DIR, ignore_errors=True)
+    os.environ["SMARTSPACE_BUDGET_OUTBOX_PATH"] = str(Path(_OUTBOX_DIR) / "outbox.sqlite3")
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SMARTSPACE_BUDGET_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
