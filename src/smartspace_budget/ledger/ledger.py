@@ -594,7 +594,7 @@ class Ledger:
             await self.expire_reservations(now)
         except SmartspaceBudgetError as exc:  # the read still answers, holds shown as held
             log.warning("could not expire overdue holds: %s", exc.detail)
-            return answer, None
+            return answer, due  # past: the answer is not remembered, the next read tries again
         return await self._call(read, user_id, project_id, now), False
 
     async def _expire_overdue_holds(self) -> None:
