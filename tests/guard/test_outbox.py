@@ -429,3 +429,41 @@ async def test_kill_9_between_answer_and_settlement_then_restart_charges_once(
     assert await restarted.outbox.flush() == 0  # nothing left, nothing sent twice
     assert time.monotonic() - started < 30
     assert len(await usage_entries(ledger_url, account)) == 1
+
+
+def test_a_synchronous_client_delivers_what_was_left_on_its_portal(
+    tmp_path: Path, outboxes: Any
+) -> None:
+    import openai
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"
+    backend = LocalBackend.default(Settings(database_url=url, status_ttl=0))
+    outbox = outboxes(tmp_path / "outbox.sqlite3", base_delay=0.05, max_delay=0.2)
+    left = UsageEvent(
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=3,
+        output_tokens=4,
+        actual_cost=Decimal("0.25"),
+        request_id="req_left",
+    )
+    outbox.journal(
+        backend.outbox_target,
+        "guard:left:usage",
+        "record_usage",
+        user_id="u",
+        project_id="p",
+        usage=left,
+    )
+    guard = Guard(backend, PricingEngine(backend), user_id="u", project_id="p", outbox=outbox)
+    try:
+        guard.wrap(openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1"))
+        deadline = time.monotonic() + 30
+        while outbox.count() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert outbox.count() == 0
+        balance = guard.portal.run(backend.get_balance("u", "p"))
+        assert balance.total_balance == Decimal("-0.25")
+    finally:
+        guard.portal.run(backend.aclose())
+        guard.close()
