@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +16,14 @@ import pytest
 _SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken-cache"
 if "TIKTOKEN_CACHE_DIR" not in os.environ and _SHARED_TIKTOKEN.is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(_SHARED_TIKTOKEN)
+
+# Guards over PostgreSQL or a service journal their settlements in the data directory's
+# outbox: the tests' go to a directory of their own, never the user's (tests of the default
+# location set or remove the variable themselves).
+if "SMARTSPACE_BUDGET_OUTBOX_PATH" not in os.environ:
+    _OUTBOX_DIR = tempfile.mkdtemp(prefix="ssb-test-outbox-")
+    atexit.register(shutil.rmtree, _OUTBOX_DIR, ignore_errors=True)
+    os.environ["SMARTSPACE_BUDGET_OUTBOX_PATH"] = str(Path(_OUTBOX_DIR) / "outbox.sqlite3")
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SMARTSPACE_BUDGET_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -69,6 +69,20 @@ class Settings(BaseSettings):
     )
     max_retries: int = Field(default=3, ge=0, le=10, description="Retries after the first try.")
 
+    # The outbox of settlements and usage the ledger has not acknowledged yet.
+    outbox_path: Path | None = Field(
+        default=None,
+        description=(
+            "SQLite file journaling settlements and usage until the ledger acknowledges them; "
+            "unset: beside the embedded SQLite ledger, else outbox.sqlite3 in data_dir."
+        ),
+    )
+    outbox_max_delay: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait in seconds between two delivery attempts of the outbox.",
+    )
+
     # The service.
     host: str = Field(default="127.0.0.1", description="Address the service listens on.")
     port: int = Field(default=8000, ge=0, le=65535)
@@ -141,7 +155,7 @@ class Settings(BaseSettings):
             return None
         return value.strip().rstrip("/")
 
-    @field_validator("database_url", "redis_url", mode="before")
+    @field_validator("database_url", "redis_url", "outbox_path", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         if not isinstance(value, str):

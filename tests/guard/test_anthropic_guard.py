@@ -13,6 +13,7 @@ from tests.guard.guard_provider_server import ProviderServer
 from smartspace_budget.errors import BudgetExceededError
 from smartspace_budget.guard import Guard
 from smartspace_budget.models.budget import ReservationStatus
+from smartspace_budget.pricing.tokens import estimate_tokens
 
 MODEL = "claude-haiku-4-5"
 MESSAGES = [{"role": "user", "content": [{"type": "text", "text": "Write one short line"}]}]
@@ -103,17 +104,22 @@ def test_sync_stream_helper_settles_on_exit(
     assert [e.amount for e in ledger.entries] == [-cost(50, 2000, 300, 40)]
 
 
-async def test_async_stream_helper_left_early_is_charged_at_the_reservation(
+async def test_async_stream_helper_left_early_is_charged_what_was_reported_and_streamed(
     server: ProviderServer, ledger: FakeLedger, guard: Guard, async_client: anthropic.AsyncAnthropic
 ) -> None:
     async with guard.wrap(async_client).messages.stream(
         model=MODEL, system=SYSTEM, messages=MESSAGES, max_tokens=100
     ) as stream:
-        async for _ in stream:
-            break
+        async for event in stream:
+            if event.type == "content_block_delta":
+                break
     [usage] = ledger.usages
     assert usage.cost_is_estimate
-    assert [e.amount for e in ledger.entries] == [-RESERVED]
+    # message_start reported the 12 input tokens; "w0 " was streamed: not the whole hold.
+    streamed = estimate_tokens("w0 ", MODEL, "anthropic").token_count
+    assert (usage.input_tokens, usage.output_tokens) == (12, streamed)
+    assert [e.amount for e in ledger.entries] == [-cost(12, 0, 0, streamed)]
+    assert cost(12, 0, 0, streamed) < RESERVED
 
 
 async def test_async_stream_helper_read_to_the_end(
@@ -127,16 +133,38 @@ async def test_async_stream_helper_read_to_the_end(
     assert [e.amount for e in ledger.entries] == [-cost(50, 2000, 300, 40)]
 
 
-async def test_stream_abandoned_early_is_charged_at_the_reservation(
+async def test_stream_abandoned_early_is_charged_what_was_reported_and_streamed(
+    server: ProviderServer, ledger: FakeLedger, guard: Guard, async_client: anthropic.AsyncAnthropic
+) -> None:
+    server.behaviour.cached_tokens = 500  # message_start reports the whole input side
+    stream = await guard.wrap(async_client).messages.create(
+        model=MODEL, system=SYSTEM, messages=MESSAGES, max_tokens=100, stream=True
+    )
+    async with stream:
+        seen = 0
+        async for event in stream:
+            seen += event.type == "content_block_delta"
+            if seen == 3:
+                break
+    streamed = estimate_tokens("w0 w1 w2 ", MODEL, "anthropic").token_count
+    [usage] = ledger.usages
+    assert (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens) == (
+        512,
+        500,
+        streamed,
+    )
+    assert [e.amount for e in ledger.entries] == [-cost(12, 500, 0, streamed)]
+    assert usage.cost_is_estimate
+    assert ledger.reserved == 0
+
+
+async def test_stream_abandoned_before_message_start_is_charged_at_the_reservation(
     server: ProviderServer, ledger: FakeLedger, guard: Guard, async_client: anthropic.AsyncAnthropic
 ) -> None:
     stream = await guard.wrap(async_client).messages.create(
         model=MODEL, system=SYSTEM, messages=MESSAGES, max_tokens=100, stream=True
     )
-    async with stream:
-        async for event in stream:
-            if event.type == "content_block_delta":
-                break
+    await stream.close()  # nothing was reported: the hold is all that is known
     assert [e.amount for e in ledger.entries] == [-RESERVED]
     assert ledger.usages[0].cost_is_estimate
 

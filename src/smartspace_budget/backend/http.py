@@ -147,6 +147,11 @@ class HttpBackend(CachedReads):
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def outbox_target(self) -> str:
+        """The service's name in the outbox (its base URL)."""
+        return self.base_url
+
     def __repr__(self) -> str:
         # Never show the key.
         return f"HttpBackend({self.base_url!r}, deadline={self.deadline})"

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smartspace_budget.backend._cached import CachedReads
@@ -43,7 +44,18 @@ if TYPE_CHECKING:
     from smartspace_budget.ledger.ledger import Ledger
     from smartspace_budget.prices.catalog import PriceBook
 
-__all__ = ["LocalBackend", "open_price_book"]
+__all__ = ["LocalBackend", "ledger_target", "open_price_book"]
+
+
+def ledger_target(url: str) -> str:
+    """A ledger database's name in the outbox: ``sqlite:///<absolute path>`` for SQLite, the
+    URL without driver and password for PostgreSQL (the same for every way of writing it)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite:///{Path(parsed.database or '').expanduser().resolve()}"
+    return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
 
 
 def open_price_book(ledger: Ledger) -> PriceBook:
@@ -144,6 +156,17 @@ class LocalBackend(CachedReads):
         await self.aclose()
 
     @property
+    def outbox_target(self) -> str:
+        """The ledger's name in the outbox: its SQLite file, or its database without password."""
+        if self._opened is not None and self._opened.loop is None:
+            url = self._opened.ledger.engine.url.render_as_string(hide_password=True)
+        else:
+            from smartspace_budget.ledger.engine import default_database_url
+
+            url = self._url or default_database_url()
+        return ledger_target(url)
+
+    @property
     def ledger(self) -> Ledger:
         """The ledger, once opened (:class:`RuntimeError` before the first call)."""
         if self._opened is None:
@@ -173,7 +196,8 @@ class LocalBackend(CachedReads):
                 self.invalidate_all()
             from smartspace_budget.ledger.ledger import Ledger
 
-            ledger = await Ledger.connect(self._url)
+            # Embedded: nothing else sweeps expired holds, so reads and opening do.
+            ledger = await Ledger.connect(self._url, expire_on_access=True)
             self._opened = _Opened(ledger, open_price_book(ledger), loop)
             return self._opened
 

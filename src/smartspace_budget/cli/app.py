@@ -126,12 +126,22 @@ def _register() -> None:
         demo,
         keys_cmds,
         ledger_cmds,
+        outbox_cmds,
         prices_cmds,
         pricing_cmds,
         serve_cmds,
     )
 
-    modules = (pricing_cmds, prices_cmds, budget_cmds, ledger_cmds, keys_cmds, serve_cmds, demo)
+    modules = (
+        pricing_cmds,
+        prices_cmds,
+        budget_cmds,
+        ledger_cmds,
+        outbox_cmds,
+        keys_cmds,
+        serve_cmds,
+        demo,
+    )
     for module in modules:
         module.register(app)
 

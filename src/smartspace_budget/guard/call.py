@@ -62,7 +62,10 @@ class GuardedCall:
     if it is never called the reservation amount is charged as an estimate. ``started_at``
     is the instant of the call, at which it is priced (time-of-day prices); ``unpriced``,
     once settled, names what the call used that no price covered (it was then charged at
-    least its reservation).
+    least its reservation). ``delivery`` says what became of the settlement: ``delivered``
+    (``entry`` is the ledger's), ``queued`` (the ledger could not be reached: it waits in the
+    outbox and is delivered in the background; ``actual_cost`` is what it will charge),
+    ``dead`` (the ledger refused it for good; see ``smartspace-budget outbox``).
     """
 
     call_id: str
@@ -82,6 +85,7 @@ class GuardedCall:
     tags: dict[str, str] = field(default_factory=dict)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     unpriced: dict[str, int] = field(default_factory=dict)
+    delivery: str | None = None
 
     @property
     def reserved_amount(self) -> Decimal:
@@ -90,8 +94,8 @@ class GuardedCall:
 
     @property
     def finished(self) -> bool:
-        """Settled or released: the hold is resolved."""
-        return self.entry is not None or self.released
+        """Settled (or its settlement journaled) or released: nothing more to do here."""
+        return self.entry is not None or self.released or self.delivery is not None
 
     def record_usage(
         self,

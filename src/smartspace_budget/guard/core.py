@@ -22,7 +22,10 @@ inside ``async with guard.request(...)``:
    cost *under* a worst-case hold is what a hold is for, so only then it is not reported.
 
 Every ledger write carries an idempotency key derived from the call's id, so a retried
-settlement can never charge twice.
+settlement can never charge twice. The settlement is journaled in the durable outbox
+(``backend/outbox.py``) before it is sent: if the ledger cannot be reached, or the process
+dies, it is delivered later (in the background, or by the next process using the same
+outbox), and the hold covers the call until then.
 """
 
 from __future__ import annotations
@@ -33,15 +36,19 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from smartspace_budget.backend.outbox import Outbox, OutboxWriter
 from smartspace_budget.errors import (
     BudgetError,
     InvalidInputError,
     MissingPricingError,
     ReservationResolvedError,
 )
+from smartspace_budget.guard import at_exit
 from smartspace_budget.guard.anomalies import (
     REPORTED,
     anomaly_alert,
@@ -60,6 +67,7 @@ from smartspace_budget.guard.sizing import (
     for_choices,
     worst_case_output,
 )
+from smartspace_budget.guard.usage import PartialUsage
 from smartspace_budget.models import (
     AnomalyDirection,
     CostAnomaly,
@@ -67,6 +75,7 @@ from smartspace_budget.models import (
     UsageEvent,
 )
 from smartspace_budget.pricing.cost import to_usdc
+from smartspace_budget.pricing.tokens import estimate_tokens
 
 __all__ = ["DEFAULT_MAX_OUTPUT_TOKENS", "Guard", "GuardBackend", "GuardedCall", "PricingSource"]
 
@@ -82,7 +91,10 @@ class Guard:
     through its alert handlers; ``on_anomaly`` is called with every such anomaly.
     Synchronous clients run the backend on ``portal`` (one is created when needed).
     ``default_max_output_tokens`` is held for a call without ``max_tokens`` on a model whose
-    output limit and context window are both unknown.
+    output limit and context window are both unknown. ``outbox`` journals settlements until
+    the ledger has them (default: the configured outbox of ``backend``'s ledger, see
+    :class:`~smartspace_budget.backend.outbox.Outbox`); what an earlier process left there is
+    delivered in the background from the first use on.
     """
 
     def __init__(
@@ -97,6 +109,7 @@ class Guard:
         on_anomaly: Callable[[CostAnomaly], None] | None = None,
         portal: Portal | None = None,
         default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
+        outbox: Outbox | None = None,
     ) -> None:
         if not user_id or not project_id:
             raise InvalidInputError("user_id and project_id must not be empty")
@@ -119,6 +132,8 @@ class Guard:
         self._portal = portal
         self._owns_portal = False
         self._pending: set[concurrent.futures.Future[Any] | asyncio.Future[Any]] = set()
+        self.outbox = OutboxWriter.for_backend(backend, outbox)
+        self.outbox.resume()  # a running loop: deliver what earlier processes left, now
 
     def close(self) -> None:
         """Stop the portal's thread if this guard started one (synchronous clients)."""
@@ -136,9 +151,16 @@ class Guard:
 
     def wrap(self, client: Any) -> Any:
         """Return a guarded proxy of an ``openai`` or ``anthropic`` client (sync or async)."""
-        from smartspace_budget.guard.wrappers import wrap_client
+        from smartspace_budget.guard.wrappers import is_async_client, wrap_client
 
-        return wrap_client(self, client)
+        wrapped = wrap_client(self, client)
+        if not is_async_client(client) and self.outbox.pending():
+            # A synchronous client's ledger calls run on the portal: deliver there.
+            self._track(self.portal.submit(self._resume()))
+        return wrapped
+
+    async def _resume(self) -> None:
+        self.outbox.resume()
 
     @asynccontextmanager
     async def request(
@@ -195,6 +217,7 @@ class Guard:
                 raise InvalidInputError(f"{name} must be a non-negative int, got {value!r}")
         if isinstance(choices, bool) or not isinstance(choices, int) or choices < 1:
             raise InvalidInputError(f"choices (n) must be a positive int, got {choices!r}")
+        self.outbox.resume()
         call_id = uuid.uuid4().hex
         request_id = request_id or f"req_{call_id}"
         worst_output = max_tokens if max_tokens is not None else expected_output_tokens
@@ -259,14 +282,20 @@ class Guard:
             expected_given=expected_output_tokens is not None,
         )
 
-    async def finish_call(self, call: GuardedCall, usage: ProviderUsage | None) -> None:
+    async def finish_call(
+        self, call: GuardedCall, usage: ProviderUsage | PartialUsage | None
+    ) -> None:
         """Steps 4-5: settle at the real cost (or at the reservation if unknown), then compare.
 
-        Settling is retried with the same idempotency key; if the backend stays down the
-        failure is logged and the hold expires in the ledger after its TTL.
+        The settlement is journaled in the outbox first and sent with a fixed idempotency
+        key; if the ledger cannot be reached it stays there (``call.delivery == "queued"``)
+        and is delivered in the background, the hold covering the call until then.
         """
         if call.finished:
             return
+        partial = isinstance(usage, PartialUsage)
+        if isinstance(usage, PartialUsage):
+            usage = self._left_usage(call, usage)
         call.usage = usage
         pricing: PricingData | None = None
         charged: Charge | None = None
@@ -287,7 +316,7 @@ class Guard:
                 log.exception(
                     "could not price %s/%s; charging the reservation", call.provider, call.model
                 )
-        is_estimate = charged is None or charged.at_hold
+        is_estimate = charged is None or charged.at_hold or partial
         actual = call.reserved_amount if charged is None else charged.amount
         unpriced = {} if charged is None else charged.unpriced
         if unpriced:
@@ -301,6 +330,7 @@ class Guard:
             input_tokens=call.estimate.input_tokens, output_tokens=call.estimate.output_tokens
         )
         event = UsageEvent(
+            occurred_at=datetime.now(UTC),  # filed when it happened, however late delivered
             provider=call.provider,
             model=call.model,
             **usage_counts(counts),
@@ -312,13 +342,41 @@ class Guard:
             cost_is_estimate=is_estimate,
             tags=call.tags,
         )
-        entry = await settle(self.backend, self.user_id, self.project_id, call, event)
-        if entry is None:
+        delivery = await settle(self.outbox, self.user_id, self.project_id, call, event)
+        call.delivery = delivery.state
+        if delivery.state in ("queued", "delivered"):
+            call.actual_cost, call.cost_is_estimate = actual, is_estimate
+            call.unpriced = unpriced
+        if delivery.entry is None:
             return
-        call.entry, call.actual_cost, call.cost_is_estimate = entry, actual, is_estimate
-        call.unpriced = unpriced
+        call.entry = delivery.entry
         if not is_estimate:
             await self._compare(call, actual)
+
+    def _left_usage(self, call: GuardedCall, left: PartialUsage) -> ProviderUsage:
+        """A stream left before its end: the usage the provider reported, with the output it
+        streamed counted by the model's tokenizer (at most what was held for)."""
+        reported = left.reported
+        streamed = 0
+        if left.streamed_text:
+            try:
+                streamed = estimate_tokens(
+                    left.streamed_text, call.model, call.provider
+                ).token_count
+            except Exception:
+                log.exception("could not count the output streamed by %s", call.request_id)
+        held = max(call.estimate.output_tokens, reported.output_tokens)
+        output = min(max(reported.output_tokens, streamed), held)
+        log.warning(
+            "%s was left before its end: charging the %d input tokens reported and %d output "
+            "tokens streamed",
+            call.request_id,
+            reported.input_tokens,
+            output,
+        )
+        if output == reported.output_tokens:
+            return reported
+        return replace(reported, output_tokens=max(output, reported.reasoning_tokens))
 
     def _usdc_per_unit(self, currency: str) -> Decimal:
         if currency in ("USDC", "USD"):
@@ -371,19 +429,21 @@ class Guard:
     def settle_later(
         self,
         call: GuardedCall,
-        usage: ProviderUsage | None,
+        usage: ProviderUsage | PartialUsage | None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """Settle from a finalizer, without blocking it.
 
         An async stream settles on the loop it was read on (its backend's loop); a sync one
-        on the portal. If that loop is gone, the hold expires in the ledger after its TTL.
+        on the portal. If that loop is gone, it is settled when the process exits (see
+        ``at_exit.py``), and the ledger expires its hold meanwhile once its TTL is past.
         """
         if loop is None:
             self._track(self.portal.submit(self.finish_call(call, usage)))
             return
         if loop.is_closed():
-            log.warning("loop closed; the hold of %s expires after its TTL", call.request_id)
+            log.warning("loop closed; %s is settled at exit", call.request_id)
+            at_exit.defer(self, call, usage)
             return
 
         def _start() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -60,11 +61,23 @@ class Portal:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def close(self) -> None:
-        """Stop the loop and its thread (pending work is abandoned)."""
+        """Stop the loop and its thread; work still running there (the outbox's background
+        delivery, whose entries stay on disk) is cancelled first."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is not None and thread is not None:
+            if threading.current_thread() is not thread:
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(_cancel_others(), loop).result(5)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             loop.close()
+
+
+async def _cancel_others() -> None:
+    me = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not me]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

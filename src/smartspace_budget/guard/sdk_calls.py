@@ -30,6 +30,7 @@ from smartspace_budget.guard.streams import (
 )
 from smartspace_budget.guard.usage import (
     AnthropicStreamUsage,
+    PartialUsage,
     anthropic_usage,
     openai_chat_completion_usage,
     openai_response_usage,
@@ -50,7 +51,12 @@ __all__ = [
     "with_usage",
 ]
 
-Observer = tuple[Callable[[Any], None], Callable[[], ProviderUsage | None]]
+Observer = tuple[
+    Callable[[Any], None],
+    Callable[[], ProviderUsage | None],
+    Callable[[], PartialUsage | None] | None,
+]
+"""A stream's usage observer: take an event, the final usage, what was reported so far."""
 
 
 @dataclass(frozen=True)
@@ -72,12 +78,12 @@ def _openai_stream_observer() -> Observer:
         if usage is not None:
             seen.append(usage)
 
-    return observe, lambda: seen[-1] if seen else None
+    return observe, lambda: seen[-1] if seen else None, None
 
 
 def _anthropic_stream_observer() -> Observer:
     acc = AnthropicStreamUsage()
-    return acc.observe, acc.result
+    return acc.observe, acc.result, acc.partial
 
 
 def with_usage(stream_options: Any) -> dict[str, Any]:
@@ -191,8 +197,8 @@ def guarded_sync(
             guard.portal.run(guard.finish_call(call, None))
         raise
     if kwargs.get("stream"):
-        observe, usage = spec.new_observer()
-        stream = GuardedStream(body, new_settlement(guard, call, observe, usage))
+        observe, usage, partial = spec.new_observer()
+        stream = GuardedStream(body, new_settlement(guard, call, observe, usage, partial))
         return RawResponse(result, stream) if raw else stream
     guard.portal.run(guard.finish_call(call, spec.response_usage(body)))
     return result
@@ -221,8 +227,8 @@ async def guarded_async(
             await guard.finish_call(call, None)
         raise
     if kwargs.get("stream"):
-        observe, usage = spec.new_observer()
-        stream = GuardedAsyncStream(body, new_settlement(guard, call, observe, usage))
+        observe, usage, partial = spec.new_observer()
+        stream = GuardedAsyncStream(body, new_settlement(guard, call, observe, usage, partial))
         return RawResponse(result, stream, parse_is_async) if raw else stream
     await guard.finish_call(call, spec.response_usage(body))
     return result

@@ -10,13 +10,17 @@ or at the reservation when the caller left before the end.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from smartspace_budget.guard import at_exit
 from smartspace_budget.guard.core import Guard, GuardedCall
 from smartspace_budget.guard.costing import ProviderUsage
 from smartspace_budget.guard.sdk_calls import open_guarded_call, provider_refused
 from smartspace_budget.guard.usage import (
+    PartialUsage,
+    anthropic_snapshot_partial,
     anthropic_usage,
     openai_chat_completion_usage,
     openai_response_usage,
@@ -31,7 +35,7 @@ __all__ = [
     "openai_responses_final_usage",
 ]
 
-UsageReader = Callable[[Any], ProviderUsage | None]
+UsageReader = Callable[[Any], ProviderUsage | PartialUsage | None]
 
 
 def openai_chat_final_usage(stream: Any) -> ProviderUsage | None:
@@ -49,11 +53,15 @@ def openai_responses_final_usage(stream: Any) -> ProviderUsage | None:
     return openai_response_usage(completed)
 
 
-def anthropic_final_usage(stream: Any) -> ProviderUsage | None:
+def anthropic_final_usage(stream: Any) -> ProviderUsage | PartialUsage | None:
+    """The final usage; left before the end, what ``message_start`` reported and the
+    output streamed so far."""
     snapshot_of = getattr(stream, "_current_snapshot_or_none", None)
     snapshot = snapshot_of() if callable(snapshot_of) else None
-    if snapshot is None or getattr(snapshot, "stop_reason", None) is None:
+    if snapshot is None:
         return None
+    if getattr(snapshot, "stop_reason", None) is None:
+        return anthropic_snapshot_partial(snapshot)
     return anthropic_usage(getattr(snapshot, "usage", None))
 
 
@@ -72,7 +80,17 @@ class _GuardedStreamManager:
         self._final_usage = final_usage
         self._manager: Any = None
         self._stream: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.call: GuardedCall | None = None
+
+    def settle_at_exit(self) -> None:
+        """The process is exiting inside the ``with`` block: settle with what is known."""
+        call = self.call
+        if call is not None and self._stream is not None and not call.finished:
+            usage = self._final_usage(self._stream)
+            at_exit.run_settlement(
+                self._guard.finish_call(call, usage), self._loop, self._guard.portal
+            )
 
     def _close_unopened(self, call: GuardedCall, exc: BaseException) -> Coroutine[Any, Any, None]:
         """A stream that never opened: released if the SDK refused before sending, else charged
@@ -94,9 +112,11 @@ class GuardedMessageStreamManager(_GuardedStreamManager):
         except BaseException as exc:
             self._guard.portal.run(self._close_unopened(call, exc))
             raise
+        at_exit.track(self)
         return self._stream
 
     def __exit__(self, *exc_info: Any) -> None:
+        at_exit.untrack(self)
         try:
             self._manager.__exit__(*exc_info)
         finally:
@@ -117,9 +137,12 @@ class GuardedAsyncMessageStreamManager(_GuardedStreamManager):
         except BaseException as exc:
             await self._close_unopened(call, exc)
             raise
+        self._loop = asyncio.get_running_loop()
+        at_exit.track(self)
         return self._stream
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        at_exit.untrack(self)
         try:
             await self._manager.__aexit__(*exc_info)
         finally:

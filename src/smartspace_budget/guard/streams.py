@@ -1,8 +1,11 @@
-"""Streams that settle their call exactly once: at the end, on early close, on error, on GC.
+"""Streams that settle their call exactly once: at the end, on early close, on error, on GC,
+at process exit.
 
 The wrapper passes every event through unchanged and shows each one to a usage observer.
 Whatever way the stream stops, the call is settled: with the usage the provider reported
-when it reached the end, otherwise at the reservation (flagged as an estimate).
+when it reached the end; left before the end (closed, dropped, still open at exit), with
+what the provider reported so far plus the output streamed when the API reports usage as it
+goes (Anthropic's ``message_start``); otherwise at the reservation (flagged as an estimate).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from smartspace_budget.guard import at_exit
 from smartspace_budget.guard.core import Guard, GuardedCall
 from smartspace_budget.guard.costing import ProviderUsage
+from smartspace_budget.guard.usage import PartialUsage
 
 __all__ = ["GuardedAsyncStream", "GuardedStream", "UsageObserver"]
 
@@ -29,20 +34,40 @@ class _Settlement:
         call: GuardedCall,
         observe: UsageObserver,
         result: Callable[[], ProviderUsage | None],
+        partial: Callable[[], PartialUsage | None] | None = None,
     ) -> None:
         self.guard = guard
         self.call = call
         self.observe = observe
         self.result = result
+        self.partial = partial
         self.done = False
         self.loop: asyncio.AbstractEventLoop | None = None
+        at_exit.track(self)
 
     def claim(self) -> bool:
         """True once: the caller is the one who settles."""
         if self.done:
             return False
         self.done = True
+        at_exit.untrack(self)
         return True
+
+    def left_usage(self) -> ProviderUsage | PartialUsage | None:
+        """The final usage, else (the stream was left before its end) what was reported so
+        far with the output streamed, when the API tells."""
+        final = self.result()
+        if final is not None or self.partial is None:
+            return final
+        return self.partial()
+
+    def settle_at_exit(self) -> None:
+        """The process is exiting with the stream still open: settle it now."""
+        if self.claim():
+            usage = self.left_usage()
+            at_exit.run_settlement(
+                self.guard.finish_call(self.call, usage), self.loop, self.guard.portal
+            )
 
 
 class GuardedStream:
@@ -67,7 +92,7 @@ class GuardedStream:
         try:
             event = next(self._iterator)
         except StopIteration:
-            self._settle(self._settlement.result())
+            self._settle(self._settlement.left_usage())
             raise
         except BaseException:
             self._settle(None)
@@ -75,7 +100,7 @@ class GuardedStream:
         self._settlement.observe(event)
         return event
 
-    def _settle(self, usage: ProviderUsage | None) -> None:
+    def _settle(self, usage: ProviderUsage | PartialUsage | None) -> None:
         if self._settlement.claim():
             guard = self._settlement.guard
             guard.portal.run(guard.finish_call(self._settlement.call, usage))
@@ -85,7 +110,7 @@ class GuardedStream:
         try:
             self._inner.close()
         finally:
-            self._settle(self._settlement.result())
+            self._settle(self._settlement.left_usage())
 
     def __enter__(self) -> GuardedStream:
         return self
@@ -98,7 +123,7 @@ class GuardedStream:
         if settlement is not None and settlement.claim():
             with contextlib.suppress(Exception):
                 self._inner.close()
-            settlement.guard.settle_later(settlement.call, settlement.result(), settlement.loop)
+            settlement.guard.settle_later(settlement.call, settlement.left_usage(), settlement.loop)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -127,7 +152,7 @@ class GuardedAsyncStream:
         try:
             event = await self._iterator.__anext__()
         except StopAsyncIteration:
-            await self._settle(self._settlement.result())
+            await self._settle(self._settlement.left_usage())
             raise
         except BaseException:
             await self._settle(None)
@@ -135,7 +160,7 @@ class GuardedAsyncStream:
         self._settlement.observe(event)
         return event
 
-    async def _settle(self, usage: ProviderUsage | None) -> None:
+    async def _settle(self, usage: ProviderUsage | PartialUsage | None) -> None:
         if self._settlement.claim():
             await self._settlement.guard.finish_call(self._settlement.call, usage)
 
@@ -144,7 +169,7 @@ class GuardedAsyncStream:
         try:
             await self._inner.close()
         finally:
-            await self._settle(self._settlement.result())
+            await self._settle(self._settlement.left_usage())
 
     async def aclose(self) -> None:
         """Same as :meth:`close` (async-generator spelling)."""
@@ -159,7 +184,7 @@ class GuardedAsyncStream:
     def __del__(self) -> None:
         settlement = getattr(self, "_settlement", None)
         if settlement is not None and settlement.claim():
-            settlement.guard.settle_later(settlement.call, settlement.result(), settlement.loop)
+            settlement.guard.settle_later(settlement.call, settlement.left_usage(), settlement.loop)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -170,6 +195,7 @@ def new_settlement(
     call: GuardedCall,
     observe: UsageObserver,
     result: Callable[[], ProviderUsage | None],
+    partial: Callable[[], PartialUsage | None] | None = None,
 ) -> _Settlement:
     """Shared state for a stream wrapper."""
-    return _Settlement(guard, call, observe, result)
+    return _Settlement(guard, call, observe, result, partial)

@@ -28,8 +28,10 @@ reservation.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +41,8 @@ from smartspace_budget.models.dimensions import MAX_COUNT
 
 __all__ = [
     "AnthropicStreamUsage",
+    "PartialUsage",
+    "anthropic_snapshot_partial",
     "anthropic_usage",
     "openai_chat_completion_usage",
     "openai_chat_usage",
@@ -334,17 +338,33 @@ def anthropic_usage(usage: Any) -> ProviderUsage | None:
     return _usage(counts, unmapped)
 
 
+@dataclass(frozen=True)
+class PartialUsage:
+    """What a stream left before its end had reported: the provider's usage so far (Anthropic's
+    ``message_start``: the whole input side, a provisional output count) and the output it
+    streamed, as text. The guard counts that text's tokens for the output and charges the
+    call from both, flagged as an estimate, instead of charging the whole hold."""
+
+    reported: ProviderUsage
+    streamed_text: str
+
+
+_STREAMED_FIELDS = ("text", "thinking", "partial_json")
+
+
 class AnthropicStreamUsage:
     """Accumulates usage over a Messages stream.
 
     ``message_start`` carries the input side (and a provisional output count);
     ``message_delta`` carries the cumulative output count and server tool use (and, in newer
     API versions, the final input counts), which replace what came before. The usage is
-    complete once a ``message_delta`` with usage arrived.
+    complete once a ``message_delta`` with usage arrived. Until then :meth:`partial` gives
+    what was reported and the output streamed (text, thinking and tool input deltas).
     """
 
     def __init__(self) -> None:
         self._fields: dict[str, Any] = {}
+        self._streamed: list[str] = []
         self.complete = False
 
     def observe(self, event: Any) -> None:
@@ -352,6 +372,12 @@ class AnthropicStreamUsage:
         event_type = _get(event, "type")
         if event_type == "message_start":
             _merge(self._fields, _as_dict(_get(_get(event, "message"), "usage")))
+        elif event_type == "content_block_delta":
+            delta = _get(event, "delta")
+            for name in _STREAMED_FIELDS:
+                text = _get(delta, name)
+                if isinstance(text, str):
+                    self._streamed.append(text)
         elif event_type == "message_delta":
             usage = _get(event, "usage")
             if usage is not None:
@@ -363,6 +389,30 @@ class AnthropicStreamUsage:
         if not self.complete or "input_tokens" not in self._fields:
             return None
         return anthropic_usage(self._fields)
+
+    def partial(self) -> PartialUsage | None:
+        """Before the end: the usage reported so far and the output streamed (``None`` before
+        ``message_start``)."""
+        reported = anthropic_usage(self._fields) if "input_tokens" in self._fields else None
+        if reported is None:
+            return None
+        return PartialUsage(reported, "".join(self._streamed))
+
+
+def anthropic_snapshot_partial(snapshot: Any) -> PartialUsage | None:
+    """The same from a ``messages.stream(...)`` helper's message snapshot left before its end."""
+    reported = anthropic_usage(_get(snapshot, "usage"))
+    if reported is None:
+        return None
+    streamed: list[str] = []
+    for block in _get(snapshot, "content") or ():
+        for name in ("text", "thinking"):
+            text = _get(block, name)
+            if isinstance(text, str):
+                streamed.append(text)
+        if _get(block, "type") == "tool_use" and _get(block, "input") is not None:
+            streamed.append(json.dumps(_get(block, "input"), default=str))
+    return PartialUsage(reported, "".join(streamed))
 
 
 def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:

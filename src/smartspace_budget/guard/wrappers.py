@@ -216,7 +216,7 @@ class GuardedAnthropic(_GuardedClient):
         return _RawAnthropic(self._target.with_raw_response, self)
 
 
-def _is_async(client: Any) -> bool:
+def is_async_client(client: Any) -> bool:
     """Both SDKs derive every async client (Azure, Bedrock, Vertex...) from ``AsyncAPIClient``."""
     return any(cls.__name__ == "AsyncAPIClient" for cls in type(client).__mro__)
 
@@ -225,9 +225,9 @@ def wrap_client(guard: Guard, client: Any) -> Any:
     """Return the guarded proxy for ``client``; :class:`InvalidInputError` for other objects."""
     package = type(client).__module__.split(".", 1)[0]
     if package == "openai":
-        return GuardedOpenAI(client, guard, _is_async(client))
+        return GuardedOpenAI(client, guard, is_async_client(client))
     if package == "anthropic":
-        return GuardedAnthropic(client, guard, _is_async(client))
+        return GuardedAnthropic(client, guard, is_async_client(client))
     raise InvalidInputError(
         f"cannot guard a {type(client).__name__}: expected an openai or anthropic client"
     )

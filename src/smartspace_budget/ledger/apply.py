@@ -3,7 +3,8 @@
 Each handler first checks everything that can refuse the operation, and only then changes
 state and records rows, so a refused operation leaves nothing behind. (Releasing a hold found
 past its expiry is the one change made before a refusal: the hold is expired whatever the
-operation turns out to be, exactly as :meth:`Ledger.expire_reservations` would.)
+operation turns out to be, exactly as :meth:`Ledger.expire_reservations` would. Every
+write of an account expires the account's overdue holds first.)
 
 Rules, in ledger units (nano-USDC):
 
@@ -79,6 +80,7 @@ def _balance_entry(
     stored = replay(batch, account, op)
     if stored is not None:
         return LedgerEntry.from_json(stored)
+    holds.expire_overdue(batch, account, op.now)
     balance = in_range(account.balance + op.amount, "the balance")
     batch.adopt(account, op.now)
     account.balance = balance
@@ -104,6 +106,7 @@ def _record_usage(batch: Batch, op: RecordUsage) -> LedgerEntry:
     if stored is not None:
         return LedgerEntry.from_json(stored)
     assert op.usage is not None
+    holds.expire_overdue(batch, account, op.now)
     return usage_entry(batch, account, op, op.usage, hold=None)
 
 
@@ -112,6 +115,7 @@ def _refund(batch: Batch, op: Refund) -> LedgerEntry:
     stored = replay(batch, account, op)
     if stored is not None:
         return LedgerEntry.from_json(stored)
+    holds.expire_overdue(batch, account, op.now)
     provider = model = ""
     target = None
     if op.usage_entry_id is not None:

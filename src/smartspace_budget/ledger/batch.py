@@ -45,8 +45,11 @@ _ENTRY_DEFAULTS.update(amount_nano=0, hold_nano=0, cost_is_estimate=False)
 _ACCOUNT_ONLY: frozenset[type[Op]] = frozenset({RecordUsage, Deposit, Adjust})
 _ON_HOLD: frozenset[type[Op]] = frozenset({Settle, Release})
 """Operations naming a hold by its reservation id."""
-_HOLDS_DUE: frozenset[type[Op]] = frozenset({Reserve, Settle, Release})
-"""Operations before which the account's overdue holds are expired."""
+_ON_HOLDS: frozenset[type[Op]] = frozenset({Reserve, Settle, Release})
+"""Operations on holds: every pending hold of their accounts due by then is loaded."""
+_HOLDS_DUE: frozenset[type[Op]] = _ON_HOLDS | {Deposit, RecordUsage, Refund, Adjust}
+"""Operations before which the account's overdue holds are expired (an account holding
+nothing has none, so the other writes load holds only for accounts with some reserved)."""
 RollupKey = tuple[AccountKey, datetime, str, str]
 WindowKey = tuple[int, datetime, datetime]
 Plan = Generator[Call, Any, list[Any]]
@@ -127,6 +130,7 @@ class Batch:
         idem_keys: set[str] = set()
         expire: Expire | None = None
         overdue_at: datetime | None = None
+        on_holds = False
         # By exact type, as ``apply`` dispatches (no operation class subclasses another): an
         # ``isinstance`` check against these classes goes through ``ABCMeta`` (``KeyedOp``)
         # and this loop made eight of them per operation.
@@ -148,6 +152,7 @@ class Batch:
                 expire = cast(Expire, op)
             if kind in _HOLDS_DUE:
                 overdue_at = op.now if overdue_at is None else max(overdue_at, op.now)
+                on_holds = on_holds or kind in _ON_HOLDS
 
         row_ids: set[int] = set()
         if expire is not None:
@@ -164,9 +169,22 @@ class Batch:
                 lock=not self.optimistic,
             )
             self._read_accounts(rows)
-        if hold_ids or (overdue_at is not None and self.by_row):
-            rows = yield self.sql.load_holds(sorted(hold_ids), sorted(self.by_row), overdue_at)
+        holding: list[int] = []
+        if overdue_at is not None:
+            holding = sorted(
+                row for row, state in self.by_row.items() if on_holds or state.reserved > 0
+            )
+        if hold_ids or holding:
+            rows = yield self.sql.load_holds(sorted(hold_ids), holding, overdue_at)
             self._read_holds(rows, None if expire is None else expire.now)
+            if self.optimistic and any(
+                hold.status == "pending"
+                and overdue_at is not None
+                and hold.expires_at <= overdue_at
+                for hold in self.holds.values()
+            ):
+                # Expiring writes hold rows, which the one-statement write does not.
+                raise Contended("overdue holds are expired under locks")
         if refund_targets:
             rows = yield self.sql.load_targets(sorted(refund_targets))
             for entry_id, account_id, amount, provider, model, refunded in rows:

@@ -6,7 +6,8 @@
   refunds in today's window of the account's timezone); the same with ``monthly_limit`` and
   this month's window. Then it is refused with :class:`BudgetExceededError` when
   ``balance - reserved < amount``. Limits are checked in that order and the first one broken
-  is reported. Holds of the account past their expiry are released first.
+  is reported. Holds of the account past their expiry are released first (before every
+  write of the account: deposits, usage, refunds, adjustments, settlements, releases).
 - ``settle`` charges the real cost once (above the hold too: the money was spent) and frees
   the hold; ``release`` frees it. Either on a hold that is resolved, or past its expiry
   (which it then expires), is :class:`ReservationResolvedError`.
@@ -32,10 +33,11 @@ from smartspace_budget.models import BudgetReservation, LedgerEntry
 from smartspace_budget.money import from_nano
 from smartspace_budget.periods import SpendingPeriod
 
-__all__ = ["expire_due", "release", "reserve", "settle"]
+__all__ = ["expire_due", "expire_overdue", "release", "reserve", "settle"]
 
 
-def _expire_overdue(batch: Batch, account: AccountState, now: datetime) -> None:
+def expire_overdue(batch: Batch, account: AccountState, now: datetime) -> None:
+    """Release the account's pending holds past their expiry (loaded by the batch)."""
     for hold in batch.holds.values():
         if hold.account is account and hold.status == "pending" and hold.expires_at <= now:
             release_hold(batch, hold, now, "expired", None)
@@ -51,8 +53,7 @@ def _pending_hold(batch: Batch, op: Settle | Release) -> tuple[HoldState, str | 
     stored = replay(batch, hold.account, op)
     if stored is not None:
         return hold, stored
-    if hold.status == "pending" and hold.expires_at <= op.now:
-        release_hold(batch, hold, op.now, "expired", None)
+    expire_overdue(batch, hold.account, op.now)  # this hold too, if it is overdue
     if hold.status != "pending":
         raise ReservationResolvedError(
             f"reservation {hold.reservation_id} is already {hold.status}",
@@ -112,7 +113,7 @@ def reserve(batch: Batch, op: Reserve) -> BudgetReservation:
     stored = replay(batch, account, op)
     if stored is not None:
         return BudgetReservation.from_json(stored)
-    _expire_overdue(batch, account, op.now)
+    expire_overdue(batch, account, op.now)
     _check_limits(batch, account, op)
     available = account.balance - account.reserved
     if available < op.amount:

@@ -14,6 +14,7 @@ write that names them (in UTC); reads of an unknown account raise :class:`NotFou
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
@@ -97,6 +98,7 @@ __all__ = ["Ledger"]
 
 T = TypeVar("T")
 A = TypeVar("A", Balance, BudgetStatus)
+log = logging.getLogger("smartspace_budget.ledger")
 
 _EXPIRE_CHUNK = 1000
 
@@ -112,6 +114,12 @@ class Ledger:
     whose schema is current; :meth:`connect` makes the engine and migrates it. ``writers``
     is the number of concurrent write transactions (1 on SQLite, 4 by default on PostgreSQL);
     ``serving`` is explained at :meth:`connect`.
+
+    Every write of an account releases its holds past their expiry first. With
+    ``expire_on_access`` (the embedded ledger, which has no service sweeping expired holds)
+    a read of an account's balance or status as of now does too, and so does opening the
+    ledger: no hold outlives its TTL. Off, reads never write (tests that move a fake clock
+    forward with their writes read the holds as those writes left them).
     """
 
     def __init__(
@@ -121,8 +129,10 @@ class Ledger:
         writers: int | None = None,
         owns_engine: bool = False,
         serving: bool = False,
+        expire_on_access: bool = False,
     ) -> None:
         self.engine = engine
+        self.expire_on_access = expire_on_access
         self._owns_engine = owns_engine
         reader: ReadDriver
         sql = sql_for(engine.dialect.name)
@@ -155,8 +165,12 @@ class Ledger:
         migrate: bool = True,
         writers: int | None = None,
         serving: bool = False,
+        expire_on_access: bool = False,
     ) -> Ledger:
         """Open the ledger at ``url`` (the default SQLite file when ``None``), migrated to head.
+
+        ``expire_on_access``: see the class; the holds already past their expiry (left by a
+        process that ended without settling them) are released now.
 
         ``serving``: every read answers a request that reached the event loop over I/O (the
         service), so on SQLite one look at the data version serves all reads of a loop
@@ -180,7 +194,16 @@ class Ledger:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, writers=writers, owns_engine=True, serving=serving)
+        ledger = cls(
+            engine,
+            writers=writers,
+            owns_engine=True,
+            serving=serving,
+            expire_on_access=expire_on_access,
+        )
+        if expire_on_access:
+            await ledger._expire_overdue_holds()
+        return ledger
 
     async def close(self) -> None:
         """Finish queued writes, then release the connections (if the ledger made the engine)."""
@@ -523,7 +546,8 @@ class Ledger:
         now = now_or(None)
         memo = self._memo
         if memo.paused():  # looks have mostly missed lately: read without one
-            return await self._call(read, user_id, project_id, now)
+            answer, _ = await self._read_unexpired(read, user_id, project_id, now)
+            return answer
         key = _account(user_id, project_id)
         info = self._accounts.get(key)
         version = await memo.version()  # before the read: never older than its answer
@@ -531,15 +555,60 @@ class Ledger:
             remembered = memo.recall(kind, info.row_id, version, now)
             if remembered is not None:
                 return remembered
-        answer = await self._call(read, user_id, project_id, now)
+        answer, due = await self._read_unexpired(read, user_id, project_id, now)
+        if due is False:
+            version = await memo.version()  # holds were expired: a commit happened
+            due = None
         info = self._accounts[key]
-        # A status holds for the local day it was read in (its month contains that day).
+        # A status holds for the local day it was read in (its month contains that day), and
+        # an answer showing holds until the first of them expires.
         start: datetime | None = None
         end: datetime | None = None
         if kind is BudgetStatus:
             start, end = utc_window_of(SpendingPeriod.DAILY, now, info.zone)
+        if isinstance(due, datetime):
+            end = due if end is None else min(end, due)
         memo.remember(info.row_id, version, answer, valid_from=start, valid_until=end)
         return answer
+
+    async def _read_unexpired(
+        self,
+        read: Callable[[AccountInfo, datetime], Awaitable[A]],
+        user_id: str,
+        project_id: str,
+        now: datetime,
+    ) -> tuple[A, datetime | bool | None]:
+        """``read`` as of ``now``, with the account's overdue holds expired first.
+
+        Also returns when its first pending hold expires (``None``: it holds nothing), or
+        ``False`` when holds were expired (a write: the read memo's version moved).
+        """
+        answer = await self._call(read, user_id, project_id, now)
+        if not self.expire_on_access or answer.reserved_amount <= 0:
+            return answer, None
+        info = self._accounts[_account(user_id, project_id)]
+        async with self._guard():
+            due = await self._reads.next_hold_expiry(info)
+        if due is None or due > now:
+            return answer, due
+        try:
+            await self.expire_reservations(now)
+        except SmartspaceBudgetError as exc:  # the read still answers, holds shown as held
+            log.warning("could not expire overdue holds: %s", exc.detail)
+            return answer, due  # past: the answer is not remembered, the next read tries again
+        return await self._call(read, user_id, project_id, now), False
+
+    async def _expire_overdue_holds(self) -> None:
+        """At open: release the holds past their expiry, if there are any (best effort)."""
+        now = now_or(None)
+        try:
+            async with self._guard():
+                overdue = await self._reads.any_overdue(now)
+            if overdue:
+                count = await self.expire_reservations(now)
+                log.info("released %d hold(s) past their expiry", count)
+        except SmartspaceBudgetError as exc:
+            log.warning("could not expire overdue holds at open: %s", exc.detail)
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:

@@ -316,6 +316,24 @@ class Reads:
             entries.append(entry_model(account.user_id, account.project_id, values))
         return entries
 
+    async def next_hold_expiry(self, account: AccountInfo) -> datetime | None:
+        """When the account's first pending hold expires (``None``: it holds nothing)."""
+        rows = await self._rows(
+            "SELECT expires_at FROM ledger_reservations WHERE account_id = $1 "
+            "AND status = 'pending' ORDER BY expires_at LIMIT 1",
+            account.row_id,
+        )
+        return self._sql.ts_out(rows[0][0]) if rows else None
+
+    async def any_overdue(self, at: datetime) -> bool:
+        """Whether any pending hold of any account expired at or before ``at``."""
+        rows = await self._rows(
+            "SELECT 1 FROM ledger_reservations WHERE status = 'pending' AND expires_at <= $1 "
+            "LIMIT 1",
+            self._sql.ts(at),
+        )
+        return bool(rows)
+
     async def reservation(self, reservation_id: str, at: datetime) -> BudgetReservation:
         """A hold as stored; a pending one past its expiry shows as expired (it can no longer
         settle), though its funds stay held until a write or a sweep releases it."""
