@@ -54,6 +54,8 @@ from typing import Any
 
 import asyncpg
 
+from smartspace_budget.backend.local import LocalBackend
+from smartspace_budget.budgets import BudgetTracker
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger.driver import connect_sqlite
 from smartspace_budget.ledger.ids import new_id
@@ -62,6 +64,7 @@ from smartspace_budget.ledger.sql_postgres import PostgresSql
 from smartspace_budget.ledger.sql_sqlite import SqliteSql
 from smartspace_budget.models import SpendingPeriod, UsageEvent
 from smartspace_budget.money import to_nano
+from smartspace_budget.pricing.catalog import PriceBook
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SMARTSPACE_BUDGET_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -412,6 +415,9 @@ async def sequential_rounds(
 async def bench(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"reads": {}}
     ledger = await Ledger.connect(url)
+    tracker = BudgetTracker(
+        LocalBackend(ledger, PriceBook.in_memory(genai_prices=False), status_ttl=0)
+    )
     try:
         for number in range(16):
             await ledger.deposit(f"writer-{number}", "bench", Decimal(10**6), idempotency_key="f")
@@ -434,6 +440,11 @@ async def bench(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]
                 "status, remembered": lambda: ledger.get_budget_status("heavy", "bench"),
                 "spending": lambda: ledger.get_spending("heavy", "bench", SpendingPeriod.MONTHLY),
                 "analytics": lambda: ledger.get_analytics("heavy", "bench", SpendingPeriod.MONTHLY),
+                # The tracker's analytics: the query above, plus the 29 days of spend its
+                # trend and anomaly flag are computed from (no cache: status_ttl=0).
+                "tracker analytics": lambda: tracker.get_spending_analytics(
+                    "heavy", "bench", SpendingPeriod.MONTHLY
+                ),
             }
             results["reads"][size] = {
                 name: await latency(read, args.reads) for name, read in reads.items()
@@ -503,6 +514,13 @@ def report(all_results: dict[str, dict[str, Any]], sizes: list[int]) -> str:
                 f"{name} p50 / p99 ms, {label(size)} entries",
                 lambda r, size=size, name=name: "{:.2f} / {:.2f}".format(*r["reads"][size][name]),
             )
+        row(
+            f"tracker analytics p50 / p99 ms, {label(size)} entries (x the analytics query)",
+            lambda r, size=size: "{:.2f} / {:.2f} (**{:.1f}x**; target <= 2x)".format(
+                *r["reads"][size]["tracker analytics"],
+                r["reads"][size]["tracker analytics"][0] / r["reads"][size]["analytics"][0],
+            ),
+        )
     if any("integrity" in r for r in all_results.values()):
         row("integrity check", lambda r: str(r.get("integrity", "")))
     return "\n".join(lines)
