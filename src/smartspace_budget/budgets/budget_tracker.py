@@ -264,13 +264,19 @@ class BudgetTracker:
         _account(user_id, project_id)
         kind = parse_period(period)
         moment = at or self.now()
-        tz = await self._timezone(user_id, project_id)
-        analytics, days = await asyncio.gather(
+
+        async def recent_days() -> tuple[str, list[SpendingBucket]]:
+            # The account's timezone (from its status), then its days: meanwhile the
+            # analytics read, which needs neither, is already on its way.
+            tz = await self._timezone(user_id, project_id)
+            return tz, await self._recent_days(user_id, project_id, moment, tz)
+
+        analytics, (tz, days) = await asyncio.gather(
             backend_call(
                 self.backend.get_analytics(user_id, project_id, kind, at=moment),
                 f"the {kind.value} analytics of {user_id}/{project_id}",
             ),
-            self._recent_days(user_id, project_id, moment, tz),
+            recent_days(),
         )
         today = window_containing(SpendingPeriod.DAILY, moment, tz)
         granularity, count, season = TREND_BASIS[kind]
