@@ -54,7 +54,7 @@ from smartspace_budget.pricing.cost import (
     to_usdc,
     unit_prices,
 )
-from smartspace_budget.pricing.tokens import estimate_tokens, preload_vocabulary
+from smartspace_budget.pricing.tokens import estimate_tokens
 
 if TYPE_CHECKING:
     from smartspace_budget.backend.cache import TTLCache
@@ -408,16 +408,12 @@ class PricingEngine:
         cached = count(cached_input_tokens, "cached_input_tokens")
         written = count(cache_write_tokens, "cache_write_tokens")
         instant = datetime.now(UTC) if at is None else _instant(at)
-        text = input_text if input_text is not None else messages
-        if text is not None:
-            # The vocabulary loads in its own thread while the price is read (on the first
-            # estimate after start, while the default backend opens the ledger).
-            preload_vocabulary(model, provider)
         if at is None:
             pricing = self._cached(provider, model) or await self._pricing(provider, model)
         else:
             pricing = await self.backend.get_pricing(provider, model, at=instant)
         token_estimate = None
+        text = input_text if input_text is not None else messages
         if text is not None:
             if _size(text) > _THREAD_THRESHOLD_CHARS:
                 token_estimate = await self.estimate_tokens(text, model, provider=pricing.provider)

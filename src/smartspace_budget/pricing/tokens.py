@@ -46,7 +46,6 @@ __all__ = [
     "count_text_tokens",
     "encoding_for",
     "estimate_tokens",
-    "preload_vocabulary",
 ]
 
 CHUNK_CHARS = 1 << 18
@@ -279,52 +278,22 @@ def _load_vocabulary(name: str) -> Any:
     return encoding
 
 
-def _start_loading(name: str) -> threading.Event | str | None:
-    """Start loading ``name`` in a background thread unless it is loading already: the event
-    set when it is done; a string when it failed lately (why); ``None`` once it is loaded."""
-    if name in _encodings:
-        return None
+def _encoding(name: str) -> tuple[Any | None, str | None]:
+    """The encoding, or ``(None, reason)`` when it cannot be loaded now."""
+    encoding = _encodings.get(name)
+    if encoding is not None:
+        return encoding, None
     with _lock:
-        if name in _encodings:
-            return None
         failure = _failures.get(name)
         if failure is not None and time.monotonic() - failure[0] < RETRY_AFTER_SECONDS:
-            return failure[1]
+            return None, failure[1]
         done = _loading.get(name)
         if done is None:
             done = _loading[name] = threading.Event()
             threading.Thread(
                 target=_load_in_background, args=(name, done), daemon=True, name=f"tiktoken-{name}"
             ).start()
-    return done
-
-
-def preload_vocabulary(model: str, provider: str | None = None) -> None:
-    """Start loading the vocabulary that estimates for ``model`` count with, and return at
-    once.
-
-    The first estimate after start needs both a price (the default backend opens the ledger,
-    mostly imports) and the vocabulary (reading and parsing ~0.5 s of tiktoken files); the
-    engine calls this before it waits for the price, so the two happen at the same time
-    instead of one after the other. Names that cannot be planned are ignored here: the
-    estimate itself reports them.
-    """
-    if not isinstance(model, str) or not model.strip():
-        return
-    if provider is not None and not isinstance(provider, str):
-        return
-    _start_loading(_plan(model, provider).encoding)
-
-
-def _encoding(name: str) -> tuple[Any | None, str | None]:
-    """The encoding, or ``(None, reason)`` when it cannot be loaded now."""
-    encoding = _encodings.get(name)
-    if encoding is not None:
-        return encoding, None
-    done = _start_loading(name)
-    if isinstance(done, str):
-        return None, done
-    if done is not None and not done.wait(LOAD_TIMEOUT_SECONDS):
+    if not done.wait(LOAD_TIMEOUT_SECONDS):
         reason = f"loading the {name} vocabulary took longer than {LOAD_TIMEOUT_SECONDS:g}s"
         with _lock:
             _failures.setdefault(name, (time.monotonic(), reason))
