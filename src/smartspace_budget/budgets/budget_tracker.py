@@ -209,7 +209,7 @@ class BudgetTracker:
                 "violations": [v.message for v in details],
                 "violation_details": details,
                 "policy": None,
-                "checked_at": self.now(),
+                "checked_at": self._clock(),
             }
         )
 
@@ -377,6 +377,6 @@ class BudgetTracker:
                 "violations": [v.message for v in details],
                 "violation_details": details,
                 "policy": effective,
-                "checked_at": self.now(),
+                "checked_at": self._clock(),
             }
         )
