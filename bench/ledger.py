@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import random
 import sqlite3
@@ -499,6 +500,21 @@ def label(size: int) -> str:
     )
 
 
+def _tracker_cell(r: dict[str, Any], size: int) -> str:
+    """The tracker's analytics, and its ratio to the analytics query and to its two reads."""
+    reads = r["reads"][size]
+    p50, p99 = reads["tracker analytics"]
+    return (
+        f"{p50:.2f} / {p99:.2f} (**{p50 / reads['analytics'][0]:.1f}x**; "
+        f"{p50 / reads['its reads alone'][0]:.1f}x)"
+    )
+
+
+def _reads_cell(r: dict[str, Any], size: int) -> str:
+    p50, p99 = r["reads"][size]["its reads alone"]
+    return f"{p50:.2f} / {p99:.2f}"
+
+
 def report(all_results: dict[str, dict[str, Any]], sizes: list[int]) -> str:
     lines = [
         "| | " + " | ".join(all_results) + " |",
@@ -543,15 +559,11 @@ def report(all_results: dict[str, dict[str, Any]], sizes: list[int]) -> str:
             )
         row(
             f"tracker analytics p50 / p99 ms, {label(size)} entries (x analytics; x its reads)",
-            lambda r, size=size: "{:.2f} / {:.2f} (**{:.1f}x**; {:.1f}x)".format(
-                *r["reads"][size]["tracker analytics"],
-                r["reads"][size]["tracker analytics"][0] / r["reads"][size]["analytics"][0],
-                r["reads"][size]["tracker analytics"][0] / r["reads"][size]["its reads alone"][0],
-            ),
+            functools.partial(_tracker_cell, size=size),
         )
         row(
             f"its reads alone (analytics + 29 days of spend) p50 / p99 ms, {label(size)} entries",
-            lambda r, size=size: "{:.2f} / {:.2f}".format(*r["reads"][size]["its reads alone"]),
+            functools.partial(_reads_cell, size=size),
         )
     if any("integrity" in r for r in all_results.values()):
         row("integrity check", lambda r: str(r.get("integrity", "")))
