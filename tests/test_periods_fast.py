@@ -13,9 +13,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.periods import (
     SpendingPeriod,
     next_window,
@@ -247,3 +249,16 @@ def test_the_days_apia_and_kiritimati_skipped_are_walked_like_the_search() -> No
             assert [
                 (w.start.astimezone(UTC), w.end.astimezone(UTC)) for w in walked
             ] == reference_between(kind, start, end, zone)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [SpendingPeriod.HOURLY, SpendingPeriod.DAILY, SpendingPeriod.WEEKLY, SpendingPeriod.MONTHLY],
+)
+def test_a_walk_past_the_supported_years_is_refused_like_the_search(kind: SpendingPeriod) -> None:
+    start = datetime(9998, 12, 30, tzinfo=UTC)
+    end = datetime(9999, 1, 5, tzinfo=UTC)
+    with pytest.raises(InvalidInputError, match="supported years"):
+        windows_between(kind, start, end, "Europe/Paris")
+    with pytest.raises(InvalidInputError, match="supported years"):
+        window_containing(kind, datetime(9999, 1, 1, tzinfo=UTC), "Europe/Paris")

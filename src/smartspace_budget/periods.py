@@ -206,13 +206,13 @@ def windows_between(
         set_field(window, "start", zoned_lower)
         set_field(window, "end", zoned_upper)
         append(window)
+        if not 1 < upper.year < 9999:  # as window_containing(period, window.end) would
+            raise InvalidInputError(f"instant {upper} is outside the supported years 2-9998")
         label = label + _DAY if daily else _step(kind, label, 1)
         following = _midnight(label + _DAY if daily else _step(kind, label, 1), zone)
         if following > upper:
             lower, upper, zoned_lower = upper, following, zoned_upper
         else:
-            if not 1 < upper.year < 9999:
-                raise InvalidInputError(f"instant {upper} is outside the supported years 2-9998")
             label, lower, upper = _calendar_window(kind, upper, zone)
             zoned_lower = lower.astimezone(zone)
     return windows
