@@ -115,6 +115,8 @@ def window_containing(
     kind = parse_period(period)
     zone = _zone(tz)
     moment = _require_aware(instant, "instant")
+    if not 1 < moment.year < 9999:
+        raise InvalidInputError(f"instant {instant} is outside the supported years 2-9998")
     start, end = _bounds(kind, moment, zone)
     return _window(start, end, zone)
 
@@ -179,11 +181,11 @@ def windows_between(
     first, last = _require_aware(start, "start"), _require_aware(end, "end")
     if last < first:
         raise InvalidInputError(f"end {end} is before start {start}")
-    kind = parse_period(period)
-    zone = _zone(tz)
     windows: list[Window] = []
     if last == first:
         return windows
+    kind = parse_period(period)
+    zone = _zone(tz)
     if kind is SpendingPeriod.HOURLY:
         lower, upper = _bounds(kind, first, zone)
         while lower < last:
@@ -195,7 +197,7 @@ def windows_between(
     # empty (``window_containing`` finds the same: the first instant of day L+1 lies on
     # L+1); an empty one means the zone skipped a whole day, which the general search knows.
     if not 1 < first.year < 9999:
-        raise InvalidInputError(f"instant {first} is outside the supported years 2-9998")
+        raise InvalidInputError(f"instant {start} is outside the supported years 2-9998")
     label, lower, upper = _calendar_window(kind, first, zone)
     zoned_lower = lower.astimezone(zone)
     daily = kind is SpendingPeriod.DAILY
