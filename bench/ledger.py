@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import random
 import sqlite3
@@ -54,6 +55,8 @@ from typing import Any
 
 import asyncpg
 
+from smartspace_budget.backend.local import LocalBackend
+from smartspace_budget.budgets import BudgetTracker
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger.driver import connect_sqlite
 from smartspace_budget.ledger.ids import new_id
@@ -62,6 +65,8 @@ from smartspace_budget.ledger.sql_postgres import PostgresSql
 from smartspace_budget.ledger.sql_sqlite import SqliteSql
 from smartspace_budget.models import SpendingPeriod, UsageEvent
 from smartspace_budget.money import to_nano
+from smartspace_budget.periods import window_containing
+from smartspace_budget.prices.catalog import PriceBook
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SMARTSPACE_BUDGET_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -383,7 +388,7 @@ async def sequential_rounds(
 ) -> dict[str, Any]:
     """Raw commits and one sequential writer (and, on SQLite, its statements alone),
     measured in alternating rounds."""
-    raws, writes, ratios, alone, alone_ratios = [], [], [], [], []
+    raws, writes, ratios, alone, alone_ratios, floors = [], [], [], [], [], []
     for number in range(args.rounds):
         raw = await raw_commits(kind, url, args.seconds / args.rounds)
         # At least 300 writes a round: fewer made single rounds swing from 16% to 49%.
@@ -396,6 +401,7 @@ async def sequential_rounds(
             floor = await statements_alone(ledger, url, count, f"floor-{number}")
             alone.append(floor)
             alone_ratios.append(floor / raw)
+            floors.append(rate / floor)
     results: dict[str, Any] = {
         "raw": statistics.median(raws),
         "sequential": statistics.median(writes),
@@ -406,12 +412,23 @@ async def sequential_rounds(
         results["alone"] = statistics.median(alone)
         results["alone_ratio"] = statistics.median(alone_ratios)
         results["alone_range"] = (min(alone_ratios), max(alone_ratios))
+        results["floor"] = statistics.median(floors)
+        results["floor_range"] = (min(floors), max(floors))
     return results
+
+
+def recent_days() -> tuple[datetime, datetime]:
+    """The span of the tracker's daily series: the 29 days up to the end of today (UTC)."""
+    today = window_containing(SpendingPeriod.DAILY, datetime.now(UTC))
+    return today.start - timedelta(days=29), today.end
 
 
 async def bench(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"reads": {}}
     ledger = await Ledger.connect(url)
+    tracker = BudgetTracker(
+        LocalBackend(ledger, PriceBook.in_memory(genai_prices=False), status_ttl=0)
+    )
     try:
         for number in range(16):
             await ledger.deposit(f"writer-{number}", "bench", Decimal(10**6), idempotency_key="f")
@@ -434,6 +451,20 @@ async def bench(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]
                 "status, remembered": lambda: ledger.get_budget_status("heavy", "bench"),
                 "spending": lambda: ledger.get_spending("heavy", "bench", SpendingPeriod.MONTHLY),
                 "analytics": lambda: ledger.get_analytics("heavy", "bench", SpendingPeriod.MONTHLY),
+                # The tracker's analytics: the query above, plus the 29 days of spend its
+                # trend and anomaly flag are computed from (no cache: status_ttl=0).
+                "tracker analytics": lambda: tracker.get_spending_analytics(
+                    "heavy", "bench", SpendingPeriod.MONTHLY
+                ),
+                # Its two reads alone, as the tracker makes them (together), no analysis.
+                "its reads alone": lambda: asyncio.gather(
+                    ledger.get_analytics(
+                        "heavy", "bench", SpendingPeriod.MONTHLY, at=datetime.now(UTC)
+                    ),
+                    ledger.get_spending_series(
+                        "heavy", "bench", SpendingPeriod.DAILY, *recent_days()
+                    ),
+                ),
             }
             results["reads"][size] = {
                 name: await latency(read, args.reads) for name, read in reads.items()
@@ -469,6 +500,21 @@ def label(size: int) -> str:
     )
 
 
+def _tracker_cell(r: dict[str, Any], size: int) -> str:
+    """The tracker's analytics, and its ratio to the analytics query and to its two reads."""
+    reads = r["reads"][size]
+    p50, p99 = reads["tracker analytics"]
+    return (
+        f"{p50:.2f} / {p99:.2f} (**{p50 / reads['analytics'][0]:.1f}x**; "
+        f"{p50 / reads['its reads alone'][0]:.1f}x)"
+    )
+
+
+def _reads_cell(r: dict[str, Any], size: int) -> str:
+    p50, p99 = r["reads"][size]["its reads alone"]
+    return f"{p50:.2f} / {p99:.2f}"
+
+
 def report(all_results: dict[str, dict[str, Any]], sizes: list[int]) -> str:
     lines = [
         "| | " + " | ".join(all_results) + " |",
@@ -495,6 +541,14 @@ def report(all_results: dict[str, dict[str, Any]], sizes: list[int]) -> str:
             else "n/a (two round trips)"
         ),
     )
+    row(
+        "1 sequential writer / its statements alone (floor: >= 50%)",
+        lambda r: (
+            f"**{r['floor']:.0%}** (rounds {r['floor_range'][0]:.0%}-{r['floor_range'][1]:.0%})"
+            if "floor" in r
+            else "n/a"
+        ),
+    )
     row("usage writes/s, 8 concurrent writers", lambda r: f"{r['c8']:,.0f}")
     row("usage writes/s, 64 concurrent writers", lambda r: f"{r['c64']:,.0f}")
     for size in sizes:
@@ -504,6 +558,14 @@ def report(all_results: dict[str, dict[str, Any]], sizes: list[int]) -> str:
                 return "{:.2f} / {:.2f}".format(*r["reads"][size][name])
 
             row(f"{name} p50 / p99 ms, {label(size)} entries", p50_p99)
+        row(
+            f"tracker analytics p50 / p99 ms, {label(size)} entries (x analytics; x its reads)",
+            functools.partial(_tracker_cell, size=size),
+        )
+        row(
+            f"its reads alone (analytics + 29 days of spend) p50 / p99 ms, {label(size)} entries",
+            functools.partial(_reads_cell, size=size),
+        )
     if any("integrity" in r for r in all_results.values()):
         row("integrity check", lambda r: str(r.get("integrity", "")))
     return "\n".join(lines)

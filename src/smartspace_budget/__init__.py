@@ -1,8 +1,11 @@
 """smartspace-budget: keep the LLM spending of agentic platforms under control.
 
-The public API is :data:`__all__` (a test guards it). The spec's components and the backends
-are imported lazily on first use, so ``import smartspace_budget`` stays cheap for callers that
-only need the models or the errors.
+The public API is :data:`__all__` (a test guards it). Only the errors, ``ExchangeRates`` and
+``SpendingPeriod`` are imported with the package; the spec's models (pydantic, most of an
+import's time), components and backends are imported on first use of their name (PEP 562),
+so ``import smartspace_budget`` stays cheap and each call pays only for what it needs.
+``from smartspace_budget import PricingEngine`` works as ever, and type checkers see every
+name through the ``TYPE_CHECKING`` imports below.
 """
 
 from __future__ import annotations
@@ -34,28 +37,6 @@ from smartspace_budget.errors import (
     UnknownModelError,
     UnknownProviderError,
 )
-from smartspace_budget.models import (
-    AlertLevel,
-    AlertType,
-    AnomalySeverity,
-    Balance,
-    BudgetCheck,
-    BudgetPolicy,
-    BudgetReservation,
-    BudgetStatus,
-    CostAnomaly,
-    CostEstimate,
-    PricingData,
-    PricingModel,
-    SpendingAlert,
-    SpendingAnalytics,
-    SpendingThreshold,
-    SpendingTrend,
-    ThresholdType,
-    TokenEstimate,
-    TokenEstimationMethod,
-    UsageEvent,
-)
 from smartspace_budget.money import ExchangeRates
 from smartspace_budget.periods import SpendingPeriod
 
@@ -65,12 +46,54 @@ if TYPE_CHECKING:
     from smartspace_budget.backend.local import LocalBackend
     from smartspace_budget.budgets import BudgetTracker, SpendingMonitor
     from smartspace_budget.guard import Guard
+    from smartspace_budget.models import (
+        AlertLevel,
+        AlertType,
+        AnomalySeverity,
+        Balance,
+        BudgetCheck,
+        BudgetPolicy,
+        BudgetReservation,
+        BudgetStatus,
+        CostAnomaly,
+        CostEstimate,
+        PricingData,
+        PricingModel,
+        SpendingAlert,
+        SpendingAnalytics,
+        SpendingThreshold,
+        SpendingTrend,
+        ThresholdType,
+        TokenEstimate,
+        TokenEstimationMethod,
+        UsageEvent,
+    )
     from smartspace_budget.pricing import PricingEngine
 
 __version__ = "0.1.0"
 
-# Heavy components, loaded on first attribute access (PEP 562).
+# Loaded on first attribute access (PEP 562): the models (pydantic) and the components.
 _LAZY = {
+    "AlertLevel": "smartspace_budget.models",
+    "AlertType": "smartspace_budget.models",
+    "AnomalySeverity": "smartspace_budget.models",
+    "Balance": "smartspace_budget.models",
+    "BudgetCheck": "smartspace_budget.models",
+    "BudgetPolicy": "smartspace_budget.models",
+    "BudgetReservation": "smartspace_budget.models",
+    "BudgetStatus": "smartspace_budget.models",
+    "CostAnomaly": "smartspace_budget.models",
+    "CostEstimate": "smartspace_budget.models",
+    "PricingData": "smartspace_budget.models",
+    "PricingModel": "smartspace_budget.models",
+    "SpendingAlert": "smartspace_budget.models",
+    "SpendingAnalytics": "smartspace_budget.models",
+    "SpendingThreshold": "smartspace_budget.models",
+    "SpendingTrend": "smartspace_budget.models",
+    "ThresholdType": "smartspace_budget.models",
+    "TokenEstimate": "smartspace_budget.models",
+    "TokenEstimationMethod": "smartspace_budget.models",
+    "UsageEvent": "smartspace_budget.models",
     "BudgetTracker": "smartspace_budget.budgets",
     "SpendingMonitor": "smartspace_budget.budgets",
     "PricingEngine": "smartspace_budget.pricing",

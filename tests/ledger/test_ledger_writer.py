@@ -17,7 +17,6 @@ from smartspace_budget.ledger import Ledger
 from smartspace_budget.ledger import apply as rules
 from smartspace_budget.ledger.engine import sqlite_path
 from smartspace_budget.ledger.ops import Deposit, Op
-from smartspace_budget.ledger.thread_writer import CHECKPOINT_EVERY
 
 
 async def test_concurrent_writes_share_commits(ledger: Ledger) -> None:
@@ -83,7 +82,7 @@ async def test_a_lost_connection_is_replaced(ledger: Ledger, database_url: str) 
     assert (await ledger.get_balance("kim", "p")).total_balance == D("3")
 
 
-# -- SQLite: a lone write runs on the caller's thread --------------------------------------
+# -- SQLite: every write runs on the writer thread ------------------------------------------
 
 
 @pytest.fixture
@@ -110,13 +109,14 @@ def _record_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return threads
 
 
-async def test_a_lone_write_runs_inline_and_concurrent_ones_share_commits(
+async def test_lone_and_concurrent_writes_run_on_the_writer_thread_sharing_commits(
     sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads = _record_threads(monkeypatch)
     for n in range(3):
         await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key=f"a{n}", now=T0)
-    assert threads == [threading.get_ident()] * 3
+    assert len(threads) == 3
+    assert threading.get_ident() not in threads  # the event loop never runs a statement
     threads.clear()
     before = sqlite_ledger.writer_stats
     await asyncio.gather(
@@ -126,14 +126,11 @@ async def test_a_lone_write_runs_inline_and_concurrent_ones_share_commits(
         )
     )
     batches = sqlite_ledger.writer_stats[0] - before[0]
-    # Writers ready together are all queued: the writer thread runs them, sharing commits.
     assert threading.get_ident() not in threads
     assert len(threads) == 32
     assert batches < 32
-    # Alone again, a write runs inline; replaying a key answers the same.
-    threads.clear()
+    # Replaying a key answers the same.
     again = await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key="b7", now=T0)
-    assert threads == [threading.get_ident()]
     assert (await sqlite_ledger.get_balance("kim", "p")).total_balance == D("35")
     assert again.amount == D("1")
     report = await sqlite_ledger.check_integrity()
@@ -143,8 +140,8 @@ async def test_a_lone_write_runs_inline_and_concurrent_ones_share_commits(
 async def test_a_lone_write_on_a_busy_database_waits_in_the_thread_not_on_the_loop(
     sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another connection holds the write lock: the inline attempt gives up at once (no busy
-    wait on the event loop) and the writer thread waits for the lock instead."""
+    """Another connection holds the write lock: the writer thread waits for it while the
+    event loop goes on running callbacks."""
     await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key="first", now=T0)
     threads = _record_threads(monkeypatch)
     other = sqlite3.connect(
@@ -170,23 +167,6 @@ async def test_a_lone_write_on_a_busy_database_waits_in_the_thread_not_on_the_lo
     assert (await sqlite_ledger.get_balance("kim", "p")).total_balance == D("3")
 
 
-async def test_a_lone_write_cancelled_before_it_runs_is_not_written(
-    sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key="first", now=T0)
-    task = asyncio.create_task(
-        sqlite_ledger.deposit("kim", "p", D("5"), idempotency_key="cancelled", now=T0)
-    )
-    await asyncio.sleep(0)  # the task runs up to its one yield before writing inline
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    threads = _record_threads(monkeypatch)
-    await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key="after", now=T0)
-    assert threads == [threading.get_ident()]  # nothing is left counted as in flight
-    assert (await sqlite_ledger.get_balance("kim", "p")).total_balance == D("2")
-
-
 def _wal_frames(path: str) -> int:
     """How many frames the WAL file holds (its size; a checkpoint lets writes reuse it)."""
     with sqlite3.connect(path) as conn:
@@ -194,46 +174,38 @@ def _wal_frames(path: str) -> int:
     return Path(f"{path}-wal").stat().st_size // (page + 24)
 
 
-async def test_inline_commits_have_the_writer_thread_checkpoint_the_wal(
+async def test_sequential_writes_keep_the_wal_near_its_usual_size(
     sqlite_ledger: Ledger,
 ) -> None:
-    """Inline commits do not checkpoint (milliseconds on the event loop); the writer thread
-    does, every CHECKPOINT_EVERY of them, so the WAL stays near its usual size."""
+    """The writer's commits checkpoint the WAL (SQLite's automatic checkpoint)."""
     path = sqlite_path(sqlite_ledger.engine)
     event = usage("0.001")
-    for n in range(3 * CHECKPOINT_EVERY):
+    for n in range(300):
         await sqlite_ledger.record_usage("kim", "p", event, idempotency_key=f"u{n}", now=T0)
-    await asyncio.sleep(0.2)  # the last checkpoint asked for runs in the writer thread
     frames = _wal_frames(path)
-    # Without checkpoints, 3 * CHECKPOINT_EVERY usage writes leave ~9 frames each in the WAL.
+    # Without checkpoints, 300 usage writes leave ~9 frames each in the WAL.
     assert frames < 1500, frames
     report = await sqlite_ledger.check_integrity()
     assert report.ok, str(report)
 
 
-async def test_a_caller_writing_inline_in_a_loop_lets_the_event_loop_run_between_writes(
-    sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+async def test_the_event_loop_runs_while_a_caller_writes_in_a_loop(
+    sqlite_ledger: Ledger,
 ) -> None:
-    threads = _record_threads(monkeypatch)
     loop = asyncio.get_running_loop()
     done: list[int] = []
     fired: list[int] = []
-    # Due at once, but a timer: the loop runs it only when it goes round (polling its I/O),
-    # and it is not among the ready callbacks that keep a write from running inline.
     loop.call_later(0, lambda: fired.append(len(done)))
     for n in range(20):
         await sqlite_ledger.deposit("kim", "p", D("1"), idempotency_key=f"d{n}", now=T0)
         done.append(n)
-    assert fired == [0]  # it ran at the first write's yield, not after the caller's loop
-    # The first write saw the timer ready beside it and was queued; the others ran inline.
-    assert threads.count(threading.get_ident()) >= 19
+    assert fired == [0]  # it ran while the first write was in the writer thread
 
 
-def test_writes_on_a_loop_that_hides_its_ready_queue_are_queued(
+def test_writes_on_uvloop_run_on_the_writer_thread(
     sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """uvloop (uvicorn's loop when installed) does not show whether anything is ready to
-    run, so its loop is never blocked by an inline write: every write goes to the thread."""
+    """uvloop (uvicorn's loop when installed) is served the same way as asyncio's own."""
     uvloop = pytest.importorskip("uvloop")
     path = tmp_path / "ledger.sqlite3"
     shutil.copyfile(sqlite_template, path)

@@ -319,41 +319,23 @@ def test_a_shared_tiktoken_encoding_is_reused() -> None:
         TEXTS[15],
         " ".join(TEXTS) * 3,
         "<|endoftext|> billed as text " * 40,
-        "lone \ud800 surrogate " * 60,  # tiktoken repairs it; the buffer cannot take it
+        "lone \ud800 surrogate " * 60,  # tiktoken's public encode_ordinary repairs it
         "x" * 511,
         "x" * 512,
     ],
     ids=range(8),
 )
-def test_counting_long_texts_without_a_list_is_exact(name: str, text: str) -> None:
+def test_our_lighter_vocabulary_counts_long_texts_exactly(name: str, text: str) -> None:
     reference = tiktoken.Encoding(**tiktoken_ext.openai_public.ENCODING_CONSTRUCTORS[name]())
     ours = tokens._load_vocabulary(name)
-    assert tokens.ordinary_count(ours, text) == len(reference.encode_ordinary(text))
+    assert tokens.count_text_tokens(ours, text) == (len(reference.encode_ordinary(text)), 0)
 
 
-def test_an_encoding_without_a_token_buffer_is_counted_from_its_list() -> None:
-    class ListOnly:
+def test_counting_uses_only_the_public_encode_ordinary() -> None:
+    """Issue 20: no private tiktoken API on the counting path (only the public method)."""
+
+    class PublicOnly:
         def encode_ordinary(self, text: str) -> list[int]:
             return [0] * (len(text) // 2)
 
-    assert tokens.ordinary_count(ListOnly(), "ab" * 1000) == 1000
-
-
-def test_long_texts_are_counted_from_the_buffer() -> None:
-    """The list is built only for short texts (or text tiktoken must repair first)."""
-    encoding = tokens._load_vocabulary("o200k_base")
-
-    class BufferOnly:
-        _core_bpe = encoding._core_bpe
-
-        def encode_ordinary(self, text: str) -> list[int]:
-            raise AssertionError("built the list")
-
-    long_text = TEXTS[15]
-    assert tokens.ordinary_count(BufferOnly(), long_text) == len(
-        encoding.encode_ordinary(long_text)
-    )
-    with pytest.raises(AssertionError, match="built the list"):
-        tokens.ordinary_count(BufferOnly(), "x" * 511)
-    with pytest.raises(AssertionError, match="built the list"):
-        tokens.ordinary_count(BufferOnly(), "lone \ud800 surrogate " * 60)
+    assert tokens.count_text_tokens(PublicOnly(), "ab" * 1000) == (1000, 0)

@@ -85,6 +85,15 @@ class CachedReads(ABC):
         value: PricingData | None = self._pricing_cache.peek(key)
         return value
 
+    def peek_status(self, user_id: str, project_id: str) -> BudgetStatus | None:
+        """The cached budget status of an account while it is fresh, without fetching.
+
+        ``BudgetTracker`` checks read it first: a cached check then costs no await.
+        """
+        key = _account_prefix(user_id, project_id) + "status"  # _key(prefix, "status")
+        value: BudgetStatus | None = self._account_cache.peek(key)
+        return value
+
     def invalidate_all(self) -> None:
         """Forget everything cached, accounts and prices."""
         self._account_cache.invalidate()

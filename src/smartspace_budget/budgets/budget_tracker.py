@@ -34,6 +34,7 @@ from smartspace_budget.models import (
     SpendingAnalytics,
     SpendingBucket,
 )
+from smartspace_budget.models._trusted import builder
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.money import Amount, parse_amount
 from smartspace_budget.periods import (
@@ -62,6 +63,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# Checks are built from values computed here with their final types: the request parsed
+# once, the status's own validated amounts, the rules' violations (models/_trusted.py).
+_budget_check = builder(BudgetCheck)
+
+
 def _account(user_id: str, project_id: str) -> tuple[str, str]:
     for name, value in (("user_id", user_id), ("project_id", project_id)):
         if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
@@ -79,7 +85,8 @@ class BudgetTracker:
     ``SMARTSPACE_BUDGET_*`` settings say otherwise), created on first use. ``status_ttl`` is
     how long a budget status is reused (0 disables the cache, concurrent readers still share
     one fetch). By default it is 30 s, except over our own backends, which already cache the
-    status for 30 s and drop it on writes: a second layer would let it go 60 s stale.
+    status for 30 s and drop it on writes: a second layer would let it go 60 s stale, so
+    there the tracker keeps none and reads the backend's (a check then consults one cache).
     ``clock`` is for tests: it dates analytics and drives the cache's expiry.
     """
 
@@ -90,8 +97,8 @@ class BudgetTracker:
         status_ttl: float | None = None,
         clock: Clock | None = None,
     ) -> None:
+        backend_caches = backend is None or isinstance(backend, CachedReads)
         if status_ttl is None:
-            backend_caches = backend is None or isinstance(backend, CachedReads)
             status_ttl = 0.0 if backend_caches else 30.0
         self._backend = backend
         self._owns_backend = backend is None
@@ -99,7 +106,10 @@ class BudgetTracker:
         cache_clock: Callable[[], float] = (
             time.monotonic if clock is None else (lambda: self._clock().timestamp())
         )
-        self._status_cache: TTLCache[BudgetStatus] = TTLCache(status_ttl, clock=cache_clock)
+        # None: the backend's own cache (with its single flight) is the only one.
+        self._status_cache: TTLCache[BudgetStatus] | None = (
+            None if status_ttl == 0 and backend_caches else TTLCache(status_ttl, clock=cache_clock)
+        )
 
     @property
     def backend(self) -> Backend:
@@ -110,7 +120,8 @@ class BudgetTracker:
 
     async def aclose(self) -> None:
         """Close the default backend if this tracker created it (a given one is the caller's)."""
-        self._status_cache.invalidate()
+        if self._status_cache is not None:
+            self._status_cache.invalidate()
         backend = self._backend
         if self._owns_backend and backend is not None:
             self._backend = None
@@ -132,12 +143,30 @@ class BudgetTracker:
         """Forget cached statuses: of one account, or all when no account is given.
 
         Call it after writing to the ledger through another path when the next check must
-        see the write.
+        see the write. A tracker without a cache of its own forgets the backend's.
         """
-        if user_id is None or project_id is None:
-            self._status_cache.invalidate()
+        cache = self._status_cache
+        if cache is None:
+            backend = self._backend
+            if isinstance(backend, CachedReads):
+                if user_id is None or project_id is None:
+                    backend.invalidate_all()
+                else:
+                    backend.invalidate_account(user_id, project_id)
+        elif user_id is None or project_id is None:
+            cache.invalidate()
         else:
-            self._status_cache.invalidate(self._key(user_id, project_id))
+            cache.invalidate(self._key(user_id, project_id))
+
+    def _cached_status(self, user_id: str, project_id: str) -> BudgetStatus | None:
+        """The status a check may reuse now, from the one cache there is (no fetch)."""
+        cache = self._status_cache
+        if cache is not None:
+            return cache.peek(self._key(user_id, project_id))
+        backend = self._backend
+        if isinstance(backend, CachedReads):
+            return backend.peek_status(user_id, project_id)
+        return None
 
     @staticmethod
     def _key(user_id: str, project_id: str) -> str:
@@ -171,15 +200,18 @@ class BudgetTracker:
         available = await self.get_available_balance(user_id, project_id)
         short = insufficient_balance(requested, available)
         details = [] if short is None else [short]
-        return BudgetCheck(
-            user_id=user_id,
-            project_id=project_id,
-            requested_amount=requested,
-            available=not details,
-            available_balance=available,
-            violations=[v.message for v in details],
-            violation_details=details,
-            checked_at=self.now(),
+        return _budget_check(
+            {
+                "user_id": user_id,
+                "project_id": project_id,
+                "requested_amount": requested,
+                "available": not details,
+                "available_balance": available,
+                "violations": [v.message for v in details],
+                "violation_details": details,
+                "policy": None,
+                "checked_at": self._clock(),
+            }
         )
 
     async def get_budget_status(self, user_id: str, project_id: str) -> BudgetStatus:
@@ -192,6 +224,8 @@ class BudgetTracker:
                 f"the budget status of {user_id}/{project_id}",
             )
 
+        if self._status_cache is None:
+            return await fetch()
         return await self._status_cache.get_or_fetch(self._key(user_id, project_id), fetch)
 
     async def get_spending_by_period(
@@ -231,13 +265,19 @@ class BudgetTracker:
         _account(user_id, project_id)
         kind = parse_period(period)
         moment = at or self.now()
-        tz = await self._timezone(user_id, project_id)
-        analytics, days = await asyncio.gather(
+
+        async def recent_days() -> tuple[str, list[SpendingBucket]]:
+            # The account's timezone (from its status), then its days: meanwhile the
+            # analytics read, which needs neither, is already on its way.
+            tz = await self._timezone(user_id, project_id)
+            return tz, await self._recent_days(user_id, project_id, moment, tz)
+
+        analytics, (tz, days) = await asyncio.gather(
             backend_call(
                 self.backend.get_analytics(user_id, project_id, kind, at=moment),
                 f"the {kind.value} analytics of {user_id}/{project_id}",
             ),
-            self._recent_days(user_id, project_id, moment, tz),
+            recent_days(),
         )
         today = window_containing(SpendingPeriod.DAILY, moment, tz)
         granularity, count, season = TREND_BASIS[kind]
@@ -316,7 +356,9 @@ class BudgetTracker:
         """
         _account(user_id, project_id)
         requested = parse_amount(requested_amount, name="requested_amount", allow_negative=False)
-        status = await self.get_budget_status(user_id, project_id)
+        status = self._cached_status(user_id, project_id)
+        if status is None:
+            status = await self.get_budget_status(user_id, project_id)
         if policy is None or (
             isinstance(policy, BackendPolicy) and policy.refers_to(user_id, project_id)
         ):
@@ -326,14 +368,16 @@ class BudgetTracker:
         else:
             effective = plain_policy(policy)
         details = evaluate_policy(requested, status, effective)
-        return BudgetCheck(
-            user_id=user_id,
-            project_id=project_id,
-            requested_amount=requested,
-            available=not details,
-            available_balance=status.available_balance,
-            violations=[v.message for v in details],
-            violation_details=details,
-            policy=effective,
-            checked_at=self.now(),
+        return _budget_check(
+            {
+                "user_id": user_id,
+                "project_id": project_id,
+                "requested_amount": requested,
+                "available": not details,
+                "available_balance": status.available_balance,
+                "violations": [v.message for v in details],
+                "violation_details": details,
+                "policy": effective,
+                "checked_at": self._clock(),
+            }
         )

@@ -20,9 +20,12 @@ from pydantic import Field
 from smartspace_budget.backend.base import Backend
 from smartspace_budget.budgets._backend import backend_call, default_backend
 from smartspace_budget.models import BudgetPolicy, BudgetStatus
+from smartspace_budget.models._trusted import builder
 from smartspace_budget.models.usage import MAX_ID_LENGTH
 
 __all__ = ["BackendPolicy", "plain_policy", "policy_from_status"]
+
+_budget_policy = builder(BudgetPolicy)
 
 
 class BackendPolicy(BudgetPolicy):
@@ -60,10 +63,16 @@ def plain_policy(policy: BudgetPolicy) -> BudgetPolicy:
 
 
 def policy_from_status(status: BudgetStatus) -> BudgetPolicy:
-    """The limits a status reports, as a policy (same snapshot as its balances and spend)."""
-    return BudgetPolicy(
-        per_request_limit=status.per_request_limit,
-        daily_limit=status.daily_limit,
-        monthly_limit=status.monthly_limit,
-        low_balance_threshold=status.low_balance_threshold,
+    """The limits a status reports, as a policy (same snapshot as its balances and spend).
+
+    Built without validating again: the status's limits are already validated amounts of
+    the same types (``NonNegativeMoney | None``), see models/_trusted.py.
+    """
+    return _budget_policy(
+        {
+            "per_request_limit": status.per_request_limit,
+            "daily_limit": status.daily_limit,
+            "monthly_limit": status.monthly_limit,
+            "low_balance_threshold": status.low_balance_threshold,
+        }
     )

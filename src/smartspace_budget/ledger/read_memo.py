@@ -23,8 +23,7 @@ iteration's callbacks began, so after whatever commit its sender had seen acknow
 the version, read during this iteration, is later still. The callback that forgets the
 version is queued *before* it is read, so anything queued after the read (the next
 iteration's requests, a write's answer from the writer thread) runs after it is forgotten.
-A write that commits on the event loop's own thread (``thread_writer.py``'s inline writes)
-answers without queueing anything, so every write through a ``Ledger`` forgets all versions
+Every write through a ``Ledger`` also forgets all versions
 of the iteration when it returns (:func:`forget_iteration_versions`). It is *not* exact for
 code that learns of another process's commit without the loop (it waits for a subprocess
 that writes, say) and reads again in the same step, which is why it is off unless asked

@@ -26,7 +26,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -46,7 +46,6 @@ __all__ = [
     "count_text_tokens",
     "encoding_for",
     "estimate_tokens",
-    "ordinary_count",
 ]
 
 CHUNK_CHARS = 1 << 18
@@ -54,8 +53,6 @@ LOAD_TIMEOUT_SECONDS = 10.0
 RETRY_AFTER_SECONDS = 300.0
 HEURISTIC_BYTES_PER_TOKEN = 4
 _BOUNDARY_WINDOW = 1 << 12
-_BUFFER_MIN_CHARS = 512
-_NO_SPECIAL_TOKENS: frozenset[str] = frozenset()
 _CONFIDENCE_EXACT = 1.0
 _CONFIDENCE_HEURISTIC = 0.5
 # Every reply is primed with <|start|>assistant<|message|> (OpenAI cookbook,
@@ -246,10 +243,6 @@ def _make_plan(model: str, provider: str | None) -> _Plan:
 # -- encodings ---------------------------------------------------------------------------
 
 _encodings: dict[str, Any] = {}
-# Per loaded encoding, the function that encodes short texts: tiktoken's Rust core when the
-# encoding has one (its Python wrapper only adds a frame, and a repair of lone surrogates
-# that raise UnicodeEncodeError here first), else the encoding's encode_ordinary.
-_encoders: dict[str, Callable[[str], Sequence[int]]] = {}
 _failures: dict[str, tuple[float, str]] = {}
 _loading: dict[str, threading.Event] = {}
 _lock = threading.Lock()
@@ -258,10 +251,15 @@ _lock = threading.Lock()
 def _load_vocabulary(name: str) -> Any:
     """Load a tiktoken encoding (may read the network when the file is not cached).
 
-    An encoding someone already loaded through tiktoken is shared. Otherwise we build our own
-    from tiktoken's public constructors and drop its Python copy of the vocabulary: tiktoken
-    keeps that 200k-entry dict only to pickle the encoding (the Rust core has its own), and
-    releasing it saves about 28 MB per encoding. Our instance is never pickled or shared.
+    An encoding someone already loaded through tiktoken (``tiktoken.get_encoding`` keeps them
+    in ``tiktoken.registry.ENCODINGS``) is shared. Otherwise we build our own from the
+    constructors tiktoken's plugin interface publishes and drop its Python copy of the
+    vocabulary: tiktoken keeps that 200k-entry dict only to pickle the encoding (the Rust core
+    has its own), and releasing it saves about 27 MB per encoding (o200k_base: 79 MB resident
+    with it, 52 MB without). That write to the private ``_mergeable_ranks`` is the one private
+    API this package keeps, because tiktoken offers no public way to load a lighter encoding
+    and the memory is a third of the default engine's (``docs/design-notes.md``, issue 20).
+    Our instance is never pickled or shared.
     """
     import tiktoken
 
@@ -314,10 +312,8 @@ def _load_in_background(name: str, done: threading.Event) -> None:
         with _lock:
             _failures[name] = (time.monotonic(), _load_failure(name, exc))
     else:
-        core = getattr(encoding, "_core_bpe", None)
         with _lock:
             _encodings[name] = encoding
-            _encoders[name] = getattr(core, "encode_ordinary", None) or encoding.encode_ordinary
             _failures.pop(name, None)
     finally:
         with _lock:
@@ -329,7 +325,6 @@ def clear_encoding_cache() -> None:
     """Forget loaded encodings and remembered failures (tests; after fixing a cache dir)."""
     with _lock:
         _encodings.clear()
-        _encoders.clear()
         _failures.clear()
         _plans.clear()
 
@@ -356,28 +351,6 @@ def _cut(text: str, start: int, limit: int) -> tuple[int, bool]:
     return limit, False
 
 
-def ordinary_count(encoding: Any, text: str) -> int:
-    """``len(encoding.encode_ordinary(text))``, without building that list for longer texts.
-
-    tiktoken's core can write the tokens into a buffer of 32-bit ids (what its
-    ``encode_to_numpy`` uses); with no special token allowed it encodes exactly as
-    ``encode_ordinary``. A 1,000-token list costs a thousand Python ints, about a tenth of
-    the count's time; for short texts the list is cheaper than the buffer. Any encoding
-    without that core (or text tiktoken must first repair, such as lone surrogates) is
-    counted through ``encode_ordinary``.
-    """
-    if len(text) >= _BUFFER_MIN_CHARS:
-        to_buffer = getattr(getattr(encoding, "_core_bpe", None), "encode_to_tiktoken_buffer", None)
-        if to_buffer is not None:
-            try:
-                # uint32 ids, as tiktoken reads them (np.frombuffer); the buffer's own shape
-                # counts bytes, so its length is not the token count.
-                return memoryview(to_buffer(text, _NO_SPECIAL_TOKENS)).nbytes // 4
-            except UnicodeEncodeError:
-                pass
-    return len(encoding.encode_ordinary(text))
-
-
 def count_text_tokens(
     encoding: Any, text: str, *, chunk_chars: int = CHUNK_CHARS
 ) -> tuple[int, int]:
@@ -387,11 +360,11 @@ def count_text_tokens(
     bills them.
     """
     if len(text) <= chunk_chars:
-        return ordinary_count(encoding, text), 0
+        return len(encoding.encode_ordinary(text)), 0
     total = rough = start = 0
     while start < len(text):
         end, clean = _cut(text, start, start + chunk_chars)
-        total += ordinary_count(encoding, text[start:end])
+        total += len(encoding.encode_ordinary(text[start:end]))
         rough += 0 if clean else 1
         start = end
     return total, rough
@@ -464,21 +437,11 @@ def estimate_tokens(
         # Hot path: names already planned (so already validated), vocabulary loaded, text
         # short enough for one piece. The same count and fields as the general path below.
         plan = _plans.get((model, provider))
-        if plan is not None:
-            count = -1
-            if len(text) < _BUFFER_MIN_CHARS:
-                encode = _encoders.get(plan.encoding)
-                if encode is not None:
-                    try:
-                        count = len(encode(text))
-                    except UnicodeEncodeError:
-                        count = -1  # lone surrogates: tiktoken's own wrapper repairs them, below
-            elif len(text) <= CHUNK_CHARS:
-                encoding = _encodings.get(plan.encoding)
-                if encoding is not None:
-                    count = ordinary_count(encoding, text)
-            if count >= 0:
+        if plan is not None and len(text) <= CHUNK_CHARS:
+            encoding = _encodings.get(plan.encoding)
+            if encoding is not None:
                 # What _estimate makes of one piece counted with a loaded encoding.
+                count = len(encoding.encode_ordinary(text))
                 if plan.scaled:
                     count = _scale(count, plan.ratio)
                 fields = plan.fields.copy()
