@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
-from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.errors import InconsistentInputError, InvalidInputError
 from smartspace_budget.money import parse_amount
 
 __all__ = [
@@ -282,7 +282,7 @@ class Usage:
             for parent in NESTS_IN[child]:
                 total = self.amount(parent)
                 if amount > total:
-                    raise InvalidInputError(
+                    raise InconsistentInputError(
                         f"{child} ({amount}) cannot exceed {parent} ({total}): "
                         f"{parent} counts them all",
                         field=child,

@@ -18,13 +18,15 @@ from smartspace_budget.backend import LedgerBackend
 from smartspace_budget.config import Settings
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import BudgetReservation, SpecModel
-from smartspace_budget.models.usage import MAX_ID_LENGTH
+from smartspace_budget.models._base import loads_request
+from smartspace_budget.models.ids import check_id
 from smartspace_budget.server.middleware import decode_segment
 from smartspace_budget.server.responses import ErrorBody
 from smartspace_budget.server.telemetry import ServiceMetrics
 
 __all__ = [
     "READ_ERRORS",
+    "SERIES_ERRORS",
     "WRITE_ERRORS",
     "Ctx",
     "ServiceContext",
@@ -58,21 +60,27 @@ Ctx = Annotated[ServiceContext, Depends(_context)]
 
 
 def path_id(value: str, name: str) -> str:
-    """A decoded id from the path, 1 to ``MAX_ID_LENGTH`` characters (else 400)."""
-    decoded = decode_segment(value)
-    if not decoded or len(decoded) > MAX_ID_LENGTH:
-        raise InvalidInputError(f"{name} must be 1-{MAX_ID_LENGTH} characters")
-    return decoded
+    """A decoded id from the path in the id grammar (:mod:`smartspace_budget.models.ids`);
+    400 naming ``name`` otherwise, including escapes that are not UTF-8."""
+    try:
+        decoded = decode_segment(value)
+    except UnicodeDecodeError:
+        raise InvalidInputError(
+            f"{name} is not percent-encoded UTF-8: {value[:60]!r}", field=name
+        ) from None
+    return check_id(decoded, name)
 
 
 async def read_body(request: Request, model: type[M]) -> M:
-    """The request body as ``model``, amounts exact; 400 for bytes that are not UTF-8 JSON."""
+    """The request body as ``model``, read strictly (:func:`~smartspace_budget.models.
+    loads_request`: no duplicate keys, numbers from their raw text, depth bounded);
+    400 for bytes that are not UTF-8 JSON."""
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError("the request body is not UTF-8 text") from None
-    return model.from_json(text)
+    return model.from_data(loads_request(text), wire=True)
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -84,6 +92,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found, or not visible to this key",
         409: "Idempotency conflict or reservation already resolved",
         413: "Request body too large",
+        422: "Well-formed values that contradict each other (InconsistentInputError)",
         429: "Rate limited; see Retry-After",
         503: "Ledger database unavailable",
         504: "Ledger database timed out",
@@ -92,7 +101,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 READ_ERRORS = error_responses(400, 401, 403, 404, 429, 503, 504)
-WRITE_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 429, 503, 504)
+WRITE_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 422, 429, 503, 504)
+SERIES_ERRORS = error_responses(400, 401, 403, 404, 422, 429, 503, 504)
 
 M = TypeVar("M", bound=SpecModel)
 

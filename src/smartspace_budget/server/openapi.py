@@ -63,7 +63,11 @@ def _drop_422(document: dict[str, Any]) -> None:
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             responses = operation.get("responses", {})
-            if responses.pop("422", None) is not None and "400" not in responses:
+            generated = responses.get("422")
+            if generated is None or "HTTPValidationError" not in repr(generated):
+                continue  # no 422, or our own (InconsistentInputError)
+            del responses["422"]
+            if "400" not in responses:
                 responses["400"] = {
                     "description": "Invalid input",
                     "content": {
