@@ -139,7 +139,7 @@ def test_library_strings_refuse_what_the_grammar_refuses(text: str) -> None:
         ),
         ("usage", '{"provider": "o", "model": "m", "actual_cost": 1, "input_tokens": "10"}', []),
         ("usage", '{"provider": "o", "model": "m", "actual_cost": 1, "input_tokens": true}', []),
-        ("usage", '{"provider": "o", "model": "m", "actual_cost": 1, "web_searches": 1.0}', []),
+        ("usage", '{"provider": "o", "model": "m", "actual_cost": 1, "web_searches": 1.5}', []),
         ("usage", '{"provider": "o", "model": "m", "actual_cost": 1, "cost_is_estimate": 0}', []),
         ("usage", '{"provider": "o", "model": "m", "actual_cost": 1, "occurred_at": 0.5}', []),
         ("usage", '{"provider": "o", "model": "m", "actual_cost": 1e29}', ["actual_cost"]),

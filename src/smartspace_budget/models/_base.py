@@ -87,9 +87,26 @@ class RawNumber:
         return self.text[:40]
 
 
+def _canonical_decimal(text: str) -> Decimal | None:
+    """``text`` as a Decimal when it is exactly how Python writes that Decimal (``0E-9``,
+    ``1.500000000``): the form pydantic stores results in (``ledger.state.stored_result``)."""
+    if len(text) > 60 or not text.isascii():
+        return None
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return None
+    return value if value.is_finite() and str(value) == text else None
+
+
 def _money(value: object) -> Decimal:
     if isinstance(value, RawNumber):
         value = value.text
+    elif isinstance(value, str):
+        # Results this package stored itself; any other text follows the amount grammar.
+        stored = _canonical_decimal(value)
+        if stored is not None:
+            value = stored
     try:
         return parse_amount(value)
     except InvalidAmountError as exc:
@@ -143,11 +160,12 @@ def _request_amount(value: object, info: ValidationInfo, *, floor: str) -> Decim
         value = value.text
     elif isinstance(value, str) and from_wire(info):
         raise ValueError("an amount is a JSON number, not a string")
+    signed = floor == "non-zero"
     try:
         if isinstance(value, str):
-            amount = parse_amount_text(value, allow_negative=floor == "none")
+            amount = parse_amount_text(value, allow_negative=signed)
         else:
-            amount = parse_amount(value, allow_negative=floor == "none")
+            amount = parse_amount(value, allow_negative=signed)
     except InvalidAmountError as exc:
         raise ValueError(exc.detail.removeprefix("amount ")) from None
     if amount.copy_abs() > MAX_AMOUNT:
@@ -188,18 +206,29 @@ AdjustmentAmount = Annotated[
 # --- instants and text of requests --------------------------------------------------------
 
 _RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})",
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})",
     re.ASCII,
 )
+
+
+_YEARS = "(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+"""Years 1970-9998: the calendar code's range (``ledger.ops.check_instant``)."""
 
 
 def _iso_instant(value: object) -> object:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and _RFC3339.fullmatch(value):
-        text = value.upper()
+        if re.match(_YEARS, value) is None:
+            raise ValueError(f"{value[:40]!r} is outside the years 1970-9998")
+        text = value.upper().replace("Z", "+00:00")
+        whole, dot, rest = text.partition(".")
+        if dot:  # fromisoformat reads at most 6 fraction digits: keep microseconds
+            digits = re.match(r"[0-9]+", rest)
+            assert digits is not None
+            text = whole + "." + digits.group()[:6].ljust(6, "0") + rest[digits.end() :]
         try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"not a valid instant: {value[:40]!r}") from None
     raise ValueError(
@@ -208,7 +237,11 @@ def _iso_instant(value: object) -> object:
     )
 
 
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_instant)]
+IsoDatetime = Annotated[
+    datetime,
+    BeforeValidator(_iso_instant),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": f"^{_YEARS}-"}),
+]
 """An instant given as RFC 3339 text with an offset (``Z`` or ``±hh:mm``); numbers
 (seconds since the epoch), dates alone and times without an offset are refused."""
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Annotated, ClassVar
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     StrictBool,
@@ -55,13 +56,32 @@ __all__ = [
     "Seconds",
     "SettleRequest",
     "UsageEvent",
+    "WholeNumber",
 ]
 
 MAX_TOKENS = 10**12
 """More tokens than any request could use; larger counts are refused as malformed."""
 
-Count = Annotated[StrictInt, Field(ge=0, le=MAX_TOKENS)]
-"""A count of a request: a JSON integer 0-10^12 (no string, bool or float)."""
+
+def _whole_number(value: object) -> object:
+    """A JSON integer as JSON Schema reads one: ``10`` or ``10.0``, never ``"10"``, ``true``
+    or ``10.5`` (pydantic's lax int would take the first two)."""
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("int_type", "Input should be a whole JSON number")
+    return value
+
+
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_number)]
+"""An integer of a request body: a JSON integer (``10.0`` too, as JSON Schema has it)."""
+
+Count = Annotated[
+    WholeNumber,
+    Field(ge=0, le=MAX_TOKENS),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_TOKENS}),
+]
+"""A count of a request: a JSON integer 0-10^12 (no string, bool or fraction)."""
 
 _SECONDS_TEXT = re.compile(rf"(0|[1-9][0-9]{{0,11}})(\.[0-9]{{1,{NANO_DIGITS}}})?", re.ASCII)
 
@@ -100,8 +120,21 @@ Seconds = Annotated[
 ]
 """Billed seconds: like an amount (plain decimal, at most nine decimals), below 10^12."""
 
-_TagKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-_TagValue = Annotated[str, StringConstraints(max_length=500)]
+_TagKey = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
+_NO_NUL = "^[^\\u0000]*$"
+
+
+def _dictionary(values: dict[str, object]) -> dict[str, object]:
+    """The schema of ``tags`` and ``unpriced``: at most 50 keys of 1-100 characters."""
+    return {
+        "type": "object",
+        "maxProperties": 50,
+        "propertyNames": {"minLength": 1, "maxLength": 100, "pattern": _NO_NUL},
+        "additionalProperties": values,
+    }
+
+
+_TagValue = Annotated[Text, StringConstraints(max_length=500)]
 
 
 class EntryKind(StrEnum):
@@ -182,14 +215,20 @@ class UsageEvent(SpecModel):
     annotated_pages: Count = 0
     characters: Count | None = None
     seconds: Seconds | None = None
-    unpriced: dict[_TagKey, Count] = Field(default_factory=dict, max_length=50)
+    unpriced: Annotated[
+        dict[_TagKey, Count],
+        WithJsonSchema(_dictionary({"type": "integer", "minimum": 0, "maximum": MAX_TOKENS})),
+    ] = Field(default_factory=dict, max_length=50)
     actual_cost: NonNegativeAmount
     estimated_cost: NonNegativeAmount | None = None
     price_version: Identifier | None = None
     request_id: Identifier | None = None
     occurred_at: IsoDatetime | None = None
     cost_is_estimate: StrictBool = False
-    tags: dict[_TagKey, _TagValue] = Field(default_factory=dict, max_length=50)
+    tags: Annotated[
+        dict[_TagKey, _TagValue],
+        WithJsonSchema(_dictionary({"type": "string", "maxLength": 500, "pattern": _NO_NUL})),
+    ] = Field(default_factory=dict, max_length=50)
 
     @field_validator("tags")
     @classmethod
@@ -256,18 +295,51 @@ class RefundRequest(SpecModel):
     reason: Annotated[Text, Field(max_length=1000)] = ""
 
 
+_SPACES = (
+    "\\t-\\r \\u001c-\\u001f\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+"""What ``str.isspace`` counts as white space, as a regex class body."""
+_SAID = re.compile(f"[^\\u0000{_SPACES}]")
+
+
+def _says_something(reason: str) -> str:
+    if _SAID.search(reason) is None:
+        raise ValueError("must say something: more than white space")
+    return reason
+
+
+Reason = Annotated[
+    str,
+    Field(min_length=1, max_length=1000),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1000,
+            "pattern": f"^[^\\u0000]*[^\\u0000{_SPACES}][^\\u0000]*$",
+        }
+    ),
+    AfterValidator(_says_something),
+]
+"""Why an adjustment was made: text without NUL, not only white space."""
+
+
 class AdjustRequest(SpecModel):
     """A signed correction of the balance, with the reason it was made."""
 
     amount: AdjustmentAmount
-    reason: Annotated[Text, Field(min_length=1, max_length=1000)]
+    reason: Reason
 
 
 class ReserveRequest(SpecModel):
     """Hold ``amount`` for a request in flight for ``ttl_seconds``."""
 
     amount: NonNegativeAmount
-    ttl_seconds: Annotated[StrictInt, Field(ge=1, le=86_400)] = 300
+    ttl_seconds: Annotated[
+        WholeNumber,
+        Field(ge=1, le=86_400),
+        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 86_400}),
+    ] = 300
     request_id: Identifier | None = None
 
 

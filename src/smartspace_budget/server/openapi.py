@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from smartspace_budget.models.ids import ID_PATTERN, MAX_ID_LENGTH
 from smartspace_budget.server.context import documented_bodies
 
 __all__ = ["install_openapi", "numbers_for_decimals"]
@@ -81,6 +82,25 @@ def _drop_422(document: dict[str, Any]) -> None:
     components.pop("ValidationError", None)
 
 
+_PATH_IDS = frozenset({"user_id", "project_id", "provider", "model", "reservation_id"})
+
+
+def _document_path_ids(document: dict[str, Any]) -> None:
+    """Path ids are read by the routes themselves (``path_id``: percent-decoding, ``%2F``),
+    so FastAPI knows them only as strings; give them the id grammar's schema."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and parameter.get("name") in _PATH_IDS:
+                    parameter["schema"] = {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_ID_LENGTH,
+                        "pattern": ID_PATTERN,
+                        "title": parameter["schema"].get("title", parameter["name"]),
+                    }
+
+
 def install_openapi(app: FastAPI) -> None:
     """Replace ``app.openapi`` with the corrected document (built once, then cached)."""
 
@@ -97,6 +117,7 @@ def install_openapi(app: FastAPI) -> None:
         components = document.setdefault("components", {}).setdefault("schemas", {})
         _add_bodies(components)
         _drop_422(document)
+        _document_path_ids(document)
         app.openapi_schema = numbers_for_decimals(document)
         return app.openapi_schema
 
