@@ -92,3 +92,32 @@ def test_no_server_errors_and_answers_match_the_schema(
     case: schemathesis.Case, live: ServiceThread
 ) -> None:
     case.call_and_validate(base_url=live.url, headers=AUTH, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live_postgres(postgres_url: str) -> Iterator[ServiceThread]:
+    with running_service(postgres_url) as service:
+        yield service
+
+
+@pytest.mark.postgres
+def test_stateful_sequences_follow_the_links(live_postgres: ServiceThread) -> None:
+    """Deposit, reserve, settle, release, read: sequences along the document's links, on
+    PostgreSQL, every check on every answer."""
+    machine = schema.as_state_machine()
+    called: list[str] = []
+
+    class Sequences(machine):  # type: ignore[misc,valid-type]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            called.append(case.operation.label)
+            return {"base_url": live_postgres.url, "headers": AUTH, "timeout": 10}
+
+    Sequences.TestCase.settings = settings(
+        max_examples=max(5, EXAMPLES // 3),
+        stateful_step_count=6,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    Sequences.TestCase().runTest()
+    assert any("settle" in label or "release" in label for label in called), called

@@ -101,6 +101,42 @@ def _document_path_ids(document: dict[str, Any]) -> None:
                     }
 
 
+_ACCOUNT_WRITES = ("deposit", "record_usage", "refund", "adjust", "reserve", "set_policy")
+_ACCOUNT_READS = ("get_balance", "get_budget_status", "get_policy", "get_analytics", "reserve")
+
+
+def _add_links(document: dict[str, Any]) -> None:
+    """OpenAPI links between operations, so a client (or a stateful fuzzer) can follow a
+    write to the reads of its account and a hold to its settlement or release."""
+    by_name: dict[str, tuple[str, dict[str, Any]]] = {}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation_id = operation.get("operationId", "")
+            by_name[operation_id.split("_api_", 1)[0]] = (operation_id, operation)
+    account = {
+        "user_id": "$request.path.user_id",
+        "project_id": "$request.path.project_id",
+    }
+    for write in _ACCOUNT_WRITES:
+        if write not in by_name:
+            continue
+        answer = by_name[write][1].get("responses", {}).get("200")
+        if answer is None:
+            continue
+        links = answer.setdefault("links", {})
+        for read in _ACCOUNT_READS:
+            if read in by_name:
+                links[read] = {"operationId": by_name[read][0], "parameters": dict(account)}
+    held = by_name.get("reserve", (None, {}))[1].get("responses", {}).get("200")
+    if held is not None:
+        for then in ("settle", "release"):
+            if then in by_name:
+                held.setdefault("links", {})[then] = {
+                    "operationId": by_name[then][0],
+                    "parameters": {"reservation_id": "$response.body#/reservation_id"},
+                }
+
+
 def install_openapi(app: FastAPI) -> None:
     """Replace ``app.openapi`` with the corrected document (built once, then cached)."""
 
@@ -118,6 +154,7 @@ def install_openapi(app: FastAPI) -> None:
         _add_bodies(components)
         _drop_422(document)
         _document_path_ids(document)
+        _add_links(document)
         app.openapi_schema = numbers_for_decimals(document)
         return app.openapi_schema
 
