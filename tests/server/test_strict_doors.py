@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from tests.amount_cases import ACCEPTED, JSON_NUMBER_SHAPED, REFUSED
 from tests.backend.live import ADMIN_KEY, ServiceThread, running_service
 
+from smartspace_budget.backend.http import HttpBackend
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import DepositRequest
 from smartspace_budget.money import parse_amount
@@ -123,6 +124,21 @@ def test_library_strings_refuse_what_the_grammar_refuses(text: str) -> None:
     if text not in {"1000000000"}:  # in range of the library's Decimal arithmetic only
         with pytest.raises(InvalidInputError):
             parse_amount(text)
+
+
+async def test_http_backend_rounds_computed_decimals_as_the_ledger_does(
+    live: ServiceThread,
+) -> None:
+    """A Decimal a program computed (more than nine decimals) is not text a person typed:
+    ``HttpBackend`` rounds it half-even to nano-USDC, as ``LocalBackend`` does."""
+    user, project = _account("computed")
+    async with HttpBackend(live.url, ADMIN_KEY) as remote:
+        entry = await remote.deposit(
+            user, project, Decimal("1.0000000015"), idempotency_key=uuid.uuid4().hex
+        )
+        assert entry.amount == Decimal("1.000000002")
+        with pytest.raises(InvalidInputError):
+            await remote.deposit(user, project, "1.0000000015", idempotency_key="typed")  # type: ignore[arg-type]
 
 
 # --- strict JSON and strict types -----------------------------------------------------------
