@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from smartspace_budget import __version__
@@ -26,7 +26,7 @@ from smartspace_budget.backend.local import LocalBackend, open_price_book
 from smartspace_budget.config import Settings
 from smartspace_budget.ledger.engine import read_options
 from smartspace_budget.server.auth import Authenticator, Limiter, RateLimiter
-from smartspace_budget.server.context import ServiceContext
+from smartspace_budget.server.context import ServiceContext, refuse_unknown_query
 from smartspace_budget.server.docs import install_docs
 from smartspace_budget.server.fast_status import LedgerService
 from smartspace_budget.server.key_tables import ensure_key_table, find_api_key
@@ -183,7 +183,8 @@ def create_app(
         _wire(app, config, ledger, price_book or open_price_book(ledger))
 
     for module in (budgets, pricing, ledger_routes, metrics):
-        app.include_router(module.router)
+        # A query parameter the API route does not declare is refused (400), never ignored.
+        app.include_router(module.router, dependencies=[Depends(refuse_unknown_query)])
     # The spending dashboard (HTML at /dashboard, owned by routes/dashboard.py).
     install_dashboard(app)
     install_error_handlers(app)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel
 
 from smartspace_budget.backend import LedgerBackend
@@ -35,6 +36,7 @@ __all__ = [
     "error_responses",
     "path_id",
     "read_body",
+    "refuse_unknown_query",
 ]
 
 
@@ -57,6 +59,39 @@ async def _context(request: Request) -> ServiceContext:
 
 
 Ctx = Annotated[ServiceContext, Depends(_context)]
+
+
+_DECLARED_QUERY: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """400 for a query parameter the route does not declare (``?api_key=``, a typo of
+    ``extended``): what the OpenAPI document does not allow is refused, not ignored.
+    Installed on every route by ``create_app``."""
+    if not request.scope.get("query_string"):
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    declared = _DECLARED_QUERY.get(id(route))
+    if declared is None:
+        declared = frozenset(_query_names(dependant))
+        _DECLARED_QUERY[id(route)] = declared
+    unknown = sorted(key for key in request.query_params if key not in declared)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        known = ", ".join(sorted(declared)) or "none"
+        raise InvalidInputError(
+            f"unknown query parameter(s) {shown}; this route takes: {known}", field=unknown[0]
+        )
 
 
 def path_id(value: str, name: str) -> str:
