@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -63,12 +64,25 @@ def _write(account: tuple[str, str], action: str) -> str:
     return f"/api/v1/ledger/user/{account[0]}/project/{account[1]}/{action}"
 
 
-def _state(client: httpx.Client, account: tuple[str, str]) -> tuple[Any, Any]:
-    """Balance and policy of an account, for "nothing changed" (404 before any write)."""
+def _state(client: httpx.Client, account: tuple[str, str]) -> tuple[Any, ...]:
+    """Balance, policy and spending of an account, and whether it exists at all, for
+    "nothing changed" (404 before any write)."""
     base = f"/api/v1/budgets/user/{account[0]}/project/{account[1]}"
     balance = client.get(base + "/balance")
     policy = client.get(base + "/policy")
-    return (balance.status_code, balance.text), (policy.status_code, policy.text)
+    spent = client.get(base + "/spending/yearly")
+    listed = [
+        a for a in client.get("/api/v1/budgets/accounts").json() if a["user_id"] == account[0]
+    ]
+    shown = balance.json() if balance.status_code == 200 else balance.text
+    if isinstance(shown, dict):
+        shown.pop("as_of", None)  # the instant it was read, not a state
+    return (
+        (balance.status_code, shown),
+        (policy.status_code, policy.text),
+        (spent.status_code, spent.text),
+        listed,
+    )
 
 
 def _refused(response: httpx.Response, *names: str) -> dict[str, str]:
@@ -208,16 +222,42 @@ def test_bad_ids_are_refused_never_mapped(client: httpx.Client, raw: str) -> Non
     assert not any("\ufffd" in a["user_id"] for a in accounts)
 
 
-def test_a_key_in_the_query_is_neither_taken_nor_logged(
-    live: ServiceThread, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.DEBUG), httpx.Client(base_url=live.url, timeout=30) as anonymous:
-        answer = anonymous.get(f"/api/v1/budgets/accounts?api_key={ADMIN_KEY}")
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_key_in_the_query_is_neither_taken_nor_logged(live: ServiceThread) -> None:
+    recorder = _Recorder()
+    names = ["", "smartspace_budget", "smartspace_budget.requests", "uvicorn", "uvicorn.access"]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(recorder)
+        logger.setLevel(logging.DEBUG)
+    try:
+        with httpx.Client(base_url=live.url, timeout=30) as anonymous:
+            answer = anonymous.get(f"/api/v1/budgets/accounts?api_key={ADMIN_KEY}")
+        served: list[logging.LogRecord] = []
+        for _ in range(100):  # the request line is written just after the answer is sent
+            served = [r for r in recorder.records if r.name.startswith("smartspace_budget")]
+            if served:
+                break
+            time.sleep(0.05)
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(recorder)
+            logger.setLevel(level)
     assert answer.status_code == 400  # an undeclared query parameter: refused, not read
     assert ADMIN_KEY not in answer.text
-    served = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
     assert served  # the service's own request line was captured
-    for record in served:
+    server_side = [r for r in recorder.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert any(r.name == "uvicorn.access" for r in server_side)  # its access line, redacted
+    for record in server_side:  # (httpx and httpcore are this test's own client)
         assert ADMIN_KEY not in record.getMessage()
         assert ADMIN_KEY not in repr(getattr(record, "request", ""))
 
@@ -261,6 +301,72 @@ def test_deposits_round_trip_exactly_or_change_nothing(client: httpx.Client, val
         entry = json.loads(answer.text, parse_float=Decimal)
         assert Decimal(entry["amount"]) == Decimal(sent)
         assert Decimal(entry["balance_after"]) == Decimal(sent)
+    else:
+        _refused(answer)
+        assert _state(client, account) == before
+
+
+_LIMIT = st.one_of(st.none(), _AMOUNTS, _ODD_NUMBERS, st.booleans(), st.text(max_size=4))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(
+    limits=st.dictionaries(
+        st.sampled_from(
+            ["daily_limit", "monthly_limit", "per_request_limit", "low_balance_threshold", "other"]
+        ),
+        _LIMIT,
+        max_size=4,
+    )
+)
+def test_policies_round_trip_exactly_or_change_nothing(
+    client: httpx.Client, limits: dict[str, Any]
+) -> None:
+    account = _account("policy")
+    base = f"/api/v1/budgets/user/{account[0]}/project/{account[1]}"
+    before = _state(client, account)
+    body = "{" + ", ".join(f"{json.dumps(k)}: {_body(v)[11:-1]}" for k, v in limits.items()) + "}"
+    headers = {"Idempotency-Key": uuid.uuid4().hex, "Content-Type": "application/json"}
+    answer = client.put(_write(account, "policy"), content=body, headers=headers)
+    if answer.status_code == 200:
+        sent = json.loads(body, parse_float=Decimal)
+        for stored in (answer.text, client.get(base + "/policy").text):
+            policy = json.loads(stored, parse_float=Decimal)
+            for key, value in sent.items():
+                assert policy[key] == (None if value is None else Decimal(value)), (key, stored)
+    else:
+        _refused(answer)
+        assert _state(client, account) == before
+
+
+_COUNT = st.one_of(st.integers(0, 10**6), st.integers(), st.booleans(), st.text(max_size=3))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(
+    cost=st.one_of(_AMOUNTS, _ODD_NUMBERS),
+    counts=st.dictionaries(
+        st.sampled_from(["input_tokens", "cached_input_tokens", "web_searches", "nope"]),
+        _COUNT,
+        max_size=3,
+    ),
+)
+def test_usage_is_charged_exactly_or_changes_nothing(
+    client: httpx.Client, cost: Any, counts: dict[str, Any]
+) -> None:
+    account = _account("usage")
+    funded = _post(client, _write(account, "deposit"), '{"amount": 999999999}')
+    assert funded.status_code == 200
+    before = _state(client, account)
+    fields = ['"provider": "openai"', '"model": "gpt-4o"', f'"actual_cost": {_body(cost)[11:-1]}']
+    fields += [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in counts.items()]
+    body = "{" + ", ".join(fields) + "}"
+    answer = _post(client, _write(account, "usage"), body)
+    if answer.status_code == 200:
+        charged = json.loads(body, parse_float=Decimal)["actual_cost"]
+        entry = json.loads(answer.text, parse_float=Decimal)
+        assert Decimal(entry["amount"]) == -Decimal(charged)
+        assert Decimal(entry["balance_after"]) == Decimal(999999999) - Decimal(charged)
     else:
         _refused(answer)
         assert _state(client, account) == before

@@ -32,6 +32,7 @@ from smartspace_budget.server.fast_status import LedgerService
 from smartspace_budget.server.key_tables import ensure_key_table, find_api_key
 from smartspace_budget.server.middleware import BodyLimitMiddleware, EncodedSlashMiddleware
 from smartspace_budget.server.openapi import install_openapi
+from smartspace_budget.server.request_log import quiet_access_log_queries
 from smartspace_budget.server.responses import DecimalJSONResponse, install_error_handlers
 from smartspace_budget.server.revocations import watching_revocations
 from smartspace_budget.server.routes import budgets, metrics, pricing
@@ -178,6 +179,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.metrics = service_metrics
+    quiet_access_log_queries()  # no key sent in a query string reaches an access log
     app.state.rate_limiter = _rate_limiter(config)
     if ledger is not None:
         _wire(app, config, ledger, price_book or open_price_book(ledger))
