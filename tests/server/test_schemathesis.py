@@ -1,10 +1,10 @@
 """Schemathesis over the OpenAPI document against the real service: every check, 0 failures.
 
-Runs against uvicorn on a loopback port (SQLite ledger, and PostgreSQL for the stateful
-run) with an admin key, so generated requests reach every route's logic. Every built-in
-check runs, in positive and negative modes: no 5xx, answers as documented, everything the
-schema allows accepted, everything it forbids refused with a 4xx, required headers
-enforced. Examples per operation are bounded to keep CI short (30 by default); set
+Runs against uvicorn on a loopback port (SQLite and PostgreSQL ledgers) with an admin
+key, so generated requests reach every route's logic. Every built-in check runs, in
+positive and negative modes: no 5xx, answers as documented, everything the schema allows
+accepted, everything it forbids refused with a 4xx, required headers enforced. Examples
+per operation are bounded to keep CI short (30 by default); set
 ``SMARTSPACE_BUDGET_FUZZ_EXAMPLES`` for a longer local run, e.g. 500.
 
 Two choices of the service are told to schemathesis here, both documented in README.md:
@@ -74,10 +74,18 @@ def _json_in_plain_decimals(ctx: SerializationContext, value: Any) -> bytes:
     return dumps(_plain_numbers(value)).encode("utf-8")
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceThread]:
-    database = Path(tmp_path_factory.mktemp("fuzz")) / "ledger.sqlite3"
-    with running_service(f"sqlite+aiosqlite:///{database}") as service:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceThread]:
+    if request.param == "sqlite":
+        database = Path(tmp_path_factory.mktemp("fuzz")) / "ledger.sqlite3"
+        url = f"sqlite+aiosqlite:///{database}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    with running_service(url) as service:
         yield service
 
 
