@@ -24,9 +24,10 @@ from tests.amount_cases import ACCEPTED, JSON_NUMBER_SHAPED, REFUSED
 from tests.backend.live import ADMIN_KEY, ServiceThread, running_service
 
 from smartspace_budget.backend.http import HttpBackend
-from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.errors import BackendUnavailableError, InvalidInputError
 from smartspace_budget.models import DepositRequest
 from smartspace_budget.money import parse_amount
+from smartspace_budget.server.responses import error_response
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -220,6 +221,39 @@ def test_bad_ids_are_refused_never_mapped(client: httpx.Client, raw: str) -> Non
         _refused(answer)
     accounts = client.get("/api/v1/budgets/accounts").json()
     assert not any("\ufffd" in a["user_id"] for a in accounts)
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/v1/pricing/provider/openai/model/gpt-4o?at=0.5", "at"),
+        ("/api/v1/pricing/provider/openai/model/gpt-4o?at=1700000000", "at"),
+        ("/api/v1/pricing/provider/openai/model/gpt-4o?at=2025-01-01T00:00:00", "at"),
+        ("/api/v1/budgets/user/u/project/p/spending/daily?at=0.5", "at"),
+        ("/api/v1/budgets/user/u/project/p/analytics?at=0117-01-01T00:00:00Z", "at"),
+        ("/api/v1/budgets/user/u/project/p/series?granularity=daily&start=0&end=1", "start"),
+        ("/api/v1/budgets/user/u/project/p/status?extended=true&api_key=x", "api_key"),
+        ("/api/v1/budgets/user/u/project/p/balance?extended=true", "extended"),
+        ("/api/v1/pricing/models?provider=a%00", "provider"),
+    ],
+)
+def test_bad_query_values_are_400_by_name(client: httpx.Client, path: str, name: str) -> None:
+    answer = client.get(path)
+    body = _refused(answer, name)
+    assert answer.status_code == 400, body
+
+
+def test_a_server_side_failure_answers_no_internals() -> None:
+    leaked = BackendUnavailableError(
+        "the ledger database failed: (asyncpg.exceptions.CharacterNotInRepertoireError) "
+        "invalid byte sequence [SQL: SELECT prices.version FROM prices WHERE provider = $1]"
+    )
+    answer = error_response(leaked)
+    body = json.loads(answer.body)
+    assert answer.status_code == 503
+    assert set(body) == {"error", "detail"}
+    assert "SELECT" not in body["detail"]
+    assert "asyncpg" not in body["detail"]
 
 
 class _Recorder(logging.Handler):
