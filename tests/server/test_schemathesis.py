@@ -97,7 +97,7 @@ def live(
     database=None,
 )
 def test_no_server_errors_and_answers_match_the_schema(
-    case: schemathesis.Case, live: ServiceThread
+    case: schemathesis.Case[Any], live: ServiceThread
 ) -> None:
     case.call_and_validate(base_url=live.url, headers=AUTH, timeout=10)
 
@@ -116,7 +116,7 @@ def test_stateful_sequences_follow_the_links(live_postgres: ServiceThread) -> No
     called: list[str] = []
 
     class Sequences(machine):  # type: ignore[misc,valid-type]
-        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
             called.append(case.operation.label)
             return {"base_url": live_postgres.url, "headers": AUTH, "timeout": 10}
 
