@@ -7,6 +7,7 @@ the service answers with, so one handler maps them all to ``{"error": ..., "deta
     SmartspaceBudgetError                      500
     ├── InvalidInputError (ValueError)         400  bad argument, malformed document
     │   ├── InvalidAmountError                 400  NaN, infinity, float, negative, out of range
+    │   ├── InconsistentInputError             422  well-formed values that contradict each other
     │   └── UnknownCurrencyError               400  no exchange rate for a currency
     ├── PricingError                           404
     │   ├── UnknownProviderError               404  provider not in the price book
@@ -44,6 +45,7 @@ __all__ = [
     "ContextLimitExceededError",
     "ForbiddenError",
     "IdempotencyConflictError",
+    "InconsistentInputError",
     "InvalidAmountError",
     "InvalidInputError",
     "MissingPricingError",
@@ -83,6 +85,17 @@ class InvalidInputError(SmartspaceBudgetError, ValueError):
     """An argument or document is malformed; nothing was changed."""
 
     status_code = 400
+
+
+class InconsistentInputError(InvalidInputError):
+    """Each value is well formed, but together they contradict each other (a nested count
+    above its parent's, an end before its start); nothing was changed.
+
+    The service answers 422 for these and 400 for input its OpenAPI document refuses, so a
+    client can tell "my request breaks the schema" from "my values disagree".
+    """
+
+    status_code = 422
 
 
 class InvalidAmountError(InvalidInputError):

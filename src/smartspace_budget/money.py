@@ -12,6 +12,7 @@ that silently accepts it cannot make its totals match to the last unit.
 from __future__ import annotations
 
 import decimal
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +21,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from smartspace_budget.errors import InvalidAmountError, InvalidInputError, UnknownCurrencyError
 
 __all__ = [
+    "AMOUNT_PATTERN",
     "DEFAULT_CURRENCY",
+    "MAX_AMOUNT",
+    "MAX_AMOUNT_DIGITS",
     "MAX_NANO",
     "NANO_DIGITS",
     "NANO_PER_UNIT",
@@ -42,6 +46,23 @@ _NANO_QUANTUM = Decimal(1).scaleb(-NANO_DIGITS)
 MAX_NANO = 2**63 - 1
 _OUT_OF_REACH = Decimal(10**10)
 
+MAX_AMOUNT_DIGITS = 9
+"""Most digits before the decimal point of an amount written as text (at most 999,999,999)."""
+MAX_AMOUNT = Decimal(10**MAX_AMOUNT_DIGITS) - _NANO_QUANTUM
+"""Largest amount written as text: 999,999,999.999999999 USDC, a ninth of the BIGINT range
+(so sums of several such amounts still fit the ledger's columns)."""
+
+_WHOLE = rf"(0|[1-9][0-9]{{0,{MAX_AMOUNT_DIGITS - 1}}})"
+_FRACTION = rf"(\.[0-9]{{1,{NANO_DIGITS}}})?"
+AMOUNT_PATTERN = rf"^-?{_WHOLE}{_FRACTION}$"
+"""The one grammar of an amount written as text (a string, a CLI argument, a JSON number's
+raw text): an optional ``-``, a whole part of 1-9 ASCII digits without leading zeros (as in
+JSON), then optionally ``.`` and 1-9 ASCII digits. No exponent, underscore, space, ``+``,
+non-ASCII digit, NaN or Infinity."""
+
+_AMOUNT_TEXT = re.compile(AMOUNT_PATTERN, re.ASCII)
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
+
 # Enough digits for any product or quotient of in-range amounts and rates to be exact
 # before the single rounding step.
 _CONTEXT = decimal.Context(prec=60, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999)
@@ -52,6 +73,10 @@ Amount = Decimal | int | str
 
 def parse_amount(value: object, *, name: str = "amount", allow_negative: bool = True) -> Decimal:
     """Turn ``value`` into a finite Decimal, refusing floats, bools, NaN and infinities.
+
+    A string must be written in :data:`AMOUNT_PATTERN` (see :func:`parse_amount_text`): text
+    is what a person typed, so it is held to the one grammar of every door. A Decimal or int
+    (a value a program computed) may have more digits; the ledger rounds it half-even.
 
     Raises :class:`InvalidAmountError` with a message naming ``name``.
     """
@@ -66,12 +91,7 @@ def parse_amount(value: object, *, name: str = "amount", allow_negative: bool = 
     elif isinstance(value, int):
         result = Decimal(value)
     elif isinstance(value, str):
-        try:
-            result = Decimal(value.strip())
-        except decimal.InvalidOperation:
-            raise InvalidAmountError(
-                f"{name} is not a decimal number: {value[:40]!r}", field=name
-            ) from None
+        result = parse_amount_text(value, name=name, allow_negative=allow_negative)
     else:
         raise InvalidAmountError(
             f"{name} must be a Decimal, int or decimal string, not {type(value).__name__}",
@@ -82,6 +102,38 @@ def parse_amount(value: object, *, name: str = "amount", allow_negative: bool = 
     if not allow_negative and result < 0:
         raise InvalidAmountError(f"{name} must not be negative, got {result}", field=name)
     return result
+
+
+def parse_amount_text(text: str, *, name: str = "amount", allow_negative: bool = True) -> Decimal:
+    """An amount written as text, in exactly :data:`AMOUNT_PATTERN`; else
+    :class:`InvalidAmountError` naming ``name`` and saying what is wrong.
+
+    More than nine decimals are refused, not rounded: a person who typed them meant
+    something the ledger cannot hold.
+    """
+    if _AMOUNT_TEXT.fullmatch(text) is None:
+        raise InvalidAmountError(_what_is_wrong(text, name), field=name)
+    result = Decimal(text)
+    if not allow_negative and text.startswith("-"):
+        raise InvalidAmountError(f"{name} must not be negative, got {text}", field=name)
+    return result
+
+
+def _what_is_wrong(text: str, name: str) -> str:
+    shown = repr(text[:40]) + ("..." if len(text) > 40 else "")
+    rule = (
+        f"an amount is written as ASCII digits with an optional '-' and at most "
+        f"{NANO_DIGITS} decimals, e.g. 12.5"
+    )
+    if _PLAIN_NUMBER.fullmatch(text) is not None:
+        whole, _, fraction = text.lstrip("-").partition(".")
+        if len(fraction) > NANO_DIGITS:
+            return f"{name} has more than {NANO_DIGITS} decimals: {shown} (not rounded)"
+        if len(whole) > 1 and whole.startswith("0"):
+            return f"{name} has a leading zero: {shown}"
+        if len(whole) > MAX_AMOUNT_DIGITS:
+            return f"{name} {shown} is larger than the most an amount may be ({MAX_AMOUNT})"
+    return f"{name} is not a plain decimal amount: {shown}; {rule}"
 
 
 def quantize(amount: Decimal, digits: int = NANO_DIGITS) -> Decimal:

@@ -169,7 +169,9 @@ CASES.update(
         ),
         "limit-out-of-range": (
             InvalidAmountError,
-            lambda lg: lg.set_policy("u", "p", BudgetPolicy(monthly_limit=D("1e12"))),
+            lambda lg: lg.set_policy(
+                "u", "p", BudgetPolicy.model_construct(monthly_limit=D("1e12"))
+            ),
         ),
         "refund-of-unknown-entry": (
             NotFoundError,

@@ -134,9 +134,9 @@ def test_amounts_may_be_strings() -> None:
     ("document", "message"),
     [
         (SPEC_STATUS.replace('"daily_limit": 50.00', '"daily_limit": -1'), "daily_limit"),
-        (SPEC_STATUS.replace("75.50", '"NaN"'), "finite"),
-        (SPEC_STATUS.replace("75.50", '"Infinity"'), "finite"),
-        (SPEC_STATUS.replace("75.50", '"abc"'), "not a decimal"),
+        (SPEC_STATUS.replace("75.50", '"NaN"'), "not a plain decimal"),
+        (SPEC_STATUS.replace("75.50", '"Infinity"'), "not a plain decimal"),
+        (SPEC_STATUS.replace("75.50", '"abc"'), "not a plain decimal"),
         (SPEC_STATUS.replace('"spent_total": 1500.00,', ""), "spent_total"),
         (SPEC_PRICING.replace("token_based", "per_token_magic"), "pricing_model"),
         (SPEC_PRICING.replace('"input_price_per_1k": 0.03,', ""), "input_price_per_1k"),

@@ -72,7 +72,7 @@ async def test_status_has_the_spec_shape_with_exact_numbers(service: Service) ->
     await service.write(
         "PUT",
         ledger_path(t.a, "policy"),
-        {"daily_limit": 50, "monthly_limit": "1000.00", "per_request_limit": 5},
+        {"daily_limit": 50, "monthly_limit": Decimal("1000.00"), "per_request_limit": 5},
         t.admin_key,
     )
     usage = {"provider": "openai", "model": "gpt-4", "actual_cost": 19.5}
@@ -122,7 +122,10 @@ async def test_pricing_has_the_spec_shape(service: Service) -> None:
 
 async def test_analytics_has_the_spec_shape_and_takes_a_period(service: Service) -> None:
     t = service.tenants
-    for provider, model, cost in [("openai", "gpt-4", "0.5"), ("anthropic", "claude-3", "1")]:
+    for provider, model, cost in [
+        ("openai", "gpt-4", Decimal("0.5")),
+        ("anthropic", "claude-3", Decimal(1)),
+    ]:
         usage = {"provider": provider, "model": model, "actual_cost": cost}
         await service.write("POST", ledger_path(t.a, "usage"), usage, t.a_key)
     response = await service.client.get(
@@ -142,9 +145,9 @@ async def test_analytics_has_the_spec_shape_and_takes_a_period(service: Service)
 
 async def test_extended_true_adds_our_keys_after_the_spec_ones(service: Service) -> None:
     t = service.tenants
-    policy = {"daily_limit": 50, "low_balance_threshold": "150"}
+    policy = {"daily_limit": 50, "low_balance_threshold": 150}
     assert (await service.write("PUT", ledger_path(t.a, "policy"), policy, t.admin_key)).is_success
-    usage = {"provider": "openai", "model": "gpt-4", "actual_cost": "0.5"}
+    usage = {"provider": "openai", "model": "gpt-4", "actual_cost": Decimal("0.5")}
     await service.write("POST", ledger_path(t.a, "usage"), usage, t.a_key)
 
     async def both(path: str, key: str, **params: str) -> tuple[Any, Any]:
@@ -242,7 +245,7 @@ async def test_writes_need_an_idempotency_key_and_replay_it(service: Service) ->
     assert missing.status_code == 400
     assert loads(missing.content)["error"] == "InvalidInputError"
     first = await service.write("POST", path, {"amount": 1}, t.admin_key, idem="same")
-    again = await service.write("POST", path, {"amount": "1.0"}, t.admin_key, idem="same")
+    again = await service.write("POST", path, {"amount": Decimal("1.0")}, t.admin_key, idem="same")
     assert loads(first.content)["entry_id"] == loads(again.content)["entry_id"]
     clash = await service.write("POST", path, {"amount": 2}, t.admin_key, idem="same")
     assert clash.status_code == 409
@@ -269,7 +272,7 @@ async def test_reservation_flow_over_http(service: Service) -> None:
     held = await service.write("POST", ledger_path(t.a, "reserve"), {"amount": 3}, t.a_key)
     assert held.status_code == 200, held.text
     rid = loads(held.content)["reservation_id"]
-    usage = {"usage": {"provider": "openai", "model": "gpt-4", "actual_cost": "2.5"}}
+    usage = {"usage": {"provider": "openai", "model": "gpt-4", "actual_cost": Decimal("2.5")}}
     settled = await service.write(
         "POST", f"/api/v1/ledger/reservations/{rid}/settle", usage, t.a_key
     )

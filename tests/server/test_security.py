@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -16,12 +17,12 @@ from smartspace_budget.models import dumps, loads
 
 BODIES: dict[str, Any] = {
     "deposit": {"amount": 1},
-    "usage": {"provider": "openai", "model": "gpt-4", "actual_cost": "0.01"},
-    "refund": {"amount": "0.01"},
-    "adjust": {"amount": "-0.01", "reason": "test"},
+    "usage": {"provider": "openai", "model": "gpt-4", "actual_cost": Decimal("0.01")},
+    "refund": {"amount": Decimal("0.01")},
+    "adjust": {"amount": Decimal("-0.01"), "reason": "test"},
     "reserve": {"amount": 1},
     "policy": {"daily_limit": 1},
-    "settle": {"usage": {"provider": "openai", "model": "gpt-4", "actual_cost": "0.5"}},
+    "settle": {"usage": {"provider": "openai", "model": "gpt-4", "actual_cost": Decimal("0.5")}},
     "release": None,
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -22,7 +23,7 @@ FULL_USAGE: dict[str, Any] = {
     "reasoning_tokens": 100,
     "web_searches": 2,
     "unpriced": {"server_tool_use.web_fetch_requests": 1},
-    "actual_cost": "0.05",
+    "actual_cost": Decimal("0.05"),
     "price_version": "gp-test",
 }
 
@@ -55,7 +56,7 @@ async def test_settle_keeps_every_dimension(service: Service) -> None:
     held = await service.write("POST", ledger_path(t.a, "reserve"), {"amount": 1}, t.a_key)
     assert held.status_code == 200, held.text
     rid = loads(held.content)["reservation_id"]
-    usage = {**FULL_USAGE, "output_audio_tokens": 50, "seconds": "12.5"}
+    usage = {**FULL_USAGE, "output_audio_tokens": 50, "seconds": Decimal("12.5")}
     settled = await service.write(
         "POST", f"/api/v1/ledger/reservations/{rid}/settle", {"usage": usage}, t.a_key
     )
@@ -71,7 +72,9 @@ async def test_counts_that_do_not_nest_are_refused(service: Service) -> None:
     t = service.tenants
     bad = {**FULL_USAGE, "cache_write_1h_tokens": 5_000}  # more than all cache writes
     answer = await service.write("POST", ledger_path(t.a, "usage"), bad, t.a_key)
-    assert answer.status_code == 400, answer.text
+    # Well-formed counts that contradict each other: 422, not the schema's 400.
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == "InconsistentInputError"
     assert "cache_write_1h_tokens" in answer.text
     unknown = {**FULL_USAGE, "input_smell_tokens": 5}
     answer = await service.write("POST", ledger_path(t.a, "usage"), unknown, t.a_key)

@@ -64,6 +64,7 @@ from smartspace_budget.models import (
     dumps,
     loads,
 )
+from smartspace_budget.money import NANO_DIGITS, quantize
 from smartspace_budget.periods import SpendingPeriod
 
 __all__ = ["HttpBackend"]
@@ -104,6 +105,23 @@ class _Retryable(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+def _nano_rounded(data: Any) -> Any:
+    """``data`` with every Decimal of more than nine decimals rounded half-even to nine.
+
+    The service refuses a tenth decimal (an amount as text is taken as typed); a Decimal the
+    library computed is rounded here exactly as the local ledger rounds it (``to_nano``),
+    so both backends charge the same.
+    """
+    if isinstance(data, Decimal):
+        exponent = data.as_tuple().exponent
+        return quantize(data) if isinstance(exponent, int) and exponent < -NANO_DIGITS else data
+    if isinstance(data, dict):
+        return {key: _nano_rounded(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_nano_rounded(value) for value in data]
+    return data
 
 
 class HttpBackend(CachedReads):
@@ -195,7 +213,7 @@ class HttpBackend(CachedReads):
         headers: dict[str, str] = {}
         content: bytes | None = None
         if body is not None:
-            content = dumps(body).encode()
+            content = dumps(_nano_rounded(body.model_dump(mode="python"))).encode()
             headers["Content-Type"] = "application/json"
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key

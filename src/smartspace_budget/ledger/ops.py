@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from smartspace_budget.errors import InvalidAmountError, InvalidInputError
 from smartspace_budget.models import BudgetPolicy, UsageEvent
-from smartspace_budget.models.usage import MAX_ID_LENGTH, MAX_TOKENS
+from smartspace_budget.models.ids import check_id as check_id_grammar
+from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import to_nano
 
 __all__ = [
@@ -66,17 +67,11 @@ _TOKEN_FIELDS = (
 
 
 def check_id(value: object, name: str) -> str:
-    """A non-empty id of at most ``MAX_ID_LENGTH`` characters, without NUL (PostgreSQL's text
-    type cannot hold it)."""
+    """An id in the one id grammar of every door (:mod:`smartspace_budget.models.ids`): 1 to
+    ``MAX_ID_LENGTH`` characters, no control, format or separator character, no U+FFFD."""
     if not isinstance(value, str):
         raise InvalidInputError(f"{name} must be a string, not {type(value).__name__}")
-    if not value or len(value) > MAX_ID_LENGTH:
-        raise InvalidInputError(
-            f"{name} must be 1-{MAX_ID_LENGTH} characters, got {len(value)}", field=name
-        )
-    if "\x00" in value:
-        raise InvalidInputError(f"{name} must not contain NUL characters", field=name)
-    return value
+    return check_id_grammar(value, name)
 
 
 def check_text(value: object, name: str, max_length: int = MAX_REASON_LENGTH) -> str:

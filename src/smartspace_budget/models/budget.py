@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field, field_validator
 
-from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
+from smartspace_budget.models._base import Money, NonNegativeAmount, NonNegativeMoney, SpecModel
 from smartspace_budget.periods import SpendingPeriod
 
 if TYPE_CHECKING:
@@ -45,10 +45,10 @@ class BudgetPolicy(SpecModel):
     backend; see ``BackendPolicy`` there.
     """
 
-    per_request_limit: NonNegativeMoney | None = None
-    daily_limit: NonNegativeMoney | None = None
-    monthly_limit: NonNegativeMoney | None = None
-    low_balance_threshold: NonNegativeMoney | None = None
+    per_request_limit: NonNegativeAmount | None = None
+    daily_limit: NonNegativeAmount | None = None
+    monthly_limit: NonNegativeAmount | None = None
+    low_balance_threshold: NonNegativeAmount | None = None
 
     @classmethod
     def fetch_from_backend(cls, user_id: str, project_id: str) -> BackendPolicy:

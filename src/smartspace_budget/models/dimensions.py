@@ -21,12 +21,13 @@ spec's ``*_per_1k`` prices; one for everything else, except seconds, priced per 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
-from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.errors import InconsistentInputError, InvalidInputError
 from smartspace_budget.money import parse_amount
 
 __all__ = [
@@ -282,7 +283,7 @@ class Usage:
             for parent in NESTS_IN[child]:
                 total = self.amount(parent)
                 if amount > total:
-                    raise InvalidInputError(
+                    raise InconsistentInputError(
                         f"{child} ({amount}) cannot exceed {parent} ({total}): "
                         f"{parent} counts them all",
                         field=child,
@@ -309,8 +310,21 @@ class Usage:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
-        """The inverse of :meth:`to_dict` (missing dimensions are 0, one request)."""
-        return cls.of(**dict(data))
+        """The inverse of :meth:`to_dict` (missing dimensions are 0, one request).
+
+        ``seconds`` was stored as this package wrote it (``format(value, "f")``, any number
+        of decimals), so it is read back as that Decimal, not held to the typed grammar.
+        """
+        counts = dict(data)
+        seconds = counts.get("seconds")
+        if isinstance(seconds, str):
+            try:
+                counts["seconds"] = Decimal(seconds)
+            except ArithmeticError:
+                raise InvalidInputError(
+                    f"stored seconds {seconds[:40]!r} is not a decimal"
+                ) from None
+        return cls.of(**counts)
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(Usage))
@@ -328,7 +342,18 @@ def _whole(value: object, name: str) -> int:
     return value
 
 
+_SECONDS_TEXT = re.compile(r"(0|[1-9][0-9]{0,12})(\.[0-9]{1,9})?", re.ASCII)
+
+
 def _seconds(value: object) -> Decimal:
+    if isinstance(value, str):
+        # Typed text: plain decimal digits as for amounts, but up to 10^12 seconds.
+        if _SECONDS_TEXT.fullmatch(value) is None:
+            raise InvalidInputError(
+                f"seconds must be written as ASCII digits with at most 9 decimals: {value[:40]!r}",
+                field="seconds",
+            )
+        value = Decimal(value)
     seconds = parse_amount(value, name="seconds", allow_negative=False)
     if seconds > MAX_COUNT:
         raise InvalidInputError(f"seconds {seconds} is above the limit", field="seconds")

@@ -7,38 +7,134 @@ request returns the first result and writes nothing; the same key with another r
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from smartspace_budget.errors import InvalidInputError
-from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
+from smartspace_budget.errors import InvalidAmountError, InvalidInputError
+from smartspace_budget.models._base import (
+    AdjustmentAmount,
+    IsoDatetime,
+    Money,
+    NonNegativeAmount,
+    PositiveAmount,
+    RawNumber,
+    SpecModel,
+    Text,
+    from_wire,
+)
 from smartspace_budget.models.dimensions import DIMENSIONS, Usage
+from smartspace_budget.models.ids import MAX_ID_LENGTH, Identifier
+from smartspace_budget.money import NANO_DIGITS, parse_amount
 
 __all__ = [
     "MAX_ID_LENGTH",
     "MAX_TOKENS",
     "AdjustRequest",
+    "Count",
     "DepositRequest",
     "EntryKind",
     "LedgerEntry",
     "RefundRequest",
     "ReserveRequest",
+    "Seconds",
     "SettleRequest",
     "UsageEvent",
+    "WholeNumber",
 ]
-
-MAX_ID_LENGTH = 200
-"""Longest accepted id (user, project, request, idempotency key, provider, model)."""
 
 MAX_TOKENS = 10**12
 """More tokens than any request could use; larger counts are refused as malformed."""
 
-Identifier = str
-_ID = Field(min_length=1, max_length=MAX_ID_LENGTH)
-_TOKENS = Field(default=0, ge=0, le=MAX_TOKENS)
+
+def _whole_number(value: object) -> object:
+    """A JSON integer as JSON Schema reads one: ``10`` or ``10.0``, never ``"10"``, ``true``
+    or ``10.5`` (pydantic's lax int would take the first two)."""
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("int_type", "Input should be a whole JSON number")
+    return value
+
+
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_number)]
+"""An integer of a request body: a JSON integer (``10.0`` too, as JSON Schema has it)."""
+
+Count = Annotated[
+    WholeNumber,
+    Field(ge=0, le=MAX_TOKENS),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_TOKENS}),
+]
+"""A count of a request: a JSON integer 0-10^12 (no string, bool or fraction)."""
+
+_SECONDS_TEXT = re.compile(rf"(0|[1-9][0-9]{{0,11}})(\.[0-9]{{1,{NANO_DIGITS}}})?", re.ASCII)
+
+
+def _seconds(value: object, info: ValidationInfo) -> Decimal:
+    if isinstance(value, RawNumber):
+        value = value.text
+    elif isinstance(value, str) and from_wire(info):
+        raise ValueError("seconds are a JSON number, not a string")
+    if isinstance(value, str) and _SECONDS_TEXT.fullmatch(value) is None:
+        raise ValueError(
+            f"seconds are written as ASCII digits with at most {NANO_DIGITS} decimals, "
+            f"below 10^12: {value[:40]!r}"
+        )
+    try:
+        seconds = parse_amount(value, name="seconds", allow_negative=False)
+    except InvalidAmountError as exc:
+        raise ValueError(exc.detail) from None
+    if seconds >= MAX_TOKENS:
+        raise ValueError(f"seconds {seconds} is not below 10^12")
+    return seconds
+
+
+Seconds = Annotated[
+    Decimal,
+    BeforeValidator(_seconds),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "exclusiveMaximum": MAX_TOKENS,
+            "multipleOf": 1e-9,
+            "description": "Plain decimal notation, at most 9 decimals.",
+        }
+    ),
+]
+"""Billed seconds: like an amount (plain decimal, at most nine decimals), below 10^12."""
+
+_TagKey = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
+_NO_NUL = "^[^\\u0000]*$"
+
+
+def _dictionary(values: dict[str, object]) -> dict[str, object]:
+    """The schema of ``tags`` and ``unpriced``: at most 50 keys of 1-100 characters."""
+    return {
+        "type": "object",
+        "maxProperties": 50,
+        "propertyNames": {"minLength": 1, "maxLength": 100, "pattern": _NO_NUL},
+        "additionalProperties": values,
+    }
+
+
+_TagValue = Annotated[Text, StringConstraints(max_length=500)]
 
 
 class EntryKind(StrEnum):
@@ -94,39 +190,45 @@ class UsageEvent(SpecModel):
         }
     )
 
-    provider: str = _ID
-    model: str = _ID
-    input_tokens: int = _TOKENS
-    output_tokens: int = _TOKENS
-    cached_input_tokens: int = _TOKENS
-    cache_write_tokens: int = _TOKENS
-    reasoning_tokens: int = _TOKENS
-    cache_write_1h_tokens: int = _TOKENS
-    input_audio_tokens: int = _TOKENS
-    cached_input_audio_tokens: int = _TOKENS
-    input_image_tokens: int = _TOKENS
-    cached_input_image_tokens: int = _TOKENS
-    input_video_tokens: int = _TOKENS
-    citation_tokens: int = _TOKENS
-    output_audio_tokens: int = _TOKENS
-    output_image_tokens: int = _TOKENS
-    output_video_tokens: int = _TOKENS
-    request_count: int = Field(default=1, ge=0, le=MAX_TOKENS)
-    web_searches: int = _TOKENS
-    file_searches: int = _TOKENS
-    messages: int = _TOKENS
-    pages: int = _TOKENS
-    annotated_pages: int = _TOKENS
-    characters: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    seconds: NonNegativeMoney | None = None
-    unpriced: dict[str, int] = Field(default_factory=dict)
-    actual_cost: NonNegativeMoney
-    estimated_cost: NonNegativeMoney | None = None
-    price_version: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
-    request_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
-    occurred_at: datetime | None = None
-    cost_is_estimate: bool = False
-    tags: dict[str, str] = Field(default_factory=dict)
+    provider: Identifier
+    model: Identifier
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cached_input_tokens: Count = 0
+    cache_write_tokens: Count = 0
+    reasoning_tokens: Count = 0
+    cache_write_1h_tokens: Count = 0
+    input_audio_tokens: Count = 0
+    cached_input_audio_tokens: Count = 0
+    input_image_tokens: Count = 0
+    cached_input_image_tokens: Count = 0
+    input_video_tokens: Count = 0
+    citation_tokens: Count = 0
+    output_audio_tokens: Count = 0
+    output_image_tokens: Count = 0
+    output_video_tokens: Count = 0
+    request_count: Count = 1
+    web_searches: Count = 0
+    file_searches: Count = 0
+    messages: Count = 0
+    pages: Count = 0
+    annotated_pages: Count = 0
+    characters: Count | None = None
+    seconds: Seconds | None = None
+    unpriced: Annotated[
+        dict[_TagKey, Count],
+        WithJsonSchema(_dictionary({"type": "integer", "minimum": 0, "maximum": MAX_TOKENS})),
+    ] = Field(default_factory=dict, max_length=50)
+    actual_cost: NonNegativeAmount
+    estimated_cost: NonNegativeAmount | None = None
+    price_version: Identifier | None = None
+    request_id: Identifier | None = None
+    occurred_at: IsoDatetime | None = None
+    cost_is_estimate: StrictBool = False
+    tags: Annotated[
+        dict[_TagKey, _TagValue],
+        WithJsonSchema(_dictionary({"type": "string", "maxLength": 500, "pattern": _NO_NUL})),
+    ] = Field(default_factory=dict, max_length=50)
 
     @field_validator("tags")
     @classmethod
@@ -153,7 +255,8 @@ class UsageEvent(SpecModel):
         try:
             self.usage()
         except InvalidInputError as exc:
-            raise ValueError(exc.detail) from None
+            # "inconsistent": each count is valid, together they are not (422, see from_data).
+            raise PydanticCustomError("inconsistent", exc.detail) from None
         return self
 
     def usage(self) -> Usage:
@@ -179,32 +282,65 @@ class UsageEvent(SpecModel):
 class DepositRequest(SpecModel):
     """Credit the account with ``amount`` USDC (must be positive)."""
 
-    amount: NonNegativeMoney
-    reference: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+    amount: PositiveAmount
+    reference: Annotated[Text, Field(max_length=MAX_ID_LENGTH)] | None = None
 
 
 class RefundRequest(SpecModel):
     """Credit back ``amount`` of earlier usage (the spec's "negative spending")."""
 
-    amount: NonNegativeMoney
-    usage_entry_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
-    request_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
-    reason: str = Field(default="", max_length=1000)
+    amount: PositiveAmount
+    usage_entry_id: Identifier | None = None
+    request_id: Identifier | None = None
+    reason: Annotated[Text, Field(max_length=1000)] = ""
+
+
+_SPACES = (
+    "\\t-\\r \\u001c-\\u001f\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+"""What ``str.isspace`` counts as white space, as a regex class body."""
+_SAID = re.compile(f"[^\\u0000{_SPACES}]")
+
+
+def _says_something(reason: str) -> str:
+    if _SAID.search(reason) is None:
+        raise ValueError("must say something: more than white space")
+    return reason
+
+
+Reason = Annotated[
+    str,
+    Field(min_length=1, max_length=1000),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1000,
+            "pattern": f"^[^\\u0000]*[^\\u0000{_SPACES}][^\\u0000]*$",
+        }
+    ),
+    AfterValidator(_says_something),
+]
+"""Why an adjustment was made: text without NUL, not only white space."""
 
 
 class AdjustRequest(SpecModel):
     """A signed correction of the balance, with the reason it was made."""
 
-    amount: Money
-    reason: str = Field(min_length=1, max_length=1000)
+    amount: AdjustmentAmount
+    reason: Reason
 
 
 class ReserveRequest(SpecModel):
     """Hold ``amount`` for a request in flight for ``ttl_seconds``."""
 
-    amount: NonNegativeMoney
-    ttl_seconds: int = Field(default=300, ge=1, le=86_400)
-    request_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+    amount: NonNegativeAmount
+    ttl_seconds: Annotated[
+        WholeNumber,
+        Field(ge=1, le=86_400),
+        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 86_400}),
+    ] = 300
+    request_id: Identifier | None = None
 
 
 class SettleRequest(SpecModel):

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from smartspace_budget import __version__
@@ -26,12 +26,13 @@ from smartspace_budget.backend.local import LocalBackend, open_price_book
 from smartspace_budget.config import Settings
 from smartspace_budget.ledger.engine import read_options
 from smartspace_budget.server.auth import Authenticator, Limiter, RateLimiter
-from smartspace_budget.server.context import ServiceContext
+from smartspace_budget.server.context import ServiceContext, refuse_unknown_query
 from smartspace_budget.server.docs import install_docs
 from smartspace_budget.server.fast_status import LedgerService
 from smartspace_budget.server.key_tables import ensure_key_table, find_api_key
 from smartspace_budget.server.middleware import BodyLimitMiddleware, EncodedSlashMiddleware
 from smartspace_budget.server.openapi import install_openapi
+from smartspace_budget.server.request_log import quiet_access_log_queries
 from smartspace_budget.server.responses import DecimalJSONResponse, install_error_handlers
 from smartspace_budget.server.revocations import watching_revocations
 from smartspace_budget.server.routes import budgets, metrics, pricing
@@ -178,12 +179,14 @@ def create_app(
         redoc_url=None,
     )
     app.state.metrics = service_metrics
+    quiet_access_log_queries()  # no key sent in a query string reaches an access log
     app.state.rate_limiter = _rate_limiter(config)
     if ledger is not None:
         _wire(app, config, ledger, price_book or open_price_book(ledger))
 
     for module in (budgets, pricing, ledger_routes, metrics):
-        app.include_router(module.router)
+        # A query parameter the API route does not declare is refused (400), never ignored.
+        app.include_router(module.router, dependencies=[Depends(refuse_unknown_query)])
     # The spending dashboard (HTML at /dashboard, owned by routes/dashboard.py).
     install_dashboard(app)
     install_error_handlers(app)

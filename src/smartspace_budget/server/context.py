@@ -12,19 +12,22 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel
 
 from smartspace_budget.backend import LedgerBackend
 from smartspace_budget.config import Settings
 from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import BudgetReservation, SpecModel
-from smartspace_budget.models.usage import MAX_ID_LENGTH
+from smartspace_budget.models._base import loads_request
+from smartspace_budget.models.ids import check_id
 from smartspace_budget.server.middleware import decode_segment
 from smartspace_budget.server.responses import ErrorBody
 from smartspace_budget.server.telemetry import ServiceMetrics
 
 __all__ = [
     "READ_ERRORS",
+    "SERIES_ERRORS",
     "WRITE_ERRORS",
     "Ctx",
     "ServiceContext",
@@ -33,6 +36,7 @@ __all__ = [
     "error_responses",
     "path_id",
     "read_body",
+    "refuse_unknown_query",
 ]
 
 
@@ -57,22 +61,61 @@ async def _context(request: Request) -> ServiceContext:
 Ctx = Annotated[ServiceContext, Depends(_context)]
 
 
+_DECLARED_QUERY: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """400 for a query parameter the route does not declare (``?api_key=``, a typo of
+    ``extended``): what the OpenAPI document does not allow is refused, not ignored.
+    Installed on every route by ``create_app``."""
+    if not request.scope.get("query_string"):
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    declared = _DECLARED_QUERY.get(id(route))
+    if declared is None:
+        declared = frozenset(_query_names(dependant))
+        _DECLARED_QUERY[id(route)] = declared
+    unknown = sorted(key for key in request.query_params if key not in declared)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        known = ", ".join(sorted(declared)) or "none"
+        raise InvalidInputError(
+            f"unknown query parameter(s) {shown}; this route takes: {known}", field=unknown[0]
+        )
+
+
 def path_id(value: str, name: str) -> str:
-    """A decoded id from the path, 1 to ``MAX_ID_LENGTH`` characters (else 400)."""
-    decoded = decode_segment(value)
-    if not decoded or len(decoded) > MAX_ID_LENGTH:
-        raise InvalidInputError(f"{name} must be 1-{MAX_ID_LENGTH} characters")
-    return decoded
+    """A decoded id from the path in the id grammar (:mod:`smartspace_budget.models.ids`);
+    400 naming ``name`` otherwise, including escapes that are not UTF-8."""
+    try:
+        decoded = decode_segment(value)
+    except UnicodeDecodeError:
+        raise InvalidInputError(
+            f"{name} is not percent-encoded UTF-8: {value[:60]!r}", field=name
+        ) from None
+    return check_id(decoded, name)
 
 
 async def read_body(request: Request, model: type[M]) -> M:
-    """The request body as ``model``, amounts exact; 400 for bytes that are not UTF-8 JSON."""
+    """The request body as ``model``, read strictly (:func:`~smartspace_budget.models.
+    loads_request`: no duplicate keys, numbers from their raw text, depth bounded);
+    400 for bytes that are not UTF-8 JSON."""
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError("the request body is not UTF-8 text") from None
-    return model.from_json(text)
+    return model.from_data(loads_request(text), wire=True)
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -84,6 +127,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found, or not visible to this key",
         409: "Idempotency conflict or reservation already resolved",
         413: "Request body too large",
+        422: "Well-formed values that contradict each other (InconsistentInputError)",
         429: "Rate limited; see Retry-After",
         503: "Ledger database unavailable",
         504: "Ledger database timed out",
@@ -92,7 +136,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 READ_ERRORS = error_responses(400, 401, 403, 404, 429, 503, 504)
-WRITE_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 429, 503, 504)
+WRITE_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 422, 429, 503, 504)
+SERIES_ERRORS = error_responses(400, 401, 403, 404, 422, 429, 503, 504)
 
 M = TypeVar("M", bound=SpecModel)
 

@@ -67,6 +67,8 @@ _READ_PATH = re.compile(r"/api/v1/budgets/user/([^/]+)/project/([^/]+)/(status|b
 _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 _JSON_TYPE = (b"content-type", b"application/json")
 _BOOL = TypeAdapter(bool)
+_STATUS_QUERY = frozenset({"extended"})
+_NO_QUERY: frozenset[str] = frozenset()
 
 
 # Everything a status body is written from but its ``as_of`` instant.
@@ -110,11 +112,15 @@ class RenderedStatus:
         return body
 
 
-def _extended(query_string: bytes) -> bool | None:
-    """The route's ``extended`` parameter, or ``None`` when the route would refuse it."""
+def _extended(query_string: bytes, allowed: frozenset[str]) -> bool | None:
+    """The route's ``extended`` parameter, or ``None`` when the route would refuse it (a
+    value that is not a boolean, or a query parameter the route does not declare)."""
     if not query_string:
         return False
-    value = QueryParams(query_string).get("extended")
+    params = QueryParams(query_string)
+    if any(key not in allowed for key in params):
+        return None
+    value = params.get("extended")
     if value is None:
         return False
     try:
@@ -152,7 +158,7 @@ class BudgetReadFastPath:
             await self.app(scope, receive, send)
             return
         status_read = match[3] == "status"
-        extended = _extended(scope["query_string"]) if status_read else False
+        extended = _extended(scope["query_string"], _STATUS_QUERY if status_read else _NO_QUERY)
         if extended is None:
             await self.app(scope, receive, send)
             return

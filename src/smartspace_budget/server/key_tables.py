@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from smartspace_budget.errors import InvalidInputError, NotFoundError
 from smartspace_budget.ledger.metadata import metadata
 from smartspace_budget.ledger.tables import UTCDateTime
-from smartspace_budget.models.usage import MAX_ID_LENGTH
+from smartspace_budget.models.ids import MAX_ID_LENGTH, check_id
 
 __all__ = [
     "KEY_PREFIX",
@@ -113,10 +113,11 @@ def _check_scope(scope: Scope, user_id: str | None, project_id: str | None) -> N
     has_account = user_id is not None or project_id is not None
     if needs_account:
         for name, value in (("user_id", user_id), ("project_id", project_id)):
-            if not value or len(value) > MAX_ID_LENGTH:
+            if not value:
                 raise InvalidInputError(
                     f"a {scope.value} key needs a {name} of 1-{MAX_ID_LENGTH} characters"
                 )
+            check_id(value, name)  # the one id grammar (models/ids.py)
     elif has_account:
         raise InvalidInputError(f"a {scope.value} key is not tied to an account")
 

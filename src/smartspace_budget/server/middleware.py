@@ -5,7 +5,7 @@ Both are plain ASGI (no ``BaseHTTPMiddleware``), so a GET pays nothing but a dic
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,8 +17,12 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def decode_segment(value: str) -> str:
-    """The original value of a path parameter kept encoded by :class:`EncodedSlashMiddleware`."""
-    return unquote(value) if "%" in value else value
+    """The original value of a path parameter kept encoded by :class:`EncodedSlashMiddleware`.
+
+    Raises :class:`UnicodeDecodeError` when the escapes are not UTF-8 (``%FF``, a lone
+    ``%C3``): such a segment is refused, never read as U+FFFD.
+    """
+    return unquote(value, errors="strict") if "%" in value else value
 
 
 class EncodedSlashMiddleware:
@@ -47,7 +51,16 @@ def routing_path(raw_path: bytes) -> str:
     """The path routes match, from the raw one: each segment decoded, then ``/`` and ``%``
     encoded again (see :class:`EncodedSlashMiddleware`)."""
     text = raw_path.decode("latin-1").split("?", 1)[0]
-    return "/".join(quote(unquote(part), safe="!$&'()*+,;=:@~-._") for part in text.split("/"))
+    return "/".join(_routing_segment(part) for part in text.split("/"))
+
+
+def _routing_segment(part: str) -> str:
+    try:
+        decoded = unquote(part, errors="strict")
+    except UnicodeDecodeError:
+        # Not UTF-8: every byte kept escaped, so the route's parameter refuses it by name.
+        return quote(unquote_to_bytes(part), safe="")
+    return quote(decoded, safe="!$&'()*+,;=:@~-._")
 
 
 class BodyLimitMiddleware:

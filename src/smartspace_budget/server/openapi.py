@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from smartspace_budget.models.ids import ID_PATTERN, MAX_ID_LENGTH
 from smartspace_budget.server.context import documented_bodies
 
 __all__ = ["install_openapi", "numbers_for_decimals"]
@@ -63,7 +64,11 @@ def _drop_422(document: dict[str, Any]) -> None:
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             responses = operation.get("responses", {})
-            if responses.pop("422", None) is not None and "400" not in responses:
+            generated = responses.get("422")
+            if generated is None or "HTTPValidationError" not in repr(generated):
+                continue  # no 422, or our own (InconsistentInputError)
+            del responses["422"]
+            if "400" not in responses:
                 responses["400"] = {
                     "description": "Invalid input",
                     "content": {
@@ -75,6 +80,61 @@ def _drop_422(document: dict[str, Any]) -> None:
     components = document.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+
+
+_PATH_IDS = frozenset({"user_id", "project_id", "provider", "model", "reservation_id"})
+
+
+def _document_path_ids(document: dict[str, Any]) -> None:
+    """Path ids are read by the routes themselves (``path_id``: percent-decoding, ``%2F``),
+    so FastAPI knows them only as strings; give them the id grammar's schema."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and parameter.get("name") in _PATH_IDS:
+                    parameter["schema"] = {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_ID_LENGTH,
+                        "pattern": ID_PATTERN,
+                        "title": parameter["schema"].get("title", parameter["name"]),
+                    }
+
+
+_ACCOUNT_WRITES = ("deposit", "record_usage", "refund", "adjust", "reserve", "set_policy")
+_ACCOUNT_READS = ("get_balance", "get_budget_status", "get_policy", "get_analytics", "reserve")
+
+
+def _add_links(document: dict[str, Any]) -> None:
+    """OpenAPI links between operations, so a client (or a stateful fuzzer) can follow a
+    write to the reads of its account and a hold to its settlement or release."""
+    by_name: dict[str, tuple[str, dict[str, Any]]] = {}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation_id = operation.get("operationId", "")
+            by_name[operation_id.split("_api_", 1)[0]] = (operation_id, operation)
+    account = {
+        "user_id": "$request.path.user_id",
+        "project_id": "$request.path.project_id",
+    }
+    for write in _ACCOUNT_WRITES:
+        if write not in by_name:
+            continue
+        answer = by_name[write][1].get("responses", {}).get("200")
+        if answer is None:
+            continue
+        links = answer.setdefault("links", {})
+        for read in _ACCOUNT_READS:
+            if read in by_name:
+                links[read] = {"operationId": by_name[read][0], "parameters": dict(account)}
+    held = by_name.get("reserve", (None, {}))[1].get("responses", {}).get("200")
+    if held is not None:
+        for then in ("settle", "release"):
+            if then in by_name:
+                held.setdefault("links", {})[then] = {
+                    "operationId": by_name[then][0],
+                    "parameters": {"reservation_id": "$response.body#/reservation_id"},
+                }
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -93,6 +153,8 @@ def install_openapi(app: FastAPI) -> None:
         components = document.setdefault("components", {}).setdefault("schemas", {})
         _add_bodies(components)
         _drop_422(document)
+        _document_path_ids(document)
+        _add_links(document)
         app.openapi_schema = numbers_for_decimals(document)
         return app.openapi_schema
 

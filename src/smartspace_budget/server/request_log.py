@@ -23,7 +23,14 @@ from starlette.types import Scope
 
 from smartspace_budget.server.auth import CALLER_STATE, Principal
 
-__all__ = ["REQUEST_LOGGER", "log_error", "log_request", "request_fields"]
+__all__ = [
+    "REQUEST_LOGGER",
+    "QueryRedactingFilter",
+    "log_error",
+    "log_request",
+    "quiet_access_log_queries",
+    "request_fields",
+]
 
 REQUEST_LOGGER = "smartspace_budget.requests"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -83,3 +90,31 @@ def log_error(scope: Scope, template: str, exc: BaseException) -> None:
     fields = request_fields(scope, template)
     fields["error"] = type(exc).__name__
     log.error("unexpected error", exc_info=exc, extra={"request": fields})
+
+
+class QueryRedactingFilter(logging.Filter):
+    """Cut the query string out of uvicorn's access-log lines.
+
+    ``serve`` turns uvicorn's access log off, but a deployment that runs uvicorn itself
+    (``uvicorn --factory ...create_app_from_env``) gets its lines, and a client that puts a
+    key in the query (``?api_key=...``, which the service refuses) would see it written
+    there. The path stays; the query becomes ``?…``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, mark, _ = args[2].partition("?")
+            if mark:
+                record.args = (*args[:2], path + "?…", *args[3:])
+        return True
+
+
+_ACCESS_FILTER = QueryRedactingFilter()
+
+
+def quiet_access_log_queries() -> None:
+    """Install :class:`QueryRedactingFilter` on uvicorn's access logger (once)."""
+    access = logging.getLogger("uvicorn.access")
+    if _ACCESS_FILTER not in access.filters:
+        access.addFilter(_ACCESS_FILTER)

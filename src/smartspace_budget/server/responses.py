@@ -100,14 +100,28 @@ def spec_shaped(content: SpecModel | Sequence[SpecModel], extended: bool) -> Any
     return [spec_shaped(item, extended) for item in content]
 
 
+_SERVER_SIDE = {
+    503: "the service cannot reach its database or rate-limit store now; retry later",
+    504: "the service's database did not answer in time; retry later",
+}
+
+
 def error_response(exc: SmartspaceBudgetError) -> DecimalJSONResponse:
-    """The ``{"error", "detail"}`` answer for one of the package's errors."""
+    """The ``{"error", "detail"}`` answer for one of the package's errors.
+
+    A server-side failure (5xx) answers a fixed sentence: its own message may hold the
+    database driver's text, SQL or table names, which a caller must never see (the message
+    is logged instead, see :func:`_on_budget_error`).
+    """
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = "Bearer"
-    return DecimalJSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+    body = exc.to_dict()
+    if exc.status_code >= 500:
+        body["detail"] = _SERVER_SIDE.get(exc.status_code, "internal error")
+    return DecimalJSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -128,6 +142,12 @@ async def _on_budget_error(request: Request, exc: Exception) -> Response:
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     body = {"error": "InvalidInputError", "detail": _describe_validation(exc)}
+    return DecimalJSONResponse(body, status_code=400)
+
+
+async def _on_unicode_error(request: Request, exc: Exception) -> Response:
+    # A path or query value whose escapes are not UTF-8, met before a route could name it.
+    body = {"error": "InvalidInputError", "detail": "the request holds text that is not UTF-8"}
     return DecimalJSONResponse(body, status_code=400)
 
 
@@ -160,5 +180,6 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map every error to ``{"error", "detail"}`` (see the module docstring)."""
     app.add_exception_handler(SmartspaceBudgetError, _on_budget_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(UnicodeDecodeError, _on_unicode_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -8,14 +8,14 @@ another tenant gets the same 404 a missing account would.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from smartspace_budget.budgets.budget_tracker import BudgetTracker
-from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.errors import InconsistentInputError, InvalidInputError
 from smartspace_budget.models import (
     AccountRef,
     Balance,
@@ -25,9 +25,10 @@ from smartspace_budget.models import (
     SpendingBucket,
     SpendingSummary,
 )
+from smartspace_budget.models._base import IsoDatetime
 from smartspace_budget.periods import SpendingPeriod
 from smartspace_budget.server.auth import Caller
-from smartspace_budget.server.context import READ_ERRORS, Ctx, path_id
+from smartspace_budget.server.context import READ_ERRORS, SERIES_ERRORS, Ctx, path_id
 from smartspace_budget.server.responses import DecimalJSONResponse, Extended, spec_shaped
 
 __all__ = ["MAX_SERIES_WINDOWS", "router"]
@@ -47,7 +48,7 @@ _SHORTEST = {
 }
 
 At = Annotated[
-    datetime | None,
+    IsoDatetime | None,
     Query(description="Instant whose window is wanted (timezone-aware); default now."),
 ]
 
@@ -111,13 +112,13 @@ async def get_analytics(
     return DecimalJSONResponse(spec_shaped(analytics, extended))
 
 
-@router.get(ACCOUNT + "/series", response_model=list[SpendingBucket], responses=READ_ERRORS)
+@router.get(ACCOUNT + "/series", response_model=list[SpendingBucket], responses=SERIES_ERRORS)
 async def get_spending_series(
     user_id: str,
     project_id: str,
     granularity: SpendingPeriod,
-    start: datetime,
-    end: datetime,
+    start: Annotated[IsoDatetime, Query(description="First instant (RFC 3339 with offset).")],
+    end: Annotated[IsoDatetime, Query(description="Last instant (RFC 3339 with offset).")],
     caller: Caller,
     ctx: Ctx,
 ) -> Response:
@@ -126,9 +127,9 @@ async def get_spending_series(
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidInputError("start and end must be timezone-aware")
     if end < start:
-        raise InvalidInputError("end is before start")
+        raise InconsistentInputError("end is before start", field="end")
     if (end - start) / _SHORTEST[granularity] > MAX_SERIES_WINDOWS:
-        raise InvalidInputError(
+        raise InconsistentInputError(
             f"at most {MAX_SERIES_WINDOWS} windows per request; use a coarser granularity"
         )
     series = await ctx.backend.get_spending_series(user, project, granularity, start, end)

@@ -28,7 +28,7 @@ from smartspace_budget.models import (
     SettleRequest,
     UsageEvent,
 )
-from smartspace_budget.models.usage import MAX_ID_LENGTH
+from smartspace_budget.models.ids import IDEMPOTENCY_KEY_PATTERN, MAX_ID_LENGTH
 from smartspace_budget.server.auth import RESERVATION_NOT_FOUND, Caller, Principal
 from smartspace_budget.server.context import WRITE_ERRORS, Ctx, body_doc, path_id, read_body
 from smartspace_budget.server.responses import DecimalJSONResponse
@@ -45,7 +45,11 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=MAX_ID_LENGTH,
-        description="Chosen by the client; a retry with the same key writes nothing new.",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=(
+            "Chosen by the client (1-200 visible ASCII characters); a retry with the same "
+            "key writes nothing new."
+        ),
     ),
 ]
 

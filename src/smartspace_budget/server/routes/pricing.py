@@ -12,7 +12,6 @@ for ``?extended=true``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -21,8 +20,9 @@ from starlette.responses import Response
 
 from smartspace_budget.backend._cached import current_prices
 from smartspace_budget.models import PricingData
+from smartspace_budget.models._base import IsoDatetime
+from smartspace_budget.models.ids import Identifier
 from smartspace_budget.models.pricing import MAX_HISTORY_DAYS
-from smartspace_budget.models.usage import MAX_ID_LENGTH
 from smartspace_budget.server.auth import Caller
 from smartspace_budget.server.context import READ_ERRORS, Ctx, path_id
 from smartspace_budget.server.responses import DecimalJSONResponse, Extended, spec_shaped
@@ -45,7 +45,7 @@ class ModelRef(BaseModel):
 async def list_models(
     caller: Caller,
     ctx: Ctx,
-    provider: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
+    provider: Annotated[Identifier | None, Query()] = None,
 ) -> Response:
     """Known (provider, model) pairs, optionally for one provider."""
     pairs = await ctx.backend.list_models(provider)
@@ -64,7 +64,7 @@ class ModelPrice(BaseModel):
 async def list_prices(
     caller: Caller,
     ctx: Ctx,
-    provider: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
+    provider: Annotated[Identifier | None, Query()] = None,
     extended: Extended = False,
 ) -> Response:
     """Every known model with its price in force, read in one pass (``prices list``)."""
@@ -102,7 +102,7 @@ async def get_pricing(
     model: str,
     caller: Caller,
     ctx: Ctx,
-    at: Annotated[datetime | None, Query(description="Instant (default now).")] = None,
+    at: Annotated[IsoDatetime | None, Query(description="Instant (default now).")] = None,
     extended: Extended = False,
 ) -> Response:
     """The price version in force for the provider/model (at ``at``, default now)."""
