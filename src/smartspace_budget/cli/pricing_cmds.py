@@ -104,6 +104,7 @@ async def _estimate(
     rates: ExchangeRates | None = None,
     usage: dict[str, Any] | None = None,
     at: datetime | None = None,
+    as_chat: bool = True,
 ) -> tuple[Any, CostEstimate]:
     from smartspace_budget.pricing import PricingEngine
 
@@ -120,6 +121,7 @@ async def _estimate(
                 currency=currency,
                 usage=usage or None,
                 at=at,
+                as_chat=as_chat,
             )
         except UnknownCurrencyError as exc:
             raise explain_missing_rate(exc) from None
@@ -141,6 +143,12 @@ def estimate_command(
     rates: list[str] = RATES,
     usage: list[str] = USAGE,
     at: str | None = AT,
+    bare: bool = typer.Option(
+        False,
+        "--bare",
+        help="Count the prompt as plain text (default: as a one-message chat, with the "
+        "chat formatting tokens a chat call adds).",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Estimate the cost of one request, itemized by usage dimension, with the platform fee."""
@@ -161,6 +169,7 @@ def estimate_command(
             table_of_rates,
             counts,
             instant,
+            not bare,
         )
     )
     if as_json:

@@ -54,7 +54,7 @@ from smartspace_budget.pricing.cost import (
     to_usdc,
     unit_prices,
 )
-from smartspace_budget.pricing.tokens import estimate_tokens
+from smartspace_budget.pricing.tokens import estimate_chat_text, estimate_tokens
 
 if TYPE_CHECKING:
     from smartspace_budget.backend.cache import TTLCache
@@ -264,6 +264,7 @@ class PricingEngine:
         characters: int | None = None,
         usage: Usage | Mapping[str, Any] | None = None,
         at: datetime | None = None,
+        as_chat: bool = True,
     ) -> CostEstimate:
         """The cost of one request before it is made, with the platform fee.
 
@@ -278,6 +279,10 @@ class PricingEngine:
         both. ``at`` prices the call at that instant (the price version and time-of-day
         window in force then; now by default). The estimate's ``line_items`` itemize every
         dimension charged, and ``unpriced`` names used dimensions no price covers.
+
+        ``input_text`` is counted as a one-message chat (``role: user``: the text plus the
+        chat formatting tokens, as the guard counts such a call); ``as_chat=False`` counts
+        the bare text (a completion-style prompt, a text for an embedding model).
 
         Raises :class:`InvalidInputError` for bad counts,
         :class:`ContextLimitExceededError` past the model's limits, the pricing errors for
@@ -304,6 +309,7 @@ class PricingEngine:
             and at is None
             and currency == DEFAULT_CURRENCY
             and request_count is _ONE
+            and type(as_chat) is bool
             and cached_input_tokens is _ZERO
             and cache_write_tokens is _ZERO
             and type(expected_output_tokens) is int
@@ -316,7 +322,11 @@ class PricingEngine:
                 if input_text is None:
                     tokens = 0
                 elif type(input_text) is str and len(input_text) <= _THREAD_THRESHOLD_CHARS:
-                    token_estimate = estimate_tokens(input_text, model, quote.provider)
+                    token_estimate = (
+                        estimate_chat_text(input_text, model, quote.provider)
+                        if as_chat
+                        else estimate_tokens(input_text, model, quote.provider)
+                    )
                     tokens = token_estimate.token_count
             elif (
                 input_text is None and type(input_tokens) is int and 0 <= input_tokens <= MAX_TOKENS
@@ -368,6 +378,7 @@ class PricingEngine:
             characters,
             usage,
             at,
+            as_chat,
         )
 
     async def _estimate_general(
@@ -386,8 +397,13 @@ class PricingEngine:
         characters: int | None,
         usage: Usage | Mapping[str, Any] | None,
         at: datetime | None,
+        as_chat: bool = True,
     ) -> CostEstimate:
         """Every case of :meth:`estimate_cost`, validating each argument."""
+        if type(as_chat) is not bool:
+            raise InvalidInputError(
+                f"as_chat must be True or False, not {as_chat!r}", field="as_chat"
+            )
         if (input_text is not None) + (messages is not None) + (input_tokens is not None) > 1:
             given = [n for n, v in (("input_text", input_text), ("messages", messages),
                                     ("input_tokens", input_tokens)) if v is not None]  # fmt: skip
@@ -411,7 +427,16 @@ class PricingEngine:
         token_estimate = None
         text = input_text if input_text is not None else messages
         if text is not None:
-            if _size(text) > _THREAD_THRESHOLD_CHARS:
+            if isinstance(text, str) and as_chat:
+                if _size(text) > _THREAD_THRESHOLD_CHARS:
+                    import asyncio
+
+                    token_estimate = await asyncio.to_thread(
+                        estimate_chat_text, text, model, pricing.provider
+                    )
+                else:
+                    token_estimate = estimate_chat_text(text, model, pricing.provider)
+            elif _size(text) > _THREAD_THRESHOLD_CHARS:
                 token_estimate = await self.estimate_tokens(text, model, provider=pricing.provider)
             else:
                 token_estimate = estimate_tokens(text, model, pricing.provider)

@@ -45,6 +45,7 @@ __all__ = [
     "clear_encoding_cache",
     "count_text_tokens",
     "encoding_for",
+    "estimate_chat_text",
     "estimate_tokens",
     "ordinary_count",
 ]
@@ -332,6 +333,7 @@ def clear_encoding_cache() -> None:
         _encoders.clear()
         _failures.clear()
         _plans.clear()
+        _role_counts.clear()
 
 
 # -- counting ----------------------------------------------------------------------------
@@ -503,6 +505,55 @@ def estimate_tokens(
     else:
         _add_messages(tally, encoding, text, plan)
     return _estimate(model, plan, encoding, failure, tally)
+
+
+_CHAT_ROLE = "user"
+
+
+def estimate_chat_text(text: str, model: str, provider: str | None = None) -> TokenEstimate:
+    """The input tokens of ``text`` sent as a one-message chat (``role: user``) to ``model``.
+
+    What :func:`estimate_tokens` counts for ``[{"role": "user", "content": text}]`` (the
+    text, the role, the per-message formatting and the reply primer, scaled together for a
+    calibrated family), which is what the guard counts for a chat call; but
+    ``character_count`` is the text's own, as per-character prices bill it.
+    """
+    if type(text) is str and type(model) is str and (provider is None or type(provider) is str):
+        plan = _plans.get((model, provider))
+        if plan is not None and len(text) < _BUFFER_MIN_CHARS:
+            encode = _encoders.get(plan.encoding)
+            if encode is not None:
+                try:
+                    count = len(encode(text)) + _role_tokens(plan.encoding, encode)
+                except UnicodeEncodeError:
+                    count = -1
+                if count >= 0:
+                    count += plan.per_message + _REPLY_PRIMER
+                    if plan.scaled:
+                        count = _scale(count, plan.ratio)
+                    fields = plan.fields.copy()
+                    fields["token_count"] = count
+                    fields["character_count"] = len(text)
+                    return _token_estimate(fields)
+    if not isinstance(text, str):
+        raise InvalidInputError(f"text must be a string, not {type(text).__name__}")
+    estimate = estimate_tokens([{"role": _CHAT_ROLE, "content": text}], model, provider)
+    if estimate.character_count == len(text):
+        return estimate
+    fields = {name: getattr(estimate, name) for name in TokenEstimate.model_fields}
+    fields["character_count"] = len(text)
+    return _token_estimate(fields)
+
+
+_role_counts: dict[str, int] = {}
+
+
+def _role_tokens(encoding: str, encode: Callable[[str], Sequence[int]]) -> int:
+    """Tokens of the role ``user`` in ``encoding`` (counted once per encoding)."""
+    known = _role_counts.get(encoding)
+    if known is None:
+        known = _role_counts[encoding] = len(encode(_CHAT_ROLE))
+    return known
 
 
 def _scale(count: int, ratio: Decimal) -> int:
