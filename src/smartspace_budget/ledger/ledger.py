@@ -28,6 +28,7 @@ from smartspace_budget.errors import (
     BackendUnavailableError,
     InvalidAmountError,
     InvalidInputError,
+    NotFoundError,
     SmartspaceBudgetError,
 )
 from smartspace_budget.ledger.buckets import utc_window_of
@@ -89,6 +90,7 @@ from smartspace_budget.models import (
     SpendingSummary,
     UsageEvent,
 )
+from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
 from smartspace_budget.money import to_nano
 from smartspace_budget.periods import SpendingPeriod, parse_period
 
@@ -453,6 +455,34 @@ class Ledger:
         return await self._call(
             self._reads.analytics, user_id, project_id, parse_period(period), now_or(at)
         )
+
+    async def get_output_history(
+        self,
+        user_id: str,
+        project_id: str,
+        provider: str,
+        model: str,
+        *,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
+    ) -> OutputHistory:
+        """The recorded output sizes of ``provider/model`` calls (a log-bucket sketch), from
+        the account, else its project, else every account: the first scope with
+        ``min_samples`` calls (see ``Reads.output_history``). An account not created yet
+        reads its project's and everyone's."""
+        if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
+            raise InvalidInputError(f"min_samples must be a positive int, got {min_samples!r}")
+        key = _account(user_id, project_id)
+        provider, model = check_id(provider, "provider"), check_id(model, "model")
+        async with self._guard():
+            info = self._accounts.get(key)
+            if info is None:
+                try:
+                    info = await self._reads.find_account(*key)
+                except NotFoundError:
+                    info = None
+                else:
+                    self._accounts[key] = info
+            return await self._reads.output_history(info, key[1], provider, model, min_samples)
 
     async def get_spending_series(
         self,

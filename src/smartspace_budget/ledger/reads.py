@@ -28,10 +28,12 @@ from smartspace_budget.models import (
     BudgetReservation,
     BudgetStatus,
     LedgerEntry,
+    PredictionStats,
     ReservationStatus,
     SpendingAnalytics,
     SpendingSummary,
 )
+from smartspace_budget.models.output_sketch import OutputHistory, OutputScope
 from smartspace_budget.money import from_nano, quantize
 from smartspace_budget.periods import SpendingPeriod, windows_between
 
@@ -186,7 +188,8 @@ class Reads:
         start, end = utc_window(window)
         table, column = _table(period)
         rows = await self._rows(
-            f"SELECT provider, model, SUM(spent_nano), SUM(request_count) FROM {table} "
+            f"SELECT provider, model, SUM(spent_nano), SUM(request_count), "
+            f"SUM(predicted_calls), SUM(missed_calls) FROM {table} "
             f"WHERE account_id = $1 AND {column} >= $2 AND {column} < $3 "
             "GROUP BY provider, model",
             account.row_id,
@@ -198,8 +201,19 @@ class Reads:
         requests_by_provider: dict[str, int] = {}
         by_model: dict[str, int] = {}
         requests_by_model: dict[str, int] = {}
-        for provider, model, spent_value, count_value in rows:
+        predictions: dict[str, PredictionStats] = {}
+        predicted_total = missed_total = 0
+        for provider, model, spent_value, count_value, predicted_value, missed_value in rows:
             spent, count = _int(spent_value), _int(count_value)
+            predicted, missed = _int(predicted_value), _int(missed_value)
+            if predicted:
+                predicted_total += predicted
+                missed_total += missed
+                known = predictions.get(f"{provider}/{model}")
+                if known is not None:
+                    predicted += known.predicted_calls
+                    missed += known.missed_calls
+                predictions[f"{provider}/{model}"] = PredictionStats.of(predicted, missed)
             total += spent
             requests += count
             if provider:
@@ -221,7 +235,63 @@ class Reads:
             period_start=window.start,
             period_end=window.end,
             currency=account.currency,
+            predictions=PredictionStats.of(predicted_total, missed_total),
+            predictions_by_model=predictions,
         )
+
+    async def output_history(
+        self,
+        account: AccountInfo | None,
+        project_id: str,
+        provider: str,
+        model: str,
+        min_samples: int,
+    ) -> OutputHistory:
+        """The output sketch of ``provider/model`` for the account (``None``: it has no row
+        yet), else its project, else every account: the first with ``min_samples`` calls.
+
+        Each scope is one grouped read of the sketch table (at most a few hundred buckets
+        per account), never of the entries.
+        """
+        reads: list[tuple[OutputScope, str, tuple[Any, ...]]] = []
+        if account is not None:
+            reads.append(
+                (
+                    OutputScope.ACCOUNT,
+                    "SELECT bucket, calls FROM ledger_output_sketches "
+                    "WHERE account_id = $1 AND provider = $2 AND model = $3 ORDER BY bucket",
+                    (account.row_id, provider, model),
+                )
+            )
+        reads.append(
+            (
+                OutputScope.PROJECT,
+                "SELECT s.bucket, SUM(s.calls) FROM ledger_output_sketches AS s "
+                "JOIN ledger_accounts AS a ON a.id = s.account_id "
+                "WHERE a.project_id = $1 AND s.provider = $2 AND s.model = $3 "
+                "GROUP BY s.bucket ORDER BY s.bucket",
+                (project_id, provider, model),
+            )
+        )
+        reads.append(
+            (
+                OutputScope.ALL,
+                "SELECT bucket, SUM(calls) FROM ledger_output_sketches "
+                "WHERE provider = $1 AND model = $2 GROUP BY bucket ORDER BY bucket",
+                (provider, model),
+            )
+        )
+        history = OutputHistory(provider=provider, model=model, scope=OutputScope.ALL, samples=0)
+        for scope, sql, params in reads:
+            rows = await self._rows(sql, *params)
+            buckets = [(int(bucket), int(calls)) for bucket, calls in rows if calls]
+            samples = sum(calls for _, calls in buckets)
+            history = OutputHistory(
+                provider=provider, model=model, scope=scope, samples=samples, buckets=buckets
+            )
+            if samples >= min_samples:
+                break
+        return history
 
     async def spending_series(
         self,

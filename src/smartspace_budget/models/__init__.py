@@ -15,12 +15,19 @@ from smartspace_budget.models.budget import (
     BudgetReservation,
     BudgetStatus,
     PolicyViolation,
+    PredictionStats,
     ReservationStatus,
     SpendingAnalytics,
     SpendingPeriod,
     SpendingSummary,
     SpendingTrend,
     ViolationKind,
+)
+from smartspace_budget.models.output_sketch import (
+    OutputEstimate,
+    OutputHistory,
+    OutputMethod,
+    OutputScope,
 )
 from smartspace_budget.models.pricing import (
     AnomalyDirection,
@@ -65,7 +72,12 @@ __all__ = [
     "LedgerEntry",
     "Money",
     "NonNegativeMoney",
+    "OutputEstimate",
+    "OutputHistory",
+    "OutputMethod",
+    "OutputScope",
     "PolicyViolation",
+    "PredictionStats",
     "PriceTier",
     "PricingData",
     "PricingModel",

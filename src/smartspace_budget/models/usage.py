@@ -90,6 +90,7 @@ class UsageEvent(SpecModel):
             "characters",
             "seconds",
             "unpriced",
+            "predicted_output_tokens",
             *_EXTRA_DIMENSIONS,
         }
     )
@@ -127,6 +128,9 @@ class UsageEvent(SpecModel):
     occurred_at: datetime | None = None
     cost_is_estimate: bool = False
     tags: dict[str, str] = Field(default_factory=dict)
+    predicted_output_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    """The output tokens the call's hold covered, when an output prediction sized the hold
+    (the guard sets it): the settlement counts toward the prediction's miss rate."""
 
     @field_validator("tags")
     @classmethod
