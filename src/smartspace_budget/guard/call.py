@@ -82,6 +82,11 @@ class GuardedCall:
     tags: dict[str, str] = field(default_factory=dict)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     unpriced: dict[str, int] = field(default_factory=dict)
+    predicted_output: int | None = None
+    """The output tokens held when an output prediction sized the hold."""
+    streamed_output_tokens: int = 0
+    """Output pieces seen on a stream so far (about one token each): a dropped stream is
+    charged at least for them."""
 
     @property
     def reserved_amount(self) -> Decimal:

@@ -14,6 +14,7 @@ from typing import Any
 
 from smartspace_budget.guard.core import Guard, GuardedCall
 from smartspace_budget.guard.costing import ProviderUsage
+from smartspace_budget.guard.usage import streamed_pieces
 
 __all__ = ["GuardedAsyncStream", "GuardedStream", "UsageObserver"]
 
@@ -73,6 +74,7 @@ class GuardedStream:
             self._settle(None)
             raise
         self._settlement.observe(event)
+        self._settlement.call.streamed_output_tokens += streamed_pieces(event)
         return event
 
     def _settle(self, usage: ProviderUsage | None) -> None:
@@ -133,6 +135,7 @@ class GuardedAsyncStream:
             await self._settle(None)
             raise
         self._settlement.observe(event)
+        self._settlement.call.streamed_output_tokens += streamed_pieces(event)
         return event
 
     async def _settle(self, usage: ProviderUsage | None) -> None:

@@ -91,6 +91,7 @@ from smartspace_budget.models import (
     UsageEvent,
 )
 from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
+from smartspace_budget.models.replay import UsageShape
 from smartspace_budget.money import to_nano
 from smartspace_budget.periods import SpendingPeriod, parse_period
 
@@ -483,6 +484,16 @@ class Ledger:
                 else:
                     self._accounts[key] = info
             return await self._reads.output_history(info, key[1], provider, model, min_samples)
+
+    async def get_usage_shapes(
+        self, user_id: str, project_id: str, start: datetime, end: datetime
+    ) -> list[UsageShape]:
+        """The account's usage in ``[start, end)`` grouped by model, UTC minute and usage
+        (see ``Reads.usage_shapes``): what a workload replay re-prices."""
+        first, last = check_instant(start, "start"), check_instant(end, "end")
+        if last < first:
+            raise InvalidInputError("end is before start")
+        return await self._call(self._reads.usage_shapes, user_id, project_id, first, last)
 
     async def get_spending_series(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +34,7 @@ from smartspace_budget.models import (
     SpendingSummary,
 )
 from smartspace_budget.models.output_sketch import OutputHistory, OutputScope
+from smartspace_budget.models.replay import UsageShape
 from smartspace_budget.money import from_nano, quantize
 from smartspace_budget.periods import SpendingPeriod, windows_between
 
@@ -292,6 +293,70 @@ class Reads:
             if samples >= min_samples:
                 break
         return history
+
+    async def usage_shapes(
+        self, account: AccountInfo, start: datetime, end: datetime
+    ) -> list[UsageShape]:
+        """The account's usage entries in ``[start, end)`` grouped by provider, model, UTC
+        minute and usage (every token column and ``usage_detail``): one row per group,
+        with the calls and what they were charged. A month of a million calls is as many
+        rows as it has distinct (model, minute, usage) groups, read in one statement."""
+        minute = (
+            "substr(occurred_at, 1, 16)"
+            if self._sql.name == "sqlite"
+            else "date_trunc('minute', occurred_at)"
+        )
+        shape = (
+            "input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, "
+            "reasoning_tokens, usage_detail"
+        )
+        rows = await self._rows(
+            f"SELECT provider, model, {minute} AS minute, {shape}, COUNT(*), "
+            "SUM(-amount_nano), SUM(CASE WHEN cost_is_estimate THEN 1 ELSE 0 END) "
+            "FROM ledger_entries WHERE account_id = $1 AND kind = 'usage' "
+            "AND occurred_at >= $2 AND occurred_at < $3 "
+            f"GROUP BY provider, model, minute, {shape} ORDER BY minute",
+            account.row_id,
+            self._sql.ts(start),
+            self._sql.ts(end),
+        )
+        shapes = []
+        for (
+            provider,
+            model,
+            at,
+            input_tokens,
+            output_tokens,
+            cached,
+            written,
+            reasoning,
+            detail,
+            calls,
+            charged,
+            estimated,
+        ) in rows:
+            instant = (
+                datetime.fromisoformat(at).replace(tzinfo=UTC)
+                if isinstance(at, str)
+                else at.astimezone(UTC)
+            )
+            shapes.append(
+                UsageShape(
+                    provider=provider or "",
+                    model=model or "",
+                    minute=instant,
+                    input_tokens=_int(input_tokens),
+                    output_tokens=_int(output_tokens),
+                    cached_input_tokens=_int(cached),
+                    cache_write_tokens=_int(written),
+                    reasoning_tokens=_int(reasoning),
+                    detail=detail,
+                    calls=int(calls),
+                    charged=from_nano(_int(charged)),
+                    estimated_calls=_int(estimated),
+                )
+            )
+        return shapes
 
     async def spending_series(
         self,

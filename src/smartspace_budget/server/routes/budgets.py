@@ -24,7 +24,11 @@ from smartspace_budget.models import (
     SpendingAnalytics,
     SpendingSummary,
 )
+from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
+from smartspace_budget.models.replay import UsageShape
 from smartspace_budget.periods import SpendingPeriod
+from smartspace_budget.pricing.prediction import OutputHistorySource
+from smartspace_budget.pricing.replay import UsageShapeSource
 from smartspace_budget.server.auth import Caller
 from smartspace_budget.server.context import READ_ERRORS, Ctx, path_id
 from smartspace_budget.server.responses import DecimalJSONResponse, Extended, spec_shaped
@@ -147,3 +151,44 @@ async def list_accounts(caller: Caller, ctx: Ctx) -> Response:
     caller.require_account_reader()
     accounts = await ctx.backend.list_accounts()
     return DecimalJSONResponse([a for a in accounts if caller.owns(a.user_id, a.project_id)])
+
+
+@router.get(ACCOUNT + "/output-history", response_model=OutputHistory, responses=READ_ERRORS)
+async def get_output_history(
+    user_id: str,
+    project_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    provider: Annotated[str, Query(min_length=1, max_length=200)],
+    model: Annotated[str, Query(min_length=1, max_length=200)],
+    min_samples: Annotated[int, Query(ge=1, le=1_000_000)] = DEFAULT_MIN_SAMPLES,
+) -> Response:
+    """How many output tokens past calls to ``provider/model`` produced (a log-bucket
+    sketch): the account's, else its project's, else every account's, the first with
+    ``min_samples`` calls. What output predictions (``estimate_cost``, the guard) read.
+    Other accounts appear only as a bucketed count of calls, never by name or amount."""
+    user, project = _account(caller, user_id, project_id)
+    backend = ctx.backend
+    if not isinstance(backend, OutputHistorySource):
+        raise InvalidInputError("this service's backend keeps no output history")
+    history = await backend.get_output_history(
+        user, project, provider, model, min_samples=min_samples
+    )
+    return DecimalJSONResponse(history)
+
+
+@router.get(ACCOUNT + "/usage-shapes", response_model=list[UsageShape], responses=READ_ERRORS)
+async def get_usage_shapes(
+    user_id: str, project_id: str, start: datetime, end: datetime, caller: Caller, ctx: Ctx
+) -> Response:
+    """The account's usage in ``[start, end)`` grouped by model, UTC minute and usage in
+    every dimension, with the calls and what they were charged (what a replay re-prices)."""
+    user, project = _account(caller, user_id, project_id)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInputError("start and end must be timezone-aware")
+    if end < start:
+        raise InvalidInputError("end is before start")
+    backend = ctx.backend
+    if not isinstance(backend, UsageShapeSource):
+        raise InvalidInputError("this service's backend cannot group usage")
+    return DecimalJSONResponse(await backend.get_usage_shapes(user, project, start, end))

@@ -1,0 +1,345 @@
+"""Workload replay: what a period's real usage would have cost on other models.
+
+The ledger groups the period's usage entries by recorded model, UTC minute and usage in
+every dimension (:class:`~smartspace_budget.models.replay.UsageShape`, one grouped
+statement). Each group is priced on each target at the price version and time-of-day
+window in force at its minute, and each call is rounded as a charge is (the provider price
+to nano-USDC half-even, then the platform fee on it), so re-pricing a period on the models
+it really used gives back what was charged, to the nano-dollar.
+
+Speed: within one price version, time-of-day window and long-context tier, a call's exact
+price is linear in its counts (each unit is charged once at the most specific price the
+version has for it: :func:`~smartspace_budget.pricing.cost.exact_cost`). So for each such
+(version, window, tier, dimensions used) we ask :func:`exact_cost` once per dimension for
+its exact marginal price, kept as integer numerators over a common denominator, and a
+group then costs a few integer multiplications: a month of a million calls replays in
+seconds however varied its usage is. Usage that is not linear (per-second prices with a
+minimum, per-character prices) is priced by :func:`exact_cost` for each distinct usage.
+
+A target cannot serve a call whose input exceeds its context window (``max_input_tokens``),
+whose output exceeds its output limit, that used audio or video (input or output) or
+produced images without the target pricing that modality (the catalog's only sign of
+support; a model is always taken to serve what it really served), that used something the
+target has no price for (a web search), or that a per-character or per-second target
+cannot price from tokens. Those calls are counted by reason and left out of the target's
+total, and ``difference`` compares the total with what the *served* calls were charged.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Protocol, runtime_checkable
+
+from smartspace_budget.errors import InvalidInputError, SmartspaceBudgetError
+from smartspace_budget.models import PricingData, PricingModel
+from smartspace_budget.models.dimensions import NESTS_IN, Usage
+from smartspace_budget.models.replay import ReplayReport, ReplayTarget, UsageShape
+from smartspace_budget.money import from_nano
+from smartspace_budget.pricing.cost import exact_cost, tier_for, unit_prices
+
+__all__ = ["UsageShapeSource", "parse_target", "replay_shapes"]
+
+_NANO = 10**9
+_MODALITIES = frozenset(
+    {
+        "input_audio_tokens",
+        "cached_input_audio_tokens",
+        "input_video_tokens",
+        "output_audio_tokens",
+        "output_image_tokens",
+        "output_video_tokens",
+    }
+)
+"""Usage that needs the target to support a modality (image *input* is billed as input
+tokens by most vision models, so it needs no price of its own)."""
+
+
+@runtime_checkable
+class UsageShapeSource(Protocol):
+    """A backend that groups recorded usage (``LocalBackend``, ``HttpBackend``)."""
+
+    async def get_usage_shapes(
+        self, user_id: str, project_id: str, start: datetime, end: datetime
+    ) -> list[UsageShape]: ...
+
+
+def parse_target(target: object) -> tuple[str, str]:
+    """``"provider/model"`` or a ``(provider, model)`` pair."""
+    if isinstance(target, str):
+        provider, slash, model = target.partition("/")
+        if slash and provider.strip() and model.strip():
+            return provider.strip(), model.strip()
+    elif (
+        isinstance(target, tuple | list)
+        and len(target) == 2
+        and all(isinstance(part, str) and part.strip() for part in target)
+    ):
+        return target[0].strip(), target[1].strip()
+    raise InvalidInputError(f"a target is 'provider/model' or a (provider, model) pair: {target!r}")
+
+
+def _half_even(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded half-even (``denominator`` > 0)."""
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient % 2):
+        quotient += 1
+    return quotient
+
+
+@dataclass(slots=True)
+class _Linear:
+    """The exact price of a usage as ``sum(numerators[d] * count[d]) / denominator`` USDC."""
+
+    numerators: tuple[tuple[str, int], ...]
+    denominator: int
+
+
+@dataclass(slots=True)
+class _Target:
+    """One target being priced: its versions, memos and running totals."""
+
+    provider: str
+    model: str
+    versions: list[PricingData]
+    starts: list[datetime]
+    fee: Fraction
+    usdc: Fraction
+    prices: dict[tuple[Any, ...], _Linear | str] = field(default_factory=dict)
+    exact: dict[tuple[Any, ...], tuple[int, int] | str] = field(default_factory=dict)
+    windows: dict[tuple[int, int], Any] = field(default_factory=dict)
+    total_nano: int = 0
+    base_nano: int = 0
+    served: int = 0
+    charged_served: int = 0
+    unserved: dict[str, int] = field(default_factory=dict)
+    charged_unserved: int = 0
+
+    def version_at(self, instant: datetime) -> tuple[int, PricingData] | None:
+        index = bisect.bisect_right(self.starts, instant)
+        return None if index == 0 else (index - 1, self.versions[index - 1])
+
+    def charge_nano(self, base: Fraction) -> tuple[int, int]:
+        """A call's charge as the guard settles it: (base, base + fee), nano-USDC."""
+        base_nano = _half_even(base.numerator * _NANO, base.denominator)
+        fee = _half_even(base_nano * self.fee.numerator, self.fee.denominator * 100)
+        return base_nano, base_nano + fee
+
+
+def _ancestors(name: str) -> frozenset[str]:
+    return NESTS_IN[name]
+
+
+def _linear(pricing: PricingData, usage: Usage, at: datetime, usdc: Fraction) -> _Linear:
+    """The marginal exact price of each dimension ``usage`` uses, at its version, window and
+    tier, each asked of :func:`exact_cost` (differences of two valid usages)."""
+    tier = tier_for(pricing.prices_at(at).tiers, usage.input_tokens)
+    base_input = 0 if tier is None else tier.min_input_tokens
+    anchor: dict[str, Any] = {"input_tokens": base_input, "request_count": 0}
+
+    def price(extra: Iterable[str]) -> Fraction:
+        counts = dict(anchor)
+        for name in extra:
+            counts[name] = counts.get(name, 0) + 1
+        return Fraction(exact_cost(pricing, Usage.of(**counts), at=at).total) * usdc
+
+    zero = price(())
+    coefficients: dict[str, Fraction] = {}
+    for name, _ in usage.nonzero():
+        parents = _ancestors(name)
+        without = price(parents) if parents else zero
+        coefficients[name] = price((*parents, name)) - without
+    # The anchor (the tier's first input token count) only keeps every usage asked in the
+    # call's tier: the price is linear through zero there, so the differences are exact.
+    denominator = math.lcm(*(c.denominator for c in coefficients.values())) if coefficients else 1
+    return _Linear(
+        tuple(
+            (name, c.numerator * (denominator // c.denominator)) for name, c in coefficients.items()
+        ),
+        denominator,
+    )
+
+
+def _over_limits(pricing: PricingData, usage: Usage) -> str | None:
+    if pricing.max_input_tokens is not None and usage.input_tokens > pricing.max_input_tokens:
+        return "context window"
+    if pricing.max_output_tokens is not None and usage.output_tokens > pricing.max_output_tokens:
+        return "output limit"
+    return None
+
+
+def _why_unserved(
+    pricing: PricingData, shape: UsageShape, usage: Usage, at: datetime, own: bool
+) -> str | None:
+    """Why ``pricing``'s model cannot serve calls like ``shape`` (``None``: it can)."""
+    limit = _over_limits(pricing, usage)
+    if limit is not None:
+        return limit
+    if pricing.pricing_model in (PricingModel.PER_CHARACTER, PricingModel.PER_SECOND) and (
+        (pricing.pricing_model is PricingModel.PER_CHARACTER and usage.characters is None)
+        or (pricing.pricing_model is PricingModel.PER_SECOND and usage.seconds is None)
+    ):
+        return "pricing model"
+    prices = unit_prices(pricing, usage, at)
+    if not own:
+        for name, _ in usage.nonzero():
+            if name in _MODALITIES and name not in prices:
+                return f"modality: {name}"
+    try:
+        exact = exact_cost(pricing, usage, at=at)
+    except SmartspaceBudgetError:
+        return "pricing model"
+    if exact.unpriced:
+        return f"unpriced: {exact.unpriced[0][0]}"
+    return None
+
+
+def _price_group(target: _Target, shape: UsageShape, usage: Usage) -> tuple[int, int] | str:
+    """One call of ``shape`` on ``target``: its (base, charge) in nano-USDC, or why it
+    cannot be served."""
+    found = target.version_at(shape.minute)
+    if found is None:
+        return "no price in force"
+    index, pricing = found
+    minute_of_day = shape.minute.hour * 60 + shape.minute.minute
+    window = target.windows.get((index, minute_of_day))
+    if window is None:
+        window = target.windows[(index, minute_of_day)] = pricing.prices_at(shape.minute)
+    own = (shape.provider, shape.model) == (target.provider, target.model) or (
+        shape.provider == pricing.provider and shape.model == pricing.model_name
+    )
+    tier = tier_for(window.tiers, usage.input_tokens)
+    dims = tuple(name for name, _ in usage.nonzero())
+    linear = usage.seconds is None and usage.characters is None
+    if not linear:
+        key = (index, id(window), own, shape.key())
+        known_exact = target.exact.get(key)
+        if known_exact is None:
+            reason = _why_unserved(pricing, shape, usage, shape.minute, own)
+            if reason is None:
+                total = Fraction(exact_cost(pricing, usage, at=shape.minute).total) * target.usdc
+                known_exact = target.charge_nano(total)
+            else:
+                known_exact = reason
+            target.exact[key] = known_exact
+        return known_exact
+    limit = _over_limits(pricing, usage)
+    if limit is not None:  # limits depend on the counts: checked before the shared card
+        return limit
+    card_key = (index, id(window), -1 if tier is None else tier.min_input_tokens, dims, own)
+    card = target.prices.get(card_key)
+    if card is None:
+        reason = _why_unserved(pricing, shape, usage, shape.minute, own)
+        card = reason if reason is not None else _linear(pricing, usage, shape.minute, target.usdc)
+        target.prices[card_key] = card
+    if isinstance(card, str):
+        return card
+    numerator = sum(n * usage.amount(name) for name, n in card.numerators)
+    return target.charge_nano(Fraction(int(numerator), card.denominator))
+
+
+def replay_shapes(
+    shapes: Sequence[UsageShape],
+    targets: Sequence[tuple[str, str, list[PricingData] | Exception]],
+    *,
+    fee_percent: Decimal,
+    usdc_per_unit: dict[str, Decimal],
+    user_id: str,
+    project_id: str,
+    start: datetime,
+    end: datetime,
+) -> ReplayReport:
+    """Price ``shapes`` on each target (its price versions, oldest first, or the error that
+    kept them from being read) and report (see the module docstring)."""
+    fee = Fraction(fee_percent)
+    priced: list[_Target | tuple[str, str, Exception]] = []
+    for provider, model, versions in targets:
+        if isinstance(versions, Exception):
+            priced.append((provider, model, versions))
+            continue
+        currency = versions[0].price_currency if versions else "USDC"
+        priced.append(
+            _Target(
+                provider,
+                model,
+                versions,
+                [v.effective_date for v in versions],
+                fee,
+                Fraction(usdc_per_unit.get(currency, Decimal(1))),
+            )
+        )
+    calls = charged = estimated = 0
+    by_model: dict[str, int] = {}
+    usages: dict[tuple[Any, ...], Usage] = {}
+    for shape in shapes:
+        charged_nano = int(shape.charged * _NANO)
+        calls += shape.calls
+        charged += charged_nano
+        estimated += shape.estimated_calls
+        name = f"{shape.provider}/{shape.model}"
+        by_model[name] = by_model.get(name, 0) + shape.calls
+        usage = usages.get(shape.key())
+        if usage is None:
+            usage = usages[shape.key()] = shape.usage()
+        for target in priced:
+            if not isinstance(target, _Target):
+                continue
+            result = _price_group(target, shape, usage)
+            if isinstance(result, str):
+                target.unserved[result] = target.unserved.get(result, 0) + shape.calls
+                target.charged_unserved += charged_nano
+            else:
+                target.base_nano += result[0] * shape.calls
+                target.total_nano += result[1] * shape.calls
+                target.served += shape.calls
+                target.charged_served += charged_nano
+    results = []
+    for target in priced:
+        if not isinstance(target, _Target):
+            provider, model, error = target
+            results.append(
+                ReplayTarget(
+                    provider=provider,
+                    model=model,
+                    calls_unserved=calls,
+                    unserved={"unknown model": calls} if calls else {},
+                    charged_for_unserved=from_nano(charged),
+                    error=str(error),
+                )
+            )
+            continue
+        results.append(
+            ReplayTarget(
+                provider=target.provider,
+                model=target.model,
+                total_cost=from_nano(target.total_nano),
+                base_cost=from_nano(target.base_nano),
+                calls_served=target.served,
+                charged_for_served=from_nano(target.charged_served),
+                difference=from_nano(target.total_nano - target.charged_served),
+                calls_unserved=sum(target.unserved.values()),
+                unserved=target.unserved,
+                charged_for_unserved=from_nano(target.charged_unserved),
+            )
+        )
+    complete = [r for r in results if r.error is None and r.calls_unserved == 0]
+    cheapest = min(complete, key=lambda r: r.total_cost).name if complete else None
+    return ReplayReport(
+        user_id=user_id,
+        project_id=project_id,
+        period_start=start,
+        period_end=end,
+        calls=calls,
+        charged=from_nano(charged),
+        estimated_calls=estimated,
+        groups=len(shapes),
+        by_model=by_model,
+        targets=results,
+        cheapest=cheapest,
+    )
