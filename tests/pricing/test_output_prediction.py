@@ -200,7 +200,8 @@ async def test_the_guard_holds_the_prediction_and_counts_misses(local: LocalBack
     assert fits.reserved_amount < first.reserved_amount / 40
     async with guard.request("openai", "gpt-4o", input_text="hello") as misses:
         misses.record_usage(input_tokens=8, output_tokens=5_000)
-    assert misses.actual_cost is not None and misses.actual_cost > misses.reserved_amount
+    assert misses.actual_cost is not None
+    assert misses.actual_cost > misses.reserved_amount
     assert misses.entry is not None
     assert -misses.entry.amount == misses.actual_cost  # charged in full
     analytics = await local.get_analytics(USER, PROJECT)
