@@ -128,10 +128,20 @@ def _register() -> None:
         ledger_cmds,
         prices_cmds,
         pricing_cmds,
+        replay_cmds,
         serve_cmds,
     )
 
-    modules = (pricing_cmds, prices_cmds, budget_cmds, ledger_cmds, keys_cmds, serve_cmds, demo)
+    modules = (
+        pricing_cmds,
+        prices_cmds,
+        budget_cmds,
+        ledger_cmds,
+        keys_cmds,
+        serve_cmds,
+        demo,
+        replay_cmds,
+    )
     for module in modules:
         module.register(app)
 

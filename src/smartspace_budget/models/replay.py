@@ -100,7 +100,8 @@ class ReplayReport(SpecModel):
     """A period's recorded usage re-priced on each target (see :class:`ReplayTarget`).
 
     ``cheapest`` is the target with the lowest ``total_cost`` among those that serve every
-    call (``None`` when none does). ``groups`` is how many usage shapes were priced.
+    call (``None`` when none does). ``groups`` is how many usage shapes were priced;
+    ``by_model`` counts the calls of each model really used.
     """
 
     user_id: str
@@ -114,3 +115,7 @@ class ReplayReport(SpecModel):
     by_model: dict[str, int] = Field(default_factory=dict)
     targets: list[ReplayTarget] = Field(default_factory=list)
     cheapest: str | None = None
+    as_recorded: ReplayTarget | None = None
+    """Each call re-priced on the model it really used (``provider`` and ``model`` are
+    ``*``): its ``difference`` is zero unless prices were changed after the fact, calls
+    were charged at their hold, or something was unpriced."""

@@ -865,15 +865,17 @@ class PricingEngine:
         wanted = list(dict.fromkeys(wanted))
         import asyncio
 
+        used = list(dict.fromkeys((shape.provider, shape.model) for shape in shapes))
+        every = list(dict.fromkeys([*wanted, *used]))
         histories = await asyncio.gather(
-            *(self.backend.get_price_history(p, m, days=None) for p, m in wanted),
+            *(self.backend.get_price_history(p, m, days=None) for p, m in every),
             return_exceptions=True,
         )
-        priced: list[tuple[str, str, list[PricingData] | Exception]] = []
+        versions: dict[tuple[str, str], list[PricingData] | Exception] = {}
         rates: dict[str, Decimal] = {}
-        for (provider, model), history in zip(wanted, histories, strict=True):
+        for pair, history in zip(every, histories, strict=True):
             if isinstance(history, SmartspaceBudgetError):
-                priced.append((provider, model, history))
+                versions[pair] = history
                 continue
             if isinstance(history, BaseException):
                 raise history  # a backend failure is not a target's answer
@@ -881,10 +883,11 @@ class PricingEngine:
                 currency = version.price_currency
                 if currency not in rates:
                     rates[currency] = to_usdc(self.exchange_rates, currency)
-            priced.append((provider, model, history))
+            versions[pair] = history
         return replay_shapes(
             shapes,
-            priced,
+            [(provider, model, versions[(provider, model)]) for provider, model in wanted],
+            recorded={pair: versions[pair] for pair in used},
             fee_percent=self.platform_fee_percent,
             usdc_per_unit=rates,
             user_id=user_id,

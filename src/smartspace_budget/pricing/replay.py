@@ -248,6 +248,7 @@ def replay_shapes(
     shapes: Sequence[UsageShape],
     targets: Sequence[tuple[str, str, list[PricingData] | Exception]],
     *,
+    recorded: dict[tuple[str, str], list[PricingData] | Exception],
     fee_percent: Decimal,
     usdc_per_unit: dict[str, Decimal],
     user_id: str,
@@ -256,24 +257,28 @@ def replay_shapes(
     end: datetime,
 ) -> ReplayReport:
     """Price ``shapes`` on each target (its price versions, oldest first, or the error that
-    kept them from being read) and report (see the module docstring)."""
+    kept them from being read), and each on its own model (``recorded``: the versions of
+    every model the shapes name), and report (see the module docstring)."""
     fee = Fraction(fee_percent)
-    priced: list[_Target | tuple[str, str, Exception]] = []
-    for provider, model, versions in targets:
+
+    def target_of(
+        provider: str, model: str, versions: list[PricingData] | Exception
+    ) -> _Target | tuple[str, str, Exception]:
         if isinstance(versions, Exception):
-            priced.append((provider, model, versions))
-            continue
+            return (provider, model, versions)
         currency = versions[0].price_currency if versions else "USDC"
-        priced.append(
-            _Target(
-                provider,
-                model,
-                versions,
-                [v.effective_date for v in versions],
-                fee,
-                Fraction(usdc_per_unit.get(currency, Decimal(1))),
-            )
+        return _Target(
+            provider,
+            model,
+            versions,
+            [v.effective_date for v in versions],
+            fee,
+            Fraction(usdc_per_unit.get(currency, Decimal(1))),
         )
+
+    priced = [target_of(provider, model, versions) for provider, model, versions in targets]
+    own = {key: target_of(*key, versions) for key, versions in recorded.items()}
+    as_recorded = _Target("*", "*", [], [], fee, Fraction(1))
     calls = charged = estimated = 0
     by_model: dict[str, int] = {}
     usages: dict[tuple[Any, ...], Usage] = {}
@@ -288,17 +293,15 @@ def replay_shapes(
         if usage is None:
             usage = usages[shape.key()] = shape.usage()
         for target in priced:
-            if not isinstance(target, _Target):
-                continue
-            result = _price_group(target, shape, usage)
-            if isinstance(result, str):
-                target.unserved[result] = target.unserved.get(result, 0) + shape.calls
-                target.charged_unserved += charged_nano
-            else:
-                target.base_nano += result[0] * shape.calls
-                target.total_nano += result[1] * shape.calls
-                target.served += shape.calls
-                target.charged_served += charged_nano
+            if isinstance(target, _Target):
+                _add(target, shape, charged_nano, _price_group(target, shape, usage))
+        mine = own.get((shape.provider, shape.model))
+        _add(
+            as_recorded,
+            shape,
+            charged_nano,
+            "unknown model" if not isinstance(mine, _Target) else _price_group(mine, shape, usage),
+        )
     results = []
     for target in priced:
         if not isinstance(target, _Target):
@@ -314,20 +317,8 @@ def replay_shapes(
                 )
             )
             continue
-        results.append(
-            ReplayTarget(
-                provider=target.provider,
-                model=target.model,
-                total_cost=from_nano(target.total_nano),
-                base_cost=from_nano(target.base_nano),
-                calls_served=target.served,
-                charged_for_served=from_nano(target.charged_served),
-                difference=from_nano(target.total_nano - target.charged_served),
-                calls_unserved=sum(target.unserved.values()),
-                unserved=target.unserved,
-                charged_for_unserved=from_nano(target.charged_unserved),
-            )
-        )
+        results.append(_result(target))
+    recorded_result = _result(as_recorded)
     complete = [r for r in results if r.error is None and r.calls_unserved == 0]
     cheapest = min(complete, key=lambda r: r.total_cost).name if complete else None
     return ReplayReport(
@@ -342,4 +333,33 @@ def replay_shapes(
         by_model=by_model,
         targets=results,
         cheapest=cheapest,
+        as_recorded=recorded_result,
+    )
+
+
+def _add(
+    target: _Target, shape: UsageShape, charged_nano: int, result: tuple[int, int] | str
+) -> None:
+    if isinstance(result, str):
+        target.unserved[result] = target.unserved.get(result, 0) + shape.calls
+        target.charged_unserved += charged_nano
+    else:
+        target.base_nano += result[0] * shape.calls
+        target.total_nano += result[1] * shape.calls
+        target.served += shape.calls
+        target.charged_served += charged_nano
+
+
+def _result(target: _Target) -> ReplayTarget:
+    return ReplayTarget(
+        provider=target.provider,
+        model=target.model,
+        total_cost=from_nano(target.total_nano),
+        base_cost=from_nano(target.base_nano),
+        calls_served=target.served,
+        charged_for_served=from_nano(target.charged_served),
+        difference=from_nano(target.total_nano - target.charged_served),
+        calls_unserved=sum(target.unserved.values()),
+        unserved=target.unserved,
+        charged_for_unserved=from_nano(target.charged_unserved),
     )

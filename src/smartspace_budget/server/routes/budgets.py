@@ -25,7 +25,7 @@ from smartspace_budget.models import (
     SpendingSummary,
 )
 from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
-from smartspace_budget.models.replay import UsageShape
+from smartspace_budget.models.replay import ReplayReport, UsageShape
 from smartspace_budget.periods import SpendingPeriod
 from smartspace_budget.pricing.prediction import OutputHistorySource
 from smartspace_budget.pricing.replay import UsageShapeSource
@@ -192,3 +192,41 @@ async def get_usage_shapes(
     if not isinstance(backend, UsageShapeSource):
         raise InvalidInputError("this service's backend cannot group usage")
     return DecimalJSONResponse(await backend.get_usage_shapes(user, project, start, end))
+
+
+@router.get(ACCOUNT + "/replay", response_model=ReplayReport, responses=READ_ERRORS)
+async def get_replay(
+    user_id: str,
+    project_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    target: Annotated[
+        list[str] | None,
+        Query(description="provider/model to re-price on, repeatable; default: those used"),
+    ] = None,
+    period: SpendingPeriod = SpendingPeriod.MONTHLY,
+    at: At = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Response:
+    """The account's real usage in a period re-priced on each target model.
+
+    The window is the account's ``period`` containing ``at`` (the current one by default),
+    or ``start``-``end``. Every recorded dimension of every call is priced on each target at
+    the prices in force at the call's minute, each call rounded as a charge is; calls a
+    target cannot serve are counted by reason. See ``PricingEngine.replay``.
+    """
+    from smartspace_budget.pricing.pricing_engine import PricingEngine
+
+    user, project = _account(caller, user_id, project_id)
+    if (start is None) != (end is None):
+        raise InvalidInputError("start and end go together")
+    window: SpendingPeriod | tuple[datetime, datetime] = period
+    if start is not None and end is not None:
+        if start.tzinfo is None or end.tzinfo is None:
+            raise InvalidInputError("start and end must be timezone-aware")
+        window = (start, end)
+    if target is not None and len(target) > 50:
+        raise InvalidInputError("at most 50 targets per replay")
+    report = await PricingEngine(ctx.backend).replay(user, project, window, target, at=at)
+    return DecimalJSONResponse(report)
