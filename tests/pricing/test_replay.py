@@ -68,8 +68,8 @@ def month_of_calls(
                      "output_tokens": rng.randint(1, 500)}  # fmt: skip
             calls.append(("google", "gemini-2.5-flash", when, usage))
         else:
-            calls.append(("openai", "gpt-4o", OVERRIDE_AT + timedelta(seconds=rng.choice([-30, 0, 30])),
-                          {"input_tokens": 1000, "output_tokens": 100}))  # fmt: skip
+            when = OVERRIDE_AT + timedelta(seconds=rng.choice([-30, 0, 30]))
+            calls.append(("openai", "gpt-4o", when, {"input_tokens": 1000, "output_tokens": 100}))
     return calls
 
 
