@@ -23,9 +23,10 @@ from statistics import median
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.pricing.token_corpus import CORPUS  # noqa: E402
+
 from smartspace_budget.pricing import tokens  # noqa: E402
 from smartspace_budget.pricing.official_tokenizers import load_official  # noqa: E402
-from tests.pricing.token_corpus import CORPUS  # noqa: E402
 
 TARGET = 0.92  # a margin over the 90% the tests require
 
