@@ -6,8 +6,9 @@ weighted by the text's Latin, CJK and other characters, must be at or above the 
 on at least 90% of the corpus (``tests/pricing/token_corpus.py``). This finds the ratios (on a
 0.05 grid, by coordinate descent) that cover 92% of the texts with the least overestimate;
 families with no tokenizer to measure get the envelope of the modern BPE ones (Tekken,
-Llama 3, Llama 4), which then covers at least 90% for each of them and prints them with the share of texts
-covered and the median overestimate, for ``CALIBRATIONS`` in ``pricing/tokens.py``.
+Llama 3, Llama 4), which then covers at least 90% for each of them. It prints them with
+the share of texts covered and the median overestimate, for ``CALIBRATIONS`` in
+``pricing/tokens.py``.
 
 Run: ``python bench/calibrate_tokens.py`` (needs ``smartspace-budget[tokenizers]``).
 """

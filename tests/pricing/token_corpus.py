@@ -32,8 +32,8 @@ CORPUS: tuple[tuple[str, str], ...] = (
     ),
     (
         "code",
-        "def fib(n: int) -> int:\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n"
-        "    return a\n",
+        "def fib(n: int) -> int:\n    a, b = 0, 1\n    for _ in range(n):\n"
+        "        a, b = b, a + b\n    return a\n",
     ),
     (
         "code",
