@@ -341,7 +341,9 @@ class Reads:
                 else at.astimezone(UTC)
             )
             shapes.append(
-                UsageShape(
+                # Built from the ledger's own rows without validating them again: a month
+                # may have a million groups.
+                UsageShape.model_construct(
                     provider=provider or "",
                     model=model or "",
                     minute=instant,

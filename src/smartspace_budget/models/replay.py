@@ -20,6 +20,7 @@ from smartspace_budget.models.dimensions import Usage
 
 __all__ = ["ReplayReport", "ReplayTarget", "UsageShape"]
 
+_FIELDS = frozenset(Usage.__dataclass_fields__)
 _COLUMNS = (
     "input_tokens",
     "output_tokens",
@@ -51,15 +52,29 @@ class UsageShape(SpecModel):
     charged: Money
     estimated_calls: int = Field(default=0, ge=0)
 
-    def usage(self) -> Usage:
-        """One call's usage in every dimension (what was unpriced left out)."""
-        counts: dict[str, Any] = {name: getattr(self, name) for name in _COLUMNS}
+    def counts(self) -> dict[str, Any]:
+        """One call's counts by dimension (``request_count`` 1 unless recorded otherwise),
+        what was unpriced left out."""
+        counts: dict[str, Any] = {"request_count": 1}
+        for name in _COLUMNS:
+            counts[name] = getattr(self, name)
         if self.detail:
             for name, value in json.loads(self.detail).items():
                 if name.startswith("unpriced:"):
                     continue
+                if name not in _FIELDS:
+                    raise ValueError(f"usage_detail names an unknown dimension {name!r}")
                 counts[name] = Decimal(value) if name == "seconds" else value
-        return Usage.of(**counts)
+        return counts
+
+    def usage(self) -> Usage:
+        """One call's usage in every dimension (what was unpriced left out).
+
+        The counts were validated when the entries were written (they nest, they are in
+        range), so the usage is built without checking them again: a replay builds one per
+        distinct shape, up to a million.
+        """
+        return Usage(**self.counts())
 
     def key(self) -> tuple[Any, ...]:
         """What prices the calls: the counts and the detail (not the model or minute)."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from smartspace_budget.errors import InvalidInputError, SmartspaceBudgetError
 from smartspace_budget.models import PricingData, PricingModel
-from smartspace_budget.models.dimensions import NESTS_IN, Usage
+from smartspace_budget.models.dimensions import DIMENSIONS, NESTS_IN, Usage
 from smartspace_budget.models.replay import ReplayReport, ReplayTarget, UsageShape
 from smartspace_budget.money import from_nano
 from smartspace_budget.pricing.cost import exact_cost, tier_for, unit_prices
@@ -95,9 +96,10 @@ def _half_even(numerator: int, denominator: int) -> int:
 
 @dataclass(slots=True)
 class _Linear:
-    """The exact price of a usage as ``sum(numerators[d] * count[d]) / denominator`` USDC."""
+    """The exact price of a usage as ``sum(numerators[i] * counts[i]) / denominator`` USDC,
+    the counts of the dimensions the card was made for, in the same order."""
 
-    numerators: tuple[tuple[str, int], ...]
+    numerators: tuple[int, ...]
     denominator: int
 
 
@@ -113,7 +115,10 @@ class _Target:
     usdc: Fraction
     prices: dict[tuple[Any, ...], _Linear | str] = field(default_factory=dict)
     exact: dict[tuple[Any, ...], tuple[int, int] | str] = field(default_factory=dict)
-    windows: dict[tuple[int, int], Any] = field(default_factory=dict)
+    windows: dict[tuple[int, int], tuple[Any, tuple[int, ...]]] = field(default_factory=dict)
+    minutes: dict[datetime, tuple[int, PricingData, Any, tuple[int, ...]] | None] = field(
+        default_factory=dict
+    )
     total_nano: int = 0
     base_nano: int = 0
     served: int = 0
@@ -125,9 +130,10 @@ class _Target:
         index = bisect.bisect_right(self.starts, instant)
         return None if index == 0 else (index - 1, self.versions[index - 1])
 
-    def charge_nano(self, base: Fraction) -> tuple[int, int]:
-        """A call's charge as the guard settles it: (base, base + fee), nano-USDC."""
-        base_nano = _half_even(base.numerator * _NANO, base.denominator)
+    def charge_nano(self, numerator: int, denominator: int) -> tuple[int, int]:
+        """A call whose exact price is ``numerator / denominator`` USDC, charged as the guard
+        settles it: (base, base + fee) in nano-USDC, each rounded half-even."""
+        base_nano = _half_even(numerator * _NANO, denominator)
         fee = _half_even(base_nano * self.fee.numerator, self.fee.denominator * 100)
         return base_nano, base_nano + fee
 
@@ -136,9 +142,12 @@ def _ancestors(name: str) -> frozenset[str]:
     return NESTS_IN[name]
 
 
-def _linear(pricing: PricingData, usage: Usage, at: datetime, usdc: Fraction) -> _Linear:
-    """The marginal exact price of each dimension ``usage`` uses, at its version, window and
-    tier, each asked of :func:`exact_cost` (differences of two valid usages)."""
+def _linear(
+    pricing: PricingData, usage: Usage, dims: tuple[str, ...], at: datetime, usdc: Fraction
+) -> _Linear:
+    """The marginal exact price of each dimension ``usage`` uses (``dims``), at its
+    version, window and tier, each asked of :func:`exact_cost` (differences of two valid
+    usages)."""
     tier = tier_for(pricing.prices_at(at).tiers, usage.input_tokens)
     base_input = 0 if tier is None else tier.min_input_tokens
     anchor: dict[str, Any] = {"input_tokens": base_input, "request_count": 0}
@@ -151,7 +160,7 @@ def _linear(pricing: PricingData, usage: Usage, at: datetime, usdc: Fraction) ->
 
     zero = price(())
     coefficients: dict[str, Fraction] = {}
-    for name, _ in usage.nonzero():
+    for name in dims:
         parents = _ancestors(name)
         without = price(parents) if parents else zero
         coefficients[name] = price((*parents, name)) - without
@@ -160,7 +169,8 @@ def _linear(pricing: PricingData, usage: Usage, at: datetime, usdc: Fraction) ->
     denominator = math.lcm(*(c.denominator for c in coefficients.values())) if coefficients else 1
     return _Linear(
         tuple(
-            (name, c.numerator * (denominator // c.denominator)) for name, c in coefficients.items()
+            coefficients[name].numerator * (denominator // coefficients[name].denominator)
+            for name in dims
         ),
         denominator,
     )
@@ -200,31 +210,70 @@ def _why_unserved(
     return None
 
 
-def _price_group(target: _Target, shape: UsageShape, usage: Usage) -> tuple[int, int] | str:
-    """One call of ``shape`` on ``target``: its (base, charge) in nano-USDC, or why it
-    cannot be served."""
-    found = target.version_at(shape.minute)
+@dataclass(slots=True)
+class _Call:
+    """One usage shape, prepared once for every target: its usage and non-zero counts."""
+
+    shape: UsageShape
+    usage: Usage
+    dims: tuple[str, ...]
+    values: tuple[int, ...]
+    linear: bool
+
+
+_ORDER = tuple(d.field for d in DIMENSIONS)
+
+
+def _prepare(shape: UsageShape) -> _Call:
+    counts = shape.counts()
+    usage = Usage(**counts)
+    dims = tuple(name for name in _ORDER if counts.get(name))
+    linear = usage.seconds is None and usage.characters is None
+    return _Call(shape, usage, dims, tuple(counts[n] for n in dims) if linear else (), linear)
+
+
+def _at_minute(
+    target: _Target, minute: datetime
+) -> tuple[int, PricingData, Any, tuple[int, ...]] | None:
+    """The version, window and the window's tier starts in force at ``minute`` (memoized)."""
+    if minute in target.minutes:
+        return target.minutes[minute]
+    found = target.version_at(minute)
+    answer = None
+    if found is not None:
+        index, pricing = found
+        key = (index, minute.hour * 60 + minute.minute)
+        known = target.windows.get(key)
+        if known is None:
+            window = pricing.prices_at(minute)
+            starts = tuple(sorted(t.min_input_tokens for t in window.tiers or ()))
+            known = target.windows[key] = (window, starts)
+        answer = (index, pricing, known[0], known[1])
+    if len(target.minutes) > 200_000:
+        target.minutes.clear()
+    target.minutes[minute] = answer
+    return answer
+
+
+def _price_group(target: _Target, call: _Call) -> tuple[int, int] | str:
+    """One call of ``call``'s shape on ``target``: its (base, charge) in nano-USDC, or why
+    it cannot be served."""
+    shape, usage = call.shape, call.usage
+    found = _at_minute(target, shape.minute)
     if found is None:
         return "no price in force"
-    index, pricing = found
-    minute_of_day = shape.minute.hour * 60 + shape.minute.minute
-    window = target.windows.get((index, minute_of_day))
-    if window is None:
-        window = target.windows[(index, minute_of_day)] = pricing.prices_at(shape.minute)
+    index, pricing, window, starts = found
     own = (shape.provider, shape.model) == (target.provider, target.model) or (
         shape.provider == pricing.provider and shape.model == pricing.model_name
     )
-    tier = tier_for(window.tiers, usage.input_tokens)
-    dims = tuple(name for name, _ in usage.nonzero())
-    linear = usage.seconds is None and usage.characters is None
-    if not linear:
+    if not call.linear:
         key = (index, id(window), own, shape.key())
         known_exact = target.exact.get(key)
         if known_exact is None:
             reason = _why_unserved(pricing, shape, usage, shape.minute, own)
             if reason is None:
                 total = Fraction(exact_cost(pricing, usage, at=shape.minute).total) * target.usdc
-                known_exact = target.charge_nano(total)
+                known_exact = target.charge_nano(total.numerator, total.denominator)
             else:
                 known_exact = reason
             target.exact[key] = known_exact
@@ -232,16 +281,21 @@ def _price_group(target: _Target, shape: UsageShape, usage: Usage) -> tuple[int,
     limit = _over_limits(pricing, usage)
     if limit is not None:  # limits depend on the counts: checked before the shared card
         return limit
-    card_key = (index, id(window), -1 if tier is None else tier.min_input_tokens, dims, own)
+    tier = bisect.bisect_right(starts, usage.input_tokens) if starts else 0
+    card_key = (index, id(window), tier, call.dims, own)
     card = target.prices.get(card_key)
     if card is None:
         reason = _why_unserved(pricing, shape, usage, shape.minute, own)
-        card = reason if reason is not None else _linear(pricing, usage, shape.minute, target.usdc)
+        card = (
+            reason
+            if reason is not None
+            else _linear(pricing, usage, call.dims, shape.minute, target.usdc)
+        )
         target.prices[card_key] = card
     if isinstance(card, str):
         return card
-    numerator = sum(n * usage.amount(name) for name, n in card.numerators)
-    return target.charge_nano(Fraction(int(numerator), card.denominator))
+    numerator = sum(map(operator.mul, card.numerators, call.values))
+    return target.charge_nano(numerator, card.denominator)
 
 
 def replay_shapes(
@@ -281,7 +335,7 @@ def replay_shapes(
     as_recorded = _Target("*", "*", [], [], fee, Fraction(1))
     calls = charged = estimated = 0
     by_model: dict[str, int] = {}
-    usages: dict[tuple[Any, ...], Usage] = {}
+    prepared: dict[tuple[Any, ...], _Call] = {}
     for shape in shapes:
         charged_nano = int(shape.charged * _NANO)
         calls += shape.calls
@@ -289,18 +343,23 @@ def replay_shapes(
         estimated += shape.estimated_calls
         name = f"{shape.provider}/{shape.model}"
         by_model[name] = by_model.get(name, 0) + shape.calls
-        usage = usages.get(shape.key())
-        if usage is None:
-            usage = usages[shape.key()] = shape.usage()
+        known = prepared.get(shape.key())
+        if known is None:
+            call = _prepare(shape)
+            if len(prepared) > 200_000:
+                prepared.clear()
+            prepared[shape.key()] = call
+        else:
+            call = _Call(shape, known.usage, known.dims, known.values, known.linear)
         for target in priced:
             if isinstance(target, _Target):
-                _add(target, shape, charged_nano, _price_group(target, shape, usage))
+                _add(target, shape, charged_nano, _price_group(target, call))
         mine = own.get((shape.provider, shape.model))
         _add(
             as_recorded,
             shape,
             charged_nano,
-            "unknown model" if not isinstance(mine, _Target) else _price_group(mine, shape, usage),
+            "unknown model" if not isinstance(mine, _Target) else _price_group(mine, call),
         )
     results = []
     for target in priced:
