@@ -61,7 +61,7 @@ def _ledger_bench() -> ModuleType:
 
 
 LEDGER = _ledger_bench()
-WORDS = "the budget guard holds a small amount before each call and settles later".split()
+WORDS = ("the", "budget", "guard", "holds", "a", "small", "amount", "before", "each", "call")
 
 
 def chat_output(rng: random.Random) -> int:
@@ -94,7 +94,7 @@ async def _holds(backend: LocalBackend) -> list[str]:
                 input_tokens=rng.randint(20, 600),
                 output_tokens=chat_output(rng),
                 actual_cost=Decimal("0.003"),
-            ),  # fmt: skip
+            ),
             idempotency_key=f"h{number}",
         )
     engine = PricingEngine(backend)
