@@ -5,13 +5,16 @@ The month mixes what changes a price: cached input, one-hour cache writes and we
 (Claude), long-context tiers (Gemini 2.5 Pro), DeepSeek's off-peak hours (calls on both
 sides of 16:30 UTC), audio input (Gemini 2.5 Flash), and a price override that takes effect
 in the middle of the month (gpt-4o). Each entry is charged as the guard charges a call: the
-exact price at its instant, rounded to nano-USDC, plus the 5% fee.
+exact price at its instant, rounded to nano-USDC, plus the 5% fee. On SQLite and
+PostgreSQL: the ledger prices plain usage in SQL, the rest group by group.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -73,11 +76,33 @@ def month_of_calls(
     return calls
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ledger of its own (the price override below must not reach other tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"
+        return
+    import asyncpg
+
+    shared: str = request.getfixturevalue("postgres_url")
+    name = f"ssb_replay_{uuid.uuid4().hex[:10]}"
+    dsn = shared.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield f"{shared.rsplit('/', 1)[0]}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
-async def seeded(tmp_path: Path) -> AsyncIterator[tuple[LocalBackend, list[Any]]]:
-    backend = await LocalBackend.open(
-        f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}", status_ttl=0
-    )
+async def seeded(ledger_url: str) -> AsyncIterator[tuple[LocalBackend, list[Any]]]:
+    backend = await LocalBackend.open(ledger_url, status_ttl=0)
     current = await backend.get_pricing("openai", "gpt-4o")
     data = current.model_dump()
     data.update(

@@ -37,7 +37,7 @@ from smartspace_budget.models import (
     UsageEvent,
 )
 from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
-from smartspace_budget.models.replay import UsageShape
+from smartspace_budget.models.replay import LinearPricing, LinearTotals, UsageShape
 from smartspace_budget.periods import SpendingPeriod
 
 if TYPE_CHECKING:
@@ -251,11 +251,35 @@ class LocalBackend(CachedReads):
         )
 
     async def get_usage_shapes(
-        self, user_id: str, project_id: str, start: datetime, end: datetime
+        self,
+        user_id: str,
+        project_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        include_plain: bool = True,
     ) -> list[UsageShape]:
         """The account's usage in ``[start, end)`` grouped by model, UTC minute and usage
         shape (see :meth:`Ledger.get_usage_shapes`)."""
-        return await (await self._ledger()).get_usage_shapes(user_id, project_id, start, end)
+        ledger = await self._ledger()
+        return await ledger.get_usage_shapes(
+            user_id, project_id, start, end, include_plain=include_plain
+        )
+
+    async def get_usage_by_model(
+        self, user_id: str, project_id: str, start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, int, int]]:
+        """Per recorded model: calls, nano-USDC charged, calls charged at their hold."""
+        ledger = await self._ledger()
+        return await ledger.get_usage_by_model(user_id, project_id, start, end)
+
+    async def get_linear_totals(
+        self, user_id: str, project_id: str, start: datetime, end: datetime, pricing: LinearPricing
+    ) -> LinearTotals:
+        """One target's price of the account's plain usage, summed in the database (see
+        :meth:`Ledger.get_linear_totals`)."""
+        ledger = await self._ledger()
+        return await ledger.get_linear_totals(user_id, project_id, start, end, pricing)
 
     # -- writes (each forgets the cached reads of its account) -----------------------------
 

@@ -91,7 +91,7 @@ from smartspace_budget.models import (
     UsageEvent,
 )
 from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
-from smartspace_budget.models.replay import UsageShape
+from smartspace_budget.models.replay import LinearPricing, LinearTotals, UsageShape
 from smartspace_budget.money import to_nano
 from smartspace_budget.periods import SpendingPeriod, parse_period
 
@@ -486,14 +486,43 @@ class Ledger:
             return await self._reads.output_history(info, key[1], provider, model, min_samples)
 
     async def get_usage_shapes(
-        self, user_id: str, project_id: str, start: datetime, end: datetime
+        self,
+        user_id: str,
+        project_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        include_plain: bool = True,
     ) -> list[UsageShape]:
         """The account's usage in ``[start, end)`` grouped by model, UTC minute and usage
-        (see ``Reads.usage_shapes``): what a workload replay re-prices."""
+        (see ``Reads.usage_shapes``): what a workload replay re-prices. Without
+        ``include_plain``, only what :meth:`get_linear_totals` does not cover."""
         first, last = check_instant(start, "start"), check_instant(end, "end")
         if last < first:
             raise InvalidInputError("end is before start")
-        return await self._call(self._reads.usage_shapes, user_id, project_id, first, last)
+        return await self._call(
+            self._reads.usage_shapes, user_id, project_id, first, last, include_plain
+        )
+
+    async def get_usage_by_model(
+        self, user_id: str, project_id: str, start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, int, int]]:
+        """Per recorded model in ``[start, end)``: (provider, model, calls, nano-USDC
+        charged, calls charged at their hold)."""
+        first, last = check_instant(start, "start"), check_instant(end, "end")
+        return await self._call(self._reads.usage_by_model, user_id, project_id, first, last)
+
+    async def get_linear_totals(
+        self, user_id: str, project_id: str, start: datetime, end: datetime, pricing: LinearPricing
+    ) -> LinearTotals:
+        """One target's price of the account's plain usage in ``[start, end)``, summed in
+        the database with each call rounded as a charge is (see ``Reads.linear_totals``)."""
+        first, last = check_instant(start, "start"), check_instant(end, "end")
+        if last < first:
+            raise InvalidInputError("end is before start")
+        return await self._call(
+            self._reads.linear_totals, user_id, project_id, first, last, pricing
+        )
 
     async def get_spending_series(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,7 +34,13 @@ from smartspace_budget.models import (
     SpendingSummary,
 )
 from smartspace_budget.models.output_sketch import OutputHistory, OutputScope
-from smartspace_budget.models.replay import UsageShape
+from smartspace_budget.models.replay import (
+    LINEAR_LIMIT,
+    LinearCase,
+    LinearPricing,
+    LinearTotals,
+    UsageShape,
+)
 from smartspace_budget.money import from_nano, quantize
 from smartspace_budget.periods import SpendingPeriod, windows_between
 
@@ -82,6 +88,41 @@ def _table(period: SpendingPeriod) -> tuple[str, str]:
 
 def _money(nano: int | None) -> Decimal | None:
     return None if nano is None else from_nano(nano)
+
+
+_PLAIN_TEST = (
+    f"usage_detail IS NULL AND COALESCE(input_tokens, 0) <= {LINEAR_LIMIT} "
+    f"AND COALESCE(output_tokens, 0) <= {LINEAR_LIMIT}"
+)
+_PLAIN = (
+    "account_id = $1 AND kind = 'usage' AND occurred_at >= $2 AND occurred_at < $3 "
+    f"AND {_PLAIN_TEST}"
+)
+
+
+def _half_even_sql(numerator: str, denominator: int) -> str:
+    """``numerator / denominator`` rounded half-even, in SQL integer arithmetic (>= 0)."""
+    if denominator == 1:
+        return numerator
+    q, r = f"({numerator} / {denominator})", f"({numerator} % {denominator})"
+    return (
+        f"({q} + CASE WHEN 2 * {r} > {denominator} OR (2 * {r} = {denominator} "
+        f"AND {q} % 2 = 1) THEN 1 ELSE 0 END)"
+    )
+
+
+def _rounded(case: LinearCase) -> str:
+    """A call's base in nano-USDC for ``case``: its linear numerator, rounded."""
+    terms = [
+        f"{int(n)} * {column}"
+        for n, column in zip(case.numerators[:5], ("i", "o", "c", "w", "r"), strict=True)
+        if n
+    ]
+    request = int(case.numerators[5])
+    if request:
+        terms.append(str(request))
+    numerator = f"({' + '.join(terms) or '0'})"
+    return _half_even_sql(numerator, int(case.denominator))
 
 
 class Reads:
@@ -295,12 +336,13 @@ class Reads:
         return history
 
     async def usage_shapes(
-        self, account: AccountInfo, start: datetime, end: datetime
+        self, account: AccountInfo, start: datetime, end: datetime, include_plain: bool = True
     ) -> list[UsageShape]:
         """The account's usage entries in ``[start, end)`` grouped by provider, model, UTC
         minute and usage (every token column and ``usage_detail``): one row per group,
         with the calls and what they were charged. A month of a million calls is as many
         rows as it has distinct (model, minute, usage) groups, read in one statement."""
+        plain = "" if include_plain else f" AND NOT ({_PLAIN_TEST})"
         minute = (
             "substr(occurred_at, 1, 16)"
             if self._sql.name == "sqlite"
@@ -314,7 +356,7 @@ class Reads:
             f"SELECT provider, model, {minute} AS minute, {shape}, COUNT(*), "
             "SUM(-amount_nano), SUM(CASE WHEN cost_is_estimate THEN 1 ELSE 0 END) "
             "FROM ledger_entries WHERE account_id = $1 AND kind = 'usage' "
-            "AND occurred_at >= $2 AND occurred_at < $3 "
+            f"AND occurred_at >= $2 AND occurred_at < $3{plain} "
             f"GROUP BY provider, model, minute, {shape} ORDER BY minute",
             account.row_id,
             self._sql.ts(start),
@@ -359,6 +401,96 @@ class Reads:
                 )
             )
         return shapes
+
+    async def usage_by_model(
+        self, account: AccountInfo, start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, int, int]]:
+        """Per recorded model in ``[start, end)``: calls, nano-USDC charged, and calls
+        charged at their hold."""
+        rows = await self._rows(
+            "SELECT provider, model, COUNT(*), SUM(-amount_nano), "
+            "SUM(CASE WHEN cost_is_estimate THEN 1 ELSE 0 END) FROM ledger_entries "
+            "WHERE account_id = $1 AND kind = 'usage' AND occurred_at >= $2 "
+            "AND occurred_at < $3 GROUP BY provider, model ORDER BY provider, model",
+            account.row_id,
+            self._sql.ts(start),
+            self._sql.ts(end),
+        )
+        return [(p or "", m or "", int(n), _int(c), _int(e)) for p, m, n, c, e in rows]
+
+    async def linear_totals(
+        self, account: AccountInfo, start: datetime, end: datetime, pricing: LinearPricing
+    ) -> LinearTotals:
+        """One target's price of the account's plain usage in ``[start, end)``, summed in
+        the database: every call rounded as a charge is (see ``pricing/replay.py``).
+
+        Plain usage is what the linear replay covers: no ``usage_detail`` (token columns
+        only, one request) and counts up to :data:`LINEAR_LIMIT`; the rest is read as
+        groups (:meth:`usage_shapes` with ``plain=False``).
+        """
+        params: list[Any] = [account.row_id, self._sql.ts(start), self._sql.ts(end)]
+
+        def param(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        where = _PLAIN
+        if pricing.provider is not None and pricing.model is not None:
+            where += f" AND provider = {param(pricing.provider)} AND model = {param(pricing.model)}"
+        tod = (
+            "substr(occurred_at, 12)"
+            if self._sql.name == "sqlite"
+            else ("(occurred_at AT TIME ZONE 'UTC')::time")
+        )
+        kinds, bases = [], []
+        if pricing.max_input is not None:
+            kinds.append(f"WHEN i > {int(pricing.max_input)} THEN 2")
+        if pricing.max_output is not None:
+            kinds.append(f"WHEN o > {int(pricing.max_output)} THEN 3")
+        for case in pricing.cases:
+            test = []
+            if case.start is not None:
+                test.append(f"at >= {param(self._sql.ts(case.start))}")
+            if case.end is not None:
+                test.append(f"at < {param(self._sql.ts(case.end))}")
+            if case.time_from is not None and case.time_to is not None:
+                low, high = self._time(case.time_from), self._time(case.time_to)
+                join = "OR" if case.time_to < case.time_from else "AND"
+                test.append(f"(tod >= {low} {join} tod < {high})")
+            test.append(f"i >= {int(case.input_from)}")
+            if case.input_to is not None:
+                test.append(f"i < {int(case.input_to)}")
+            condition = " AND ".join(test)
+            kinds.append(f"WHEN {condition} THEN 1")
+            bases.append(f"WHEN {condition} THEN {_rounded(case)}")
+        kind = f"CASE {' '.join(kinds)} ELSE 4 END" if kinds else "4"
+        base = f"CASE {' '.join(bases)} ELSE 0 END" if bases else "0"
+        fee_den = int(pricing.fee_denominator) * 100
+        fee = _half_even_sql(f"(b * {int(pricing.fee_numerator)})", fee_den)
+        sql = (
+            "SELECT COALESCE(SUM(CASE WHEN k = 1 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 1 THEN b ELSE 0 END), 0), "
+            f"COALESCE(SUM(CASE WHEN k = 1 THEN b + {fee} ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 1 THEN charged ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 2 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 3 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k IN (2, 3) THEN charged ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 4 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 4 THEN charged ELSE 0 END), 0) "
+            f"FROM (SELECT charged, k, CASE WHEN k = 1 THEN {base} ELSE 0 END AS b FROM ("
+            f"SELECT charged, at, tod, i, o, c, w, r, {kind} AS k FROM ("
+            f"SELECT -amount_nano AS charged, occurred_at AS at, {tod} AS tod, "
+            "COALESCE(input_tokens, 0) AS i, COALESCE(output_tokens, 0) AS o, "
+            "COALESCE(cached_input_tokens, 0) AS c, COALESCE(cache_write_tokens, 0) AS w, "
+            "COALESCE(reasoning_tokens, 0) AS r "
+            f"FROM ledger_entries WHERE {where}) AS e) AS kinds) AS priced"
+        )
+        ((row),) = await self._rows(sql, *params)
+        return LinearTotals(*(int(value) for value in row))
+
+    def _time(self, value: time) -> str:
+        text = value.replace(tzinfo=None).isoformat()
+        return f"'{text}'" if self._sql.name == "sqlite" else f"TIME '{text}'"
 
     async def spending_series(
         self,

@@ -9,7 +9,8 @@ columns and the ``usage_detail`` column's other dimensions). :class:`ReplayRepor
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, time
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -18,7 +19,16 @@ from pydantic import Field
 from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
 from smartspace_budget.models.dimensions import Usage
 
-__all__ = ["ReplayReport", "ReplayTarget", "UsageShape"]
+__all__ = [
+    "LINEAR_COLUMNS",
+    "LINEAR_LIMIT",
+    "LinearCase",
+    "LinearPricing",
+    "LinearTotals",
+    "ReplayReport",
+    "ReplayTarget",
+    "UsageShape",
+]
 
 _FIELDS = frozenset(Usage.__dataclass_fields__)
 _COLUMNS = (
@@ -115,7 +125,9 @@ class ReplayReport(SpecModel):
     """A period's recorded usage re-priced on each target (see :class:`ReplayTarget`).
 
     ``cheapest`` is the target with the lowest ``total_cost`` among those that serve every
-    call (``None`` when none does). ``groups`` is how many usage shapes were priced;
+    call (``None`` when none does). ``groups`` is how many usage shapes were priced one by
+    one (on the embedded ledger, plain usage, token columns and one request, is priced in
+    the database and not counted here);
     ``by_model`` counts the calls of each model really used.
     """
 
@@ -134,3 +146,63 @@ class ReplayReport(SpecModel):
     """Each call re-priced on the model it really used (``provider`` and ``model`` are
     ``*``): its ``difference`` is zero unless prices were changed after the fact, calls
     were charged at their hold, or something was unpriced."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinearCase:
+    """One price of a linear replay: calls in a version's time span, time-of-day window and
+    long-context tier cost ``sum(numerators[i] * count[i]) / denominator`` nano-USDC, the
+    counts being :data:`LINEAR_COLUMNS` (``request_count`` is 1 for these calls)."""
+
+    start: datetime | None
+    end: datetime | None
+    time_from: time | None
+    time_to: time | None
+    input_from: int
+    input_to: int | None
+    numerators: tuple[int, ...]
+    denominator: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinearPricing:
+    """How a target prices the calls a linear replay covers (see
+    ``PricingEngine.replay``): the first matching case wins; calls over the limits are
+    counted, not priced; ``provider``/``model`` restrict the calls to one recorded model.
+    The fee is ``fee_numerator / fee_denominator`` percent of each call's rounded base."""
+
+    cases: tuple[LinearCase, ...]
+    max_input: int | None
+    max_output: int | None
+    fee_numerator: int
+    fee_denominator: int
+    provider: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinearTotals:
+    """What a linear replay sums, in nano-USDC: the calls priced, their base and total, what
+    they were charged; the calls over the context window or the output limit and what they
+    were charged; the calls no case covers (no price in force) and what they were charged."""
+
+    served: int
+    base_nano: int
+    total_nano: int
+    charged_served_nano: int
+    over_context: int
+    over_output: int
+    charged_over_nano: int
+    unpriced: int
+    charged_unpriced_nano: int
+
+
+LINEAR_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+LINEAR_LIMIT = 10**7
+"""Counts up to which a call is priced in the database (products stay within 63 bits)."""

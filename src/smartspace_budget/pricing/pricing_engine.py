@@ -43,7 +43,7 @@ from smartspace_budget.models.output_sketch import (
     OutputMethod,
 )
 from smartspace_budget.models.pricing import MAX_HISTORY_DAYS
-from smartspace_budget.models.replay import ReplayReport
+from smartspace_budget.models.replay import LinearPricing, LinearTotals, ReplayReport
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import DEFAULT_CURRENCY, ExchangeRates, parse_amount, quantize
 from smartspace_budget.periods import SpendingPeriod, parse_period
@@ -64,7 +64,14 @@ from smartspace_budget.pricing.cost import (
     unit_prices,
 )
 from smartspace_budget.pricing.prediction import check_quantile, predict_output
-from smartspace_budget.pricing.replay import UsageShapeSource, parse_target, replay_shapes
+from smartspace_budget.pricing.replay import (
+    LinearTotalsSource,
+    UsageShapeSource,
+    add_linear,
+    linear_pricing,
+    parse_target,
+    replay_shapes,
+)
 from smartspace_budget.pricing.tokens import estimate_chat_text, estimate_tokens
 
 if TYPE_CHECKING:
@@ -859,16 +866,21 @@ class PricingEngine:
         wanted = None if targets is None else [parse_target(t) for t in targets]
         if isinstance(targets, str):
             raise InvalidInputError("targets is a list of 'provider/model'")
-        shapes = await self.backend.get_usage_shapes(user_id, project_id, start, end)
-        if wanted is None:
-            wanted = list(dict.fromkeys((shape.provider, shape.model) for shape in shapes))
-        wanted = list(dict.fromkeys(wanted))
         import asyncio
 
-        used = list(dict.fromkeys((shape.provider, shape.model) for shape in shapes))
+        backend = self.backend
+        fast = isinstance(backend, LinearTotalsSource)
+        counts: list[tuple[str, str, int, int, int]] | None = None
+        if isinstance(backend, LinearTotalsSource):
+            counts = await backend.get_usage_by_model(user_id, project_id, start, end)
+            used = [(provider, model) for provider, model, *_ in counts]
+        else:
+            shapes = await backend.get_usage_shapes(user_id, project_id, start, end)
+            used = list(dict.fromkeys((shape.provider, shape.model) for shape in shapes))
+        wanted = list(dict.fromkeys(used if wanted is None else wanted))
         every = list(dict.fromkeys([*wanted, *used]))
         histories = await asyncio.gather(
-            *(self.backend.get_price_history(p, m, days=None) for p, m in every),
+            *(backend.get_price_history(p, m, days=None) for p, m in every),
             return_exceptions=True,
         )
         versions: dict[tuple[str, str], list[PricingData] | Exception] = {}
@@ -884,7 +896,46 @@ class PricingEngine:
                 if currency not in rates:
                     rates[currency] = to_usdc(self.exchange_rates, currency)
             versions[pair] = history
-        return replay_shapes(
+        # Plain usage (token columns, one request) is priced in the database when every
+        # target and every recorded model can be priced linearly; the rest group by group.
+        specs: dict[tuple[str, str, bool], LinearPricing] = {}
+        if isinstance(backend, LinearTotalsSource):
+            for pair, own in [*((p, False) for p in wanted), *((p, True) for p in used)]:
+                history = versions[pair]
+                if isinstance(history, Exception):
+                    continue
+                spec = linear_pricing(
+                    history,
+                    self.platform_fee_percent,
+                    rates.get(history[0].price_currency, Decimal(1)) if history else Decimal(1),
+                    provider=pair[0] if own else None,
+                    model=pair[1] if own else None,
+                )
+                if spec is None:
+                    fast = False
+                    break
+                specs[(*pair, own)] = spec
+        if fast and isinstance(backend, LinearTotalsSource):
+            shapes = await backend.get_usage_shapes(
+                user_id, project_id, start, end, include_plain=False
+            )
+            keys = list(specs)
+            totals = dict(
+                zip(
+                    keys,
+                    await asyncio.gather(
+                        *(
+                            backend.get_linear_totals(user_id, project_id, start, end, specs[key])
+                            for key in keys
+                        )
+                    ),
+                    strict=True,
+                )
+            )
+        elif isinstance(backend, LinearTotalsSource):
+            counts = None
+            shapes = await backend.get_usage_shapes(user_id, project_id, start, end)
+        report = replay_shapes(
             shapes,
             [(provider, model, versions[(provider, model)]) for provider, model in wanted],
             recorded={pair: versions[pair] for pair in used},
@@ -894,6 +945,44 @@ class PricingEngine:
             project_id=project_id,
             start=start,
             end=end,
+            model_counts=counts if fast else None,
+        )
+        if not fast or counts is None:
+            return report
+        results = [
+            target
+            if (target.provider, target.model, False) not in totals
+            else add_linear(target, totals[(target.provider, target.model, False)])
+            for target in report.targets
+        ]
+        recorded = report.as_recorded
+        if recorded is not None:
+            shaped: dict[tuple[str, str], tuple[int, int]] = {}
+            for shape in shapes:
+                calls, charged = shaped.get((shape.provider, shape.model), (0, 0))
+                shaped[(shape.provider, shape.model)] = (
+                    calls + shape.calls,
+                    charged + int(shape.charged * 1_000_000_000),
+                )
+            for provider, model, calls, charged, _ in counts:
+                own_totals = totals.get((provider, model, True))
+                if own_totals is None:  # an unknown model: its plain calls cannot be priced
+                    plain_calls, plain_charged = shaped.get((provider, model), (0, 0))
+                    own_totals = LinearTotals(
+                        0, 0, 0, 0, 0, 0, 0, calls - plain_calls, charged - plain_charged
+                    )
+                    recorded = add_linear(recorded, own_totals)
+                    unserved = dict(recorded.unserved)
+                    moved = unserved.pop("no price in force", 0)
+                    if moved:
+                        unserved["unknown model"] = unserved.get("unknown model", 0) + moved
+                    recorded = recorded.model_copy(update={"unserved": unserved})
+                    continue
+                recorded = add_linear(recorded, own_totals)
+        complete = [r for r in results if r.error is None and r.calls_unserved == 0]
+        cheapest = min(complete, key=lambda r: r.total_cost).name if complete else None
+        return report.model_copy(
+            update={"targets": results, "as_recorded": recorded, "cheapest": cheapest}
         )
 
     # -- anomalies -------------------------------------------------------------------------

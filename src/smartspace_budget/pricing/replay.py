@@ -32,7 +32,7 @@ import math
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Protocol, runtime_checkable
@@ -40,11 +40,26 @@ from typing import Any, Protocol, runtime_checkable
 from smartspace_budget.errors import InvalidInputError, SmartspaceBudgetError
 from smartspace_budget.models import PricingData, PricingModel
 from smartspace_budget.models.dimensions import DIMENSIONS, NESTS_IN, Usage
-from smartspace_budget.models.replay import ReplayReport, ReplayTarget, UsageShape
+from smartspace_budget.models.replay import (
+    LINEAR_COLUMNS,
+    LinearCase,
+    LinearPricing,
+    LinearTotals,
+    ReplayReport,
+    ReplayTarget,
+    UsageShape,
+)
 from smartspace_budget.money import from_nano
 from smartspace_budget.pricing.cost import exact_cost, tier_for, unit_prices
 
-__all__ = ["UsageShapeSource", "parse_target", "replay_shapes"]
+__all__ = [
+    "LinearTotalsSource",
+    "UsageShapeSource",
+    "add_linear",
+    "linear_pricing",
+    "parse_target",
+    "replay_shapes",
+]
 
 _NANO = 10**9
 _MODALITIES = frozenset(
@@ -309,6 +324,7 @@ def replay_shapes(
     project_id: str,
     start: datetime,
     end: datetime,
+    model_counts: Sequence[tuple[str, str, int, int, int]] | None = None,
 ) -> ReplayReport:
     """Price ``shapes`` on each target (its price versions, oldest first, or the error that
     kept them from being read), and each on its own model (``recorded``: the versions of
@@ -361,6 +377,11 @@ def replay_shapes(
             charged_nano,
             "unknown model" if not isinstance(mine, _Target) else _price_group(mine, call),
         )
+    if model_counts is not None:  # the shapes are part of the usage: count it all
+        calls = sum(row[2] for row in model_counts)
+        charged = sum(row[3] for row in model_counts)
+        estimated = sum(row[4] for row in model_counts)
+        by_model = {f"{p}/{m}": n for p, m, n, _, _ in model_counts}
     results = []
     for target in priced:
         if not isinstance(target, _Target):
@@ -421,4 +442,142 @@ def _result(target: _Target) -> ReplayTarget:
         calls_unserved=sum(target.unserved.values()),
         unserved=target.unserved,
         charged_for_unserved=from_nano(target.charged_unserved),
+    )
+
+
+# -- the linear replay in the database -------------------------------------------------------
+
+
+@runtime_checkable
+class LinearTotalsSource(Protocol):
+    """A backend that prices plain usage in the database (``LocalBackend``)."""
+
+    async def get_usage_by_model(
+        self, user_id: str, project_id: str, start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, int, int]]: ...
+
+    async def get_linear_totals(
+        self, user_id: str, project_id: str, start: datetime, end: datetime, pricing: LinearPricing
+    ) -> LinearTotals: ...
+
+    async def get_usage_shapes(
+        self,
+        user_id: str,
+        project_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        include_plain: bool = True,
+    ) -> list[UsageShape]: ...
+
+
+_LINEAR_DIMS = (*LINEAR_COLUMNS, "request_count")
+_MAX_NUMERATOR = 10**11  # times counts up to LINEAR_LIMIT (10^7), six terms fit in 63 bits
+_DAY = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def linear_pricing(
+    versions: Sequence[PricingData],
+    fee_percent: Decimal,
+    usdc: Decimal,
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+) -> LinearPricing | None:
+    """How a target prices plain usage (token columns, one request) case by case: each
+    version's time span, each time-of-day window and each long-context tier, with the
+    marginal nano-USDC price of each count asked of :func:`exact_cost`. ``None`` when the
+    target cannot be priced this way (a per-character or per-second price, a token
+    dimension it has no price for, a price too fine for 63-bit arithmetic): its calls are
+    then priced group by group."""
+    rate = Fraction(usdc)
+    cases: list[LinearCase] = []
+    maxima = {(v.max_input_tokens, v.max_output_tokens) for v in versions}
+    if len(maxima) > 1:
+        return None  # limits that change between versions: priced group by group
+    max_input, max_output = next(iter(maxima), (None, None))
+    for index, version in enumerate(versions):
+        if version.pricing_model in (PricingModel.PER_CHARACTER, PricingModel.PER_SECOND):
+            return None
+        start = version.effective_date
+        end = versions[index + 1].effective_date if index + 1 < len(versions) else None
+        sources: list[tuple[Any, datetime]] = []
+        for window in reversed(version.time_of_day or ()):
+            at = datetime.combine(_DAY.date(), window.start_time.replace(tzinfo=None), UTC)
+            sources.append((window, at))
+        plain_at = None
+        for minutes in range(1440):
+            candidate = _DAY + timedelta(minutes=minutes)
+            if version.prices_at(candidate) is version:
+                plain_at = candidate
+                break
+        if plain_at is not None:
+            sources.append((None, plain_at))
+        for window, at in sources:
+            source = version.prices_at(at)
+            starts = [0, *sorted(t.min_input_tokens for t in source.tiers or ())]
+            for number, low in enumerate(starts):
+                high = starts[number + 1] if number + 1 < len(starts) else None
+                probe = Usage.of(input_tokens=max(low, 1), output_tokens=1, reasoning_tokens=1,
+                                 cached_input_tokens=1, cache_write_tokens=0)  # fmt: skip
+                if exact_cost(version, probe, at=at).unpriced:
+                    return None
+                anchor = Usage.of(input_tokens=low)
+                card = _linear(version, anchor, _LINEAR_DIMS, at, rate)
+                nano = [Fraction(n * _NANO, card.denominator) for n in card.numerators]
+                denominator = math.lcm(*(c.denominator for c in nano))
+                numerators = tuple(int(c * denominator) for c in nano)
+                if max(numerators) > _MAX_NUMERATOR or denominator > _MAX_NUMERATOR:
+                    return None
+                cases.append(
+                    LinearCase(
+                        start=start,
+                        end=end,
+                        time_from=None if window is None else window.start_time,
+                        time_to=None if window is None else window.end_time,
+                        input_from=low,
+                        input_to=high,
+                        numerators=numerators,
+                        denominator=denominator,
+                    )
+                )
+    fee = Fraction(fee_percent)
+    return LinearPricing(
+        cases=tuple(cases),
+        max_input=max_input,
+        max_output=max_output,
+        fee_numerator=fee.numerator,
+        fee_denominator=fee.denominator,
+        provider=provider,
+        model=model,
+    )
+
+
+def add_linear(target: ReplayTarget, totals: LinearTotals) -> ReplayTarget:
+    """``target`` with the plain usage priced in the database added."""
+    unserved = dict(target.unserved)
+    for reason, calls in (
+        ("context window", totals.over_context),
+        ("output limit", totals.over_output),
+        ("no price in force", totals.unpriced),
+    ):
+        if calls:
+            unserved[reason] = unserved.get(reason, 0) + calls
+    total = int(target.total_cost * _NANO) + totals.total_nano
+    charged = int(target.charged_for_served * _NANO) + totals.charged_served_nano
+    return target.model_copy(
+        update={
+            "total_cost": from_nano(total),
+            "base_cost": from_nano(int(target.base_cost * _NANO) + totals.base_nano),
+            "calls_served": target.calls_served + totals.served,
+            "charged_for_served": from_nano(charged),
+            "difference": from_nano(total - charged),
+            "calls_unserved": sum(unserved.values()),
+            "unserved": unserved,
+            "charged_for_unserved": from_nano(
+                int(target.charged_for_unserved * _NANO)
+                + totals.charged_over_nano
+                + totals.charged_unpriced_nano
+            ),
+        }
     )
