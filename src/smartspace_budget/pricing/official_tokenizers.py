@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OFFICIAL", "OfficialTokenizer", "load_official", "official_for"]
+__all__ = ["OFFICIAL", "OfficialTokenizer", "is_official", "load_official", "official_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +182,11 @@ _LOADERS: dict[str, Callable[[], Any]] = {
     "mistral-spm-v7": _mistral("v7"),
     "mistral-tekken": _mistral("tekken"),
 }
+
+
+def is_official(encoding: str) -> bool:
+    """Whether ``encoding`` names one of the official tokenizers here."""
+    return encoding in _LOADERS
 
 
 def load_official(encoding: str) -> Any | None:

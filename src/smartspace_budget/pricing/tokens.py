@@ -40,12 +40,13 @@ from smartspace_budget.errors import InvalidInputError
 from smartspace_budget.models import TokenEstimate, TokenEstimationMethod
 from smartspace_budget.models._trusted import builder
 from smartspace_budget.pricing.cost import EXACT_CONTEXT
-from smartspace_budget.pricing.official_tokenizers import load_official, official_for
+from smartspace_budget.pricing.official_tokenizers import is_official, load_official, official_for
 
 __all__ = [
     "CALIBRATIONS",
     "CHUNK_CHARS",
     "LOAD_TIMEOUT_SECONDS",
+    "OFFICIAL_LOAD_TIMEOUT_SECONDS",
     "RETRY_AFTER_SECONDS",
     "Calibration",
     "clear_encoding_cache",
@@ -59,6 +60,7 @@ __all__ = [
 
 CHUNK_CHARS = 1 << 18
 LOAD_TIMEOUT_SECONDS = 10.0
+OFFICIAL_LOAD_TIMEOUT_SECONDS = 60.0
 RETRY_AFTER_SECONDS = 300.0
 HEURISTIC_BYTES_PER_TOKEN = 4
 _BOUNDARY_WINDOW = 1 << 12
@@ -361,8 +363,11 @@ def _encoding(name: str) -> tuple[Any | None, str | None]:
             threading.Thread(
                 target=_load_in_background, args=(name, done), daemon=True, name=f"tiktoken-{name}"
             ).start()
-    if not done.wait(LOAD_TIMEOUT_SECONDS):
-        reason = f"loading the {name} vocabulary took longer than {LOAD_TIMEOUT_SECONDS:g}s"
+    # An official tokenizer is read from a local file (no network to hang on) but builds a
+    # large vocabulary (Tekken: a 15 MB JSON): seconds on a busy machine.
+    timeout = OFFICIAL_LOAD_TIMEOUT_SECONDS if is_official(name) else LOAD_TIMEOUT_SECONDS
+    if not done.wait(timeout):
+        reason = f"loading the {name} vocabulary took longer than {timeout:g}s"
         with _lock:
             _failures.setdefault(name, (time.monotonic(), reason))
         return None, reason
