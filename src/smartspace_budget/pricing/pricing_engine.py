@@ -674,6 +674,7 @@ class PricingEngine:
                 "line_items": lines,
                 "priced_at": priced_at,
                 "unpriced": {name: Decimal(value) for name, value in exact.unpriced} or None,
+                "output_estimate": None,
             },
         )
 
