@@ -101,7 +101,8 @@ def _output_text(estimate: CostEstimate) -> str:
     if chosen.method.value == "predicted" and chosen.quantile is not None:
         scope = chosen.scope.value if chosen.scope else ""
         return (
-            f"{text} (predicted: p{chosen.quantile * 100:g} of {chosen.samples or 0:,} "
+            f"{text} (predicted: p{(chosen.quantile * 100).normalize():f} of "
+            f"{chosen.samples or 0:,} "
             f"{scope} calls, confidence {chosen.confidence:.2f})"
         )
     return f"{text} ({chosen.method.value}: {chosen.note or ''})"

@@ -86,7 +86,8 @@ def print_replay(report: ReplayReport) -> None:
             f"Replay of {report.user_id}/{report.project_id}",
             {
                 "Period": f"{report.period_start.isoformat()} – {report.period_end.isoformat()}",
-                "Calls": f"{report.calls:,} in {report.groups:,} groups",
+                "Calls": f"{report.calls:,}"
+                + (f" ({report.groups:,} usage groups priced one by one)" if report.groups else ""),
                 "Charged": money(report.charged),
                 "Re-priced as recorded": "—"
                 if recorded is None
