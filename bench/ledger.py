@@ -64,6 +64,7 @@ from smartspace_budget.ledger.sql import Call, Changes, SqlDialect
 from smartspace_budget.ledger.sql_postgres import PostgresSql
 from smartspace_budget.ledger.sql_sqlite import SqliteSql
 from smartspace_budget.models import SpendingPeriod, UsageEvent
+from smartspace_budget.models.output_sketch import bucket_of
 from smartspace_budget.money import to_nano
 from smartspace_budget.periods import window_containing
 from smartspace_budget.prices.catalog import PriceBook
@@ -195,6 +196,7 @@ def usage_entry(
         None,
         idempotency_key,
         None,
+        None,
     )
 
 
@@ -251,9 +253,10 @@ def usage_statements(
                 account_id, cost, balance, now, (bucket, day), "openai", "gpt-4o", tokens, None, key
             )
         ]
-        changes.rollups = [(account_id, bucket, "openai", "gpt-4o", cost, 1, *tokens)]
-        changes.daily_rollups = [(account_id, day, "openai", "gpt-4o", cost, 1, *tokens)]
+        changes.rollups = [(account_id, bucket, "openai", "gpt-4o", cost, 1, *tokens, 0, 0)]
+        changes.daily_rollups = [(account_id, day, "openai", "gpt-4o", cost, 1, *tokens, 0, 0)]
         changes.idempotency = [(account_id, key, "record_usage", fingerprint, result, now)]
+        changes.sketches = [(account_id, "openai", "gpt-4o", bucket_of(tokens[1]), 1)]
         read = sql.lock_accounts([(FLOOR_USER, "bench")], [], [], [key])
         writes.append((read, sql.write(changes)))
     return writes
@@ -304,6 +307,7 @@ def history_chunk(
     changes = Changes()
     rollups: dict[tuple[datetime, str, str], list[int]] = {}
     daily: dict[tuple[datetime, str, str], list[int]] = {}
+    sketches: dict[tuple[str, str, int], int] = {}
     spent = 0
     for _ in range(count):
         provider, model = rng.choice(MODELS)
@@ -319,11 +323,14 @@ def history_chunk(
             )
         )
         for table, start in ((rollups, bucket), (daily, day)):
-            sums = table.setdefault((start, provider, model), [0] * 7)
+            sums = table.setdefault((start, provider, model), [0] * 9)
             sums[0] += cost
             sums[1] += 1
             sums[2] += tokens[0]
             sums[3] += tokens[1]
+        sketch = (provider, model, bucket_of(tokens[1]))
+        sketches[sketch] = sketches.get(sketch, 0) + 1
+    changes.sketches = [(account_id, *key, calls) for key, calls in sketches.items()]
     changes.rollups = [(account_id, *key, *sums) for key, sums in rollups.items()]
     changes.daily_rollups = [(account_id, *key, *sums) for key, sums in daily.items()]
     return changes, balance, spent

@@ -99,8 +99,11 @@ async def example_1() -> None:
 
 
 def expected_estimate() -> Decimal:
-    """gpt-4 at $0.03/$0.06 per 1K tokens, the prompt counted by tiktoken, plus the 5% fee."""
-    tokens = len(tiktoken.encoding_for_model("gpt-4").encode("What is machine learning?"))
+    """gpt-4 at $0.03/$0.06 per 1K tokens, the prompt counted by tiktoken as a one-message
+    chat (3 tokens per message, the role, 3 for the reply primer), plus the 5% fee."""
+    encoding = tiktoken.encoding_for_model("gpt-4")
+    tokens = len(encoding.encode("What is machine learning?")) + 3 + len(encoding.encode("user"))
+    tokens += 3
     base = D(tokens) * D("0.03") / 1000 + 500 * D("0.06") / 1000
     return base * D("1.05")
 
@@ -114,9 +117,9 @@ async def test_example_1_passes_with_budget(
     )
     await example_1()
     total = expected_estimate()
-    assert total == D("0.0316575")  # 5 prompt tokens: (0.00015 + 0.03) x 1.05
+    assert total == D("0.031878")  # 12 prompt tokens: (0.00036 + 0.03) x 1.05
     assert capsys.readouterr().out.splitlines() == [
-        "Estimated cost: $0.031658",
+        "Estimated cost: $0.031878",
         "✓ Budget check passed - proceed with request",
     ]
 
@@ -131,11 +134,11 @@ async def test_example_1_fails_on_the_accounts_limits(
     await use(ledger, "u-1", "0.99")
     await example_1()
     assert capsys.readouterr().out.splitlines() == [
-        "Estimated cost: $0.031658",
+        "Estimated cost: $0.031878",
         "✗ Budget check failed: ["
-        "'Per-request limit exceeded: requested $0.0316575 > limit $0.03 (over by $0.0016575)', "
-        "'Daily limit exceeded: spent $0.99 + requested $0.0316575 = $1.0216575 > limit $1.00 "
-        "(over by $0.0216575)']",
+        "'Per-request limit exceeded: requested $0.031878 > limit $0.03 (over by $0.001878)', "
+        "'Daily limit exceeded: spent $0.99 + requested $0.031878 = $1.021878 > limit $1.00 "
+        "(over by $0.021878)']",
     ]
 
 

@@ -23,28 +23,39 @@ def test_version_and_help(seeded: Cli) -> None:
 def test_estimate_table_and_exact_json(seeded: Cli) -> None:
     result = seeded("estimate", "openai", "gpt-4o", "What is machine learning?", "-o", "500")
     assert result.exit_code == 0
-    assert "$0.005263125 USDC" in result.stdout  # 5 input + 500 output tokens, plus 5%
+    # 5 text tokens + 7 of a one-message chat's formatting, 500 output tokens, plus 5%
+    assert "$0.0052815 USDC" in result.stdout
     data: Any = seeded(
         "estimate", "openai", "gpt-4o", "What is machine learning?", "-o", "500", "--json"
     ).json()
-    assert data["input_tokens"] == 5
-    assert data["total_cost"] == Decimal("0.005263125")
+    assert data["input_tokens"] == 12
+    assert data["total_cost"] == Decimal("0.0052815")
     assert data["base_cost"] + data["platform_fee"] == data["total_cost"]
+    bare: Any = seeded(
+        "estimate", "openai", "gpt-4o", "What is machine learning?", "-o", "500", "--bare",
+        "--json",
+    ).json()  # fmt: skip
+    assert bare["input_tokens"] == 5
+    assert bare["total_cost"] == Decimal("0.005263125")
 
 
 def test_estimate_reads_stdin_and_message_files(seeded: Cli, tmp_path: Path) -> None:
-    piped: Any = seeded("estimate", "openai", "gpt-4o", "-", "--json", input="hello world").json()
+    piped: Any = seeded(
+        "estimate", "openai", "gpt-4o", "-", "--bare", "--json", input="hello world"
+    ).json()
     assert piped["input_tokens"] == 2
     messages = tmp_path / "messages.json"
     messages.write_text('[{"role": "user", "content": "hello world"}]')
     data: Any = seeded("estimate", "openai", "gpt-4o", "--messages", str(messages), "--json").json()
     assert data["input_tokens"] > 2  # chat framing tokens are counted
+    chat: Any = seeded("estimate", "openai", "gpt-4o", "-", "--json", input="hello world").json()
+    assert chat["input_tokens"] == data["input_tokens"]  # a prompt is a one-message chat
 
 
 def test_check_passes_and_denies_with_exit_code(seeded: Cli) -> None:
     ok = seeded("check", "openai", "gpt-4", "What is machine learning?", *ACCOUNT)
     assert ok.exit_code == 0
-    assert "Estimated cost: $0.031658" in ok.stdout
+    assert "Estimated cost: $0.031878" in ok.stdout
     assert "✓ Budget check passed - proceed with request" in ok.stdout
     denied = seeded("check", "openai", "gpt-4", *ACCOUNT, "--amount", "5")
     assert denied.exit_code == 1

@@ -116,3 +116,20 @@ def test_default_sources_are_the_real_monitor_and_pricing_engine(seeded: FakeBac
     assert "forecast" in html.lower()
     assert "0.007875" in html  # gpt-4o priced by the engine, 5% fee included
     assert "acme/nothing" in html
+
+
+def test_last_period_is_replayed_on_the_compared_models(service: httpx.Client) -> None:
+    query = "period=month&models=openai/gpt-4o,openai/gpt-4o-mini"
+    page = service.get(f"/dashboard?{query}")
+    assert page.status_code == 200
+    assert 'id="replay-table"' in page.text
+    data = loads(service.get(f"/dashboard/export.json?{query}").text)
+    replay = data["replay"]
+    assert replay["error"] is None
+    assert replay["calls"] > 0
+    names = [f"{t['provider']}/{t['model']}" for t in replay["targets"]]
+    assert names == ["openai/gpt-4o", "openai/gpt-4o-mini"]
+    mini = replay["targets"][1]
+    assert mini["calls_served"] + mini["calls_unserved"] == replay["calls"]
+    csv_text = service.get(f"/dashboard/export.csv?{query}").text
+    assert "\nreplay,openai/gpt-4o-mini," in csv_text

@@ -141,7 +141,7 @@ async def test_input_beyond_the_context_window_is_refused_before_sending(
 async def test_unknown_limits_hold_the_documented_default(engine: PricingEngine) -> None:
     ledger = FakeLedger(Decimal(10))
     guard = Guard(ledger, engine, user_id="u", project_id="p")  # type: ignore[arg-type]
-    async with guard.request("acme", "no-limits-1", input_text="") as call:
+    async with guard.request("acme", "no-limits-1") as call:  # no input at all
         call.record_usage(input_tokens=0, output_tokens=10)
     assert DEFAULT_MAX_OUTPUT_TOKENS == 65_536
     assert call.estimate.output_tokens == 65_536
@@ -155,7 +155,7 @@ async def test_unknown_limits_hold_the_documented_default(engine: PricingEngine)
         project_id="p",
         default_max_output_tokens=1000,
     )
-    async with tighter.request("acme", "no-limits-1", input_text="") as small:
+    async with tighter.request("acme", "no-limits-1") as small:
         small.record_usage(input_tokens=0, output_tokens=10)
     assert small.reserved_amount == total(1000 * Decimal("0.002") / 1000)
     with pytest.raises(InvalidInputError):

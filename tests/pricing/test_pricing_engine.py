@@ -62,15 +62,46 @@ async def test_spec_example_estimate(engine: PricingEngine) -> None:
         input_text="What is machine learning?",
         expected_output_tokens=500,
     )
-    # 5 tokens (cl100k_base) at $0.03/1K + 500 at $0.06/1K, plus 5%.
-    assert estimate.input_tokens == 5
+    # A one-message chat: 5 text tokens (cl100k_base) + 3 per message + 1 for the role
+    # "user" + 3 for the reply primer = 12 at $0.03/1K, 500 at $0.06/1K, plus 5%.
+    assert estimate.input_tokens == 12
     assert estimate.input_token_estimate is not None
     assert estimate.input_token_estimate.method is TokenEstimationMethod.EXACT
-    assert estimate.base_cost == Decimal("0.03015")
-    assert estimate.platform_fee == Decimal("0.0015075")
-    assert estimate.total_cost == Decimal("0.0316575")
-    assert f"{estimate.total_cost:.6f}" == "0.031658"
+    assert estimate.input_token_estimate.character_count == len("What is machine learning?")
+    assert estimate.base_cost == Decimal("0.03036")
+    assert estimate.platform_fee == Decimal("0.001518")
+    assert estimate.total_cost == Decimal("0.031878")
     assert CostEstimate.from_json(estimate.to_json()) == estimate
+    chat = await engine.estimate_cost(
+        "openai", "gpt-4", messages=[{"role": "user", "content": "What is machine learning?"}]
+    )
+    assert chat.input_tokens == estimate.input_tokens  # as the guard counts the chat
+
+
+async def test_as_chat_false_counts_the_bare_text(engine: PricingEngine) -> None:
+    estimate = await engine.estimate_cost(
+        provider="openai",
+        model="gpt-4",
+        input_text="What is machine learning?",
+        expected_output_tokens=500,
+        as_chat=False,
+    )
+    # 5 tokens (cl100k_base) at $0.03/1K + 500 at $0.06/1K, plus 5%.
+    assert estimate.input_tokens == 5
+    assert estimate.base_cost == Decimal("0.03015")
+    assert estimate.total_cost == Decimal("0.0316575")
+    with pytest.raises(InvalidInputError):
+        await engine.estimate_cost("openai", "gpt-4", input_text="x", as_chat=1)  # type: ignore[arg-type]
+
+
+async def test_calibrated_chat_scales_the_formatting_too(engine: PricingEngine) -> None:
+    text = "Summarise the quarterly report in three bullet points."
+    bare = await engine.estimate_cost("anthropic", "claude-3-opus", input_text=text, as_chat=False)
+    chat = await engine.estimate_cost("anthropic", "claude-3-opus", input_text=text)
+    messages = await engine.estimate_cost(
+        "anthropic", "claude-3-opus", messages=[{"role": "user", "content": text}]
+    )
+    assert chat.input_tokens == messages.input_tokens > bare.input_tokens
 
 
 async def test_spec_example_comparison(engine: PricingEngine) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -144,19 +146,24 @@ def test_other_providers_are_calibrated_with_a_documented_ratio() -> None:
     cl100k = len(tiktoken.get_encoding("cl100k_base").encode(text))
     claude = estimate_tokens(text, "claude-3-opus-20240229", "anthropic")
     gemini = estimate_tokens(text, "gemini-1.5-pro", "google")
-    mistral = estimate_tokens(text, "mistral-large-latest", "mistral")
-    for estimate in (claude, gemini, mistral):
+    other = estimate_tokens(text, "command-r", "cohere")
+    for estimate in (claude, gemini, other):
         assert estimate.method is TokenEstimationMethod.CALIBRATED
         assert 0 < estimate.confidence < 1
         assert estimate.note  # says which ratio and where it comes from
     assert claude.token_count == -(-o200k * 125 // 100)  # x1.25, rounded up
     assert gemini.token_count == o200k
-    assert mistral.token_count == -(-cl100k * 110 // 100)
+    # Per script class: Latin x1.1, CJK x1.15, other x2.9, weighted by the characters.
+    latin, cjk = tokens.script_counts(text)
+    weighted = Decimal(latin) * Decimal("1.1") + Decimal(cjk) * Decimal("1.15")
+    weighted += Decimal(len(text) - latin - cjk) * Decimal("2.9")
+    assert other.token_count == math.ceil(cl100k * weighted / len(text))
+    assert "Latin 1.1, CJK 1.15, other 2.9" in (other.note or "")
     assert "VentureBeat" in (claude.note or "")
     assert "Gemini docs" in (gemini.note or "")
     # Asked again, the short-text path (plan and vocabulary cached) answers the same.
     assert estimate_tokens(text, "claude-3-opus-20240229", "anthropic") == claude
-    assert estimate_tokens(text, "mistral-large-latest", "mistral") == mistral
+    assert estimate_tokens(text, "command-r", "cohere") == other
 
 
 def test_unknown_openai_model_is_counted_with_the_newest_encoding() -> None:

@@ -64,6 +64,8 @@ from smartspace_budget.models import (
     dumps,
     loads,
 )
+from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
+from smartspace_budget.models.replay import UsageShape
 from smartspace_budget.money import NANO_DIGITS, quantize
 from smartspace_budget.periods import SpendingPeriod
 
@@ -342,6 +344,31 @@ class HttpBackend(CachedReads):
             f"{self._account(user_id, project_id)}/series",
             SpendingBucket,
             granularity=str(granularity),
+            start=_iso(start),
+            end=_iso(end),
+        )
+
+    async def get_output_history(
+        self,
+        user_id: str,
+        project_id: str,
+        provider: str,
+        model: str,
+        *,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
+    ) -> OutputHistory:
+        """``GET .../output-history``: recorded output sizes of the model's calls."""
+        path = f"{self._account(user_id, project_id)}/output-history"
+        params = {"provider": provider, "model": model, "min_samples": min_samples}
+        return _parse(OutputHistory, await self._call("GET", path, params=params), path)
+
+    async def get_usage_shapes(
+        self, user_id: str, project_id: str, start: datetime, end: datetime
+    ) -> list[UsageShape]:
+        """``GET .../usage-shapes``: the window's usage grouped by model, minute and shape."""
+        return await self._get_list(
+            f"{self._account(user_id, project_id)}/usage-shapes",
+            UsageShape,
             start=_iso(start),
             end=_iso(end),
         )

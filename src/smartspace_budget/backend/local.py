@@ -38,6 +38,8 @@ from smartspace_budget.models import (
     SpendingSummary,
     UsageEvent,
 )
+from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
+from smartspace_budget.models.replay import LinearPricing, LinearTotals, UsageShape
 from smartspace_budget.periods import SpendingPeriod
 
 if TYPE_CHECKING:
@@ -257,6 +259,52 @@ class LocalBackend(CachedReads):
         self, provider: str | None
     ) -> list[tuple[str, str, PricingData | None]]:
         return await (await self._book()).current_prices(provider)
+
+    async def get_output_history(
+        self,
+        user_id: str,
+        project_id: str,
+        provider: str,
+        model: str,
+        *,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
+    ) -> OutputHistory:
+        """The recorded output sizes of ``provider/model`` calls (see
+        :meth:`Ledger.get_output_history`); read each time, from the sketch table."""
+        return await (await self._ledger()).get_output_history(
+            user_id, project_id, provider, model, min_samples=min_samples
+        )
+
+    async def get_usage_shapes(
+        self,
+        user_id: str,
+        project_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        include_plain: bool = True,
+    ) -> list[UsageShape]:
+        """The account's usage in ``[start, end)`` grouped by model, UTC minute and usage
+        shape (see :meth:`Ledger.get_usage_shapes`)."""
+        ledger = await self._ledger()
+        return await ledger.get_usage_shapes(
+            user_id, project_id, start, end, include_plain=include_plain
+        )
+
+    async def get_usage_by_model(
+        self, user_id: str, project_id: str, start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, int, int]]:
+        """Per recorded model: calls, nano-USDC charged, calls charged at their hold."""
+        ledger = await self._ledger()
+        return await ledger.get_usage_by_model(user_id, project_id, start, end)
+
+    async def get_linear_totals(
+        self, user_id: str, project_id: str, start: datetime, end: datetime, pricing: LinearPricing
+    ) -> LinearTotals:
+        """One target's price of the account's plain usage, summed in the database (see
+        :meth:`Ledger.get_linear_totals`)."""
+        ledger = await self._ledger()
+        return await ledger.get_linear_totals(user_id, project_id, start, end, pricing)
 
     # -- writes (each forgets the cached reads of its account) -----------------------------
 

@@ -129,6 +129,7 @@ def _register() -> None:
         outbox_cmds,
         prices_cmds,
         pricing_cmds,
+        replay_cmds,
         serve_cmds,
     )
 
@@ -141,6 +142,7 @@ def _register() -> None:
         keys_cmds,
         serve_cmds,
         demo,
+        replay_cmds,
     )
     for module in modules:
         module.register(app)

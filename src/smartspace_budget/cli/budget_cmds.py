@@ -160,6 +160,18 @@ def analytics_command(
     print_analytics(analytics, f"{period.value.capitalize()} analytics of {user}/{project}")
 
 
+def prediction_rows(analytics: Any) -> dict[str, str]:
+    """How holds sized by an output prediction fared, when there were any."""
+    stats = getattr(analytics, "predictions", None)
+    if stats is None or not stats.predicted_calls:
+        return {}
+    rate = f"{stats.miss_rate * 100:.1f}%" if stats.miss_rate is not None else "—"
+    return {
+        "Predicted holds": f"{stats.predicted_calls:,}",
+        "Over their hold (missed)": f"{stats.missed_calls:,} ({rate})",
+    }
+
+
 def print_analytics(analytics: Any, title: str) -> None:
     """Example 2's printout as tables."""
     console.print(
@@ -171,6 +183,7 @@ def print_analytics(analytics: Any, title: str) -> None:
                 "Average per request": money(analytics.average_per_request, 4),
                 "Trend": analytics.spending_trend.value,
                 "Anomaly detected": "yes" if analytics.anomaly_detected else "no",
+                **prediction_rows(analytics),
             },
         )
     )

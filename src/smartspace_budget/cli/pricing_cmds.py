@@ -81,7 +81,7 @@ def estimate_rows(estimate: CostEstimate) -> dict[str, Any]:
     return {
         "Provider / model": f"{estimate.provider}/{estimate.model}",
         "Input tokens": tokens,
-        "Output tokens": f"{estimate.output_tokens:,}",
+        "Output tokens": _output_text(estimate),
         **usage_rows(estimate, money),
         "Input cost": money(estimate.input_cost),
         "Output cost": money(estimate.output_cost),
@@ -92,6 +92,22 @@ def estimate_rows(estimate: CostEstimate) -> dict[str, Any]:
     }
 
 
+def _output_text(estimate: CostEstimate) -> str:
+    """The output tokens, and how they were chosen when the engine chose them."""
+    text = f"{estimate.output_tokens:,}"
+    chosen = estimate.output_estimate
+    if chosen is None:
+        return text
+    if chosen.method.value == "predicted" and chosen.quantile is not None:
+        scope = chosen.scope.value if chosen.scope else ""
+        return (
+            f"{text} (predicted: p{(chosen.quantile * 100).normalize():f} of "
+            f"{chosen.samples or 0:,} "
+            f"{scope} calls, confidence {chosen.confidence:.2f})"
+        )
+    return f"{text} ({chosen.method.value}: {chosen.note or ''})"
+
+
 async def _estimate(
     opts: Any,
     provider: str,
@@ -99,11 +115,13 @@ async def _estimate(
     text: str | None,
     messages: list[dict[str, Any]] | None,
     input_tokens: int | None,
-    output_tokens: int,
+    output_tokens: int | None,
     currency: str,
     rates: ExchangeRates | None = None,
     usage: dict[str, Any] | None = None,
     at: datetime | None = None,
+    as_chat: bool = True,
+    account: tuple[str | None, str | None] = (None, None),
 ) -> tuple[Any, CostEstimate]:
     from smartspace_budget.pricing import PricingEngine
 
@@ -120,6 +138,9 @@ async def _estimate(
                 currency=currency,
                 usage=usage or None,
                 at=at,
+                as_chat=as_chat,
+                user_id=account[0],
+                project_id=account[1],
             )
         except UnknownCurrencyError as exc:
             raise explain_missing_rate(exc) from None
@@ -134,13 +155,30 @@ def estimate_command(
     file: Path | None = typer.Option(None, "--file", "-f", help="Read the prompt from a file."),  # noqa: B008
     messages: Path | None = typer.Option(None, "--messages", help="JSON file of chat messages."),  # noqa: B008
     input_tokens: int | None = typer.Option(None, "--input-tokens", min=0, help="Known count."),
-    output_tokens: int = typer.Option(500, "--output-tokens", "-o", min=0, help="Expected output."),
+    output_tokens: int | None = typer.Option(
+        None,
+        "--output-tokens",
+        "-o",
+        min=0,
+        help="Expected output. Default: with --user and --project, the p95 of the account's "
+        "past output on this model (after 30 calls), else 500.",
+    ),
+    user: str | None = typer.Option(
+        None, "--user", "-u", help="Account whose history predicts the output."
+    ),
+    project: str | None = typer.Option(None, "--project", "-p", help="Project of --user."),
     currency: str = typer.Option(
         "USDC", "--currency", help="Currency of the result (other than USDC/USD: with --rate)."
     ),
     rates: list[str] = RATES,
     usage: list[str] = USAGE,
     at: str | None = AT,
+    bare: bool = typer.Option(
+        False,
+        "--bare",
+        help="Count the prompt as plain text (default: as a one-message chat, with the "
+        "chat formatting tokens a chat call adds).",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Estimate the cost of one request, itemized by usage dimension, with the platform fee."""
@@ -161,6 +199,8 @@ def estimate_command(
             table_of_rates,
             counts,
             instant,
+            not bare,
+            (user, project),
         )
     )
     if as_json:

@@ -87,6 +87,12 @@ class GuardedCall:
     unpriced: dict[str, int] = field(default_factory=dict)
     delivery: str | None = None
 
+    predicted_output: int | None = None
+    """The output tokens held when an output prediction sized the hold."""
+    streamed_output_tokens: int = 0
+    """Output pieces seen on a stream so far (about one token each): a dropped stream is
+    charged at least for them."""
+
     @property
     def reserved_amount(self) -> Decimal:
         """The amount held for this call (the worst-case estimate)."""

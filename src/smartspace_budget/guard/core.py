@@ -74,7 +74,17 @@ from smartspace_budget.models import (
     PricingData,
     UsageEvent,
 )
+from smartspace_budget.models.output_sketch import (
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_OUTPUT_QUANTILE,
+    OutputEstimate,
+)
 from smartspace_budget.pricing.cost import to_usdc
+from smartspace_budget.pricing.prediction import (
+    OutputHistorySource,
+    check_quantile,
+    predict_output,
+)
 from smartspace_budget.pricing.tokens import estimate_tokens
 
 __all__ = ["DEFAULT_MAX_OUTPUT_TOKENS", "Guard", "GuardBackend", "GuardedCall", "PricingSource"]
@@ -95,6 +105,12 @@ class Guard:
     the ledger has them (default: the configured outbox of ``backend``'s ledger, see
     :class:`~smartspace_budget.backend.outbox.Outbox`); what an earlier process left there is
     delivered in the background from the first use on.
+
+    A call without ``max_tokens`` (nor ``expected_output_tokens``) holds, when
+    ``predict_output`` and the backend keeps output history, the ``output_quantile`` (p95)
+    of the output of the account's past calls to the model (else its project's, else every
+    account's) once there are ``min_output_samples`` (30) of them; else the worst case. A
+    call that then produces more is charged in full and counted as a miss (``analytics``).
     """
 
     def __init__(
@@ -110,6 +126,9 @@ class Guard:
         portal: Portal | None = None,
         default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
         outbox: Outbox | None = None,
+        predict_output: bool = True,
+        output_quantile: Decimal | float | str = DEFAULT_OUTPUT_QUANTILE,
+        min_output_samples: int = DEFAULT_MIN_SAMPLES,
     ) -> None:
         if not user_id or not project_id:
             raise InvalidInputError("user_id and project_id must not be empty")
@@ -129,6 +148,11 @@ class Guard:
         self.reservation_ttl = reservation_ttl
         self.on_anomaly = on_anomaly
         self.default_max_output_tokens = default_max_output_tokens
+        self.predict_output = bool(predict_output)
+        self.output_quantile = check_quantile(output_quantile)
+        if isinstance(min_output_samples, bool) or min_output_samples < 1:
+            raise InvalidInputError("min_output_samples must be a positive int")
+        self.min_output_samples = min_output_samples
         self._portal = portal
         self._owns_portal = False
         self._pending: set[concurrent.futures.Future[Any] | asyncio.Future[Any]] = set()
@@ -222,6 +246,7 @@ class Guard:
         request_id = request_id or f"req_{call_id}"
         worst_output = max_tokens if max_tokens is not None else expected_output_tokens
         assumed: str | None = None
+        predicted: int | None = None
         if worst_output is None:
             worst_output, assumed = await worst_case_output(
                 self.pricing_engine,
@@ -231,6 +256,10 @@ class Guard:
                 messages,
                 self.default_max_output_tokens,
             )
+            prediction = await self._prediction(provider, model)
+            if prediction is not None and prediction.tokens < worst_output:
+                worst_output = predicted = prediction.tokens
+                assumed = prediction.note
         estimate = await estimate_call(
             self.pricing_engine, provider, model, input_text, messages, worst_output
         )
@@ -280,7 +309,37 @@ class Guard:
             reservation=reservation,
             expected_cost=expected_cost,
             expected_given=expected_output_tokens is not None,
+            predicted_output=predicted,
         )
+
+    async def _prediction(self, provider: str, model: str) -> OutputEstimate | None:
+        """The predicted output of a call from the account's history, if there is enough.
+
+        A failed read is logged and answered ``None``: the call then holds the worst case,
+        more than a prediction would, never less.
+        """
+        if not self.predict_output or not isinstance(self.backend, OutputHistorySource):
+            return None
+        try:
+            pricing = await self.pricing_engine.get_provider_pricing(provider, model)
+            prediction, _ = await predict_output(
+                self.backend,
+                self.user_id,
+                self.project_id,
+                pricing.provider,
+                pricing.model_name,
+                quantile=self.output_quantile,
+                min_samples=self.min_output_samples,
+            )
+        except Exception:
+            log.warning(
+                "could not read the output history of %s/%s; holding the worst case",
+                provider,
+                model,
+                exc_info=True,
+            )
+            return None
+        return prediction
 
     async def finish_call(
         self, call: GuardedCall, usage: ProviderUsage | PartialUsage | None
@@ -316,6 +375,31 @@ class Guard:
                 log.exception(
                     "could not price %s/%s; charging the reservation", call.provider, call.model
                 )
+        counts = usage
+        if usage is None and call.streamed_output_tokens > call.estimate.output_tokens:
+            # Usage unknown, but more output was streamed than the hold covered: charge at
+            # least what was seen (a prediction never holds less than what streamed).
+            counts = ProviderUsage(
+                input_tokens=call.estimate.input_tokens,
+                output_tokens=call.streamed_output_tokens,
+            )
+            try:
+                pricing = await pricing_at(
+                    self.pricing_engine, call.provider, call.model, call.started_at
+                )
+                seen = charge(
+                    pricing,
+                    counts,
+                    call.estimate.platform_fee_percent,
+                    call.reserved_amount,
+                    self._usdc_per_unit(pricing.price_currency),
+                    at=call.started_at,
+                )
+                charged = Charge(
+                    max(seen.amount, call.reserved_amount), seen.priced, True, seen.unpriced
+                )
+            except Exception:
+                log.exception("could not price the streamed output of %s", call.request_id)
         is_estimate = charged is None or charged.at_hold or partial
         actual = call.reserved_amount if charged is None else charged.amount
         unpriced = {} if charged is None else charged.unpriced
@@ -326,7 +410,7 @@ class Guard:
                 ", ".join(f"{name}={n}" for name, n in unpriced.items()),
                 actual,
             )
-        counts = usage or ProviderUsage(
+        counts = counts or ProviderUsage(
             input_tokens=call.estimate.input_tokens, output_tokens=call.estimate.output_tokens
         )
         event = UsageEvent(
@@ -341,6 +425,7 @@ class Guard:
             request_id=call.request_id,
             cost_is_estimate=is_estimate,
             tags=call.tags,
+            predicted_output_tokens=call.predicted_output,
         )
         delivery = await settle(self.outbox, self.user_id, self.project_id, call, event)
         call.delivery = delivery.state

@@ -42,8 +42,8 @@ async def estimate_call(
         kwargs["input_tokens"] = input_tokens
     elif messages is not None:
         kwargs["messages"] = list(messages)
-    else:
-        kwargs["input_text"] = input_text or ""
+    elif input_text is not None:
+        kwargs["input_text"] = input_text  # a one-message chat (the engine's default)
     return await pricing.estimate_cost(provider, model, **kwargs)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from smartspace_budget.guard import at_exit
 from smartspace_budget.guard.core import Guard, GuardedCall
 from smartspace_budget.guard.costing import ProviderUsage
-from smartspace_budget.guard.usage import PartialUsage
+from smartspace_budget.guard.usage import PartialUsage, streamed_pieces
 
 __all__ = ["GuardedAsyncStream", "GuardedStream", "UsageObserver"]
 
@@ -98,6 +98,7 @@ class GuardedStream:
             self._settle(None)
             raise
         self._settlement.observe(event)
+        self._settlement.call.streamed_output_tokens += streamed_pieces(event)
         return event
 
     def _settle(self, usage: ProviderUsage | PartialUsage | None) -> None:
@@ -158,6 +159,7 @@ class GuardedAsyncStream:
             await self._settle(None)
             raise
         self._settlement.observe(event)
+        self._settlement.call.streamed_output_tokens += streamed_pieces(event)
         return event
 
     async def _settle(self, usage: ProviderUsage | PartialUsage | None) -> None:

@@ -50,6 +50,7 @@ __all__ = [
     "openai_response_usage",
     "openai_responses_usage",
     "openai_stream_event_usage",
+    "streamed_pieces",
 ]
 
 
@@ -427,3 +428,27 @@ def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
             _merge(inner, value)
         else:
             into[key] = value
+
+
+_TEXT_DELTAS = frozenset({"response.output_text.delta", "content_block_delta"})
+
+
+def streamed_pieces(event: Any) -> int:
+    """Output pieces one stream event carries (each about one token): an OpenAI chat chunk
+    counts one per choice with content, a Responses text delta or an Anthropic content
+    block delta one. A lower bound of the output streamed, for a stream dropped before its
+    usage arrived."""
+    try:
+        if getattr(event, "type", None) in _TEXT_DELTAS:
+            return 1
+        choices = getattr(event, "choices", None)
+        if not choices:
+            return 0
+        pieces = 0
+        for choice in choices:
+            delta = getattr(choice, "delta", None)
+            if getattr(delta, "content", None) or getattr(delta, "tool_calls", None):
+                pieces += 1
+        return pieces
+    except Exception:  # an event shape we do not know: count nothing, never fail the stream
+        return 0

@@ -53,6 +53,9 @@ from smartspace_budget.money import from_nano
 
 __all__ = ["apply"]
 
+_NO_TOKENS = (0, 0, 0, 0, 0, 0, 0)
+"""A refund's counts in a rollup: tokens, predicted and missed calls."""
+
 
 def apply(batch: Batch, op: Op) -> Any:
     """Apply ``op`` to the batch's state and return its result, or raise the refusal."""
@@ -166,7 +169,7 @@ def _refund(batch: Batch, op: Refund) -> LedgerEntry:
         reason=op.reason or None,
         idempotency_key=op.key,
     )
-    batch.add_rollup(account, buckets, provider, model, -op.amount, 0, (0, 0, 0, 0, 0))
+    batch.add_rollup(account, buckets, provider, model, -op.amount, 0, _NO_TOKENS)
     entry = entry_model(account.user_id, account.project_id, row)
     batch.remember(account, op, stored_result(entry), op.now)
     return entry

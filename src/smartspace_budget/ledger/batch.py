@@ -35,6 +35,7 @@ from smartspace_budget.ledger.ops import (
 )
 from smartspace_budget.ledger.sql import ENTRY_COLUMNS, Call, Changes, SqlDialect
 from smartspace_budget.ledger.state import AccountState, HoldState, UsageTarget
+from smartspace_budget.models.output_sketch import bucket_of
 from smartspace_budget.periods import SpendingPeriod
 
 __all__ = ["Batch", "Contended", "Failure", "Plan", "decides_on_account_only"]
@@ -103,6 +104,7 @@ class Batch:
         self.rollup_deltas: dict[RollupKey, list[int]] = {}
         self.daily_deltas: dict[RollupKey, list[int]] = {}
         self.rollup_accounts: dict[AccountKey, AccountState] = {}
+        self.sketch_deltas: dict[tuple[AccountKey, str, str, int], int] = {}
         self.idem_rows: list[tuple[AccountState, tuple[Any, ...]]] = []
 
     def plan(self, ops: Sequence[Op], apply: Any) -> Plan:
@@ -277,6 +279,12 @@ class Batch:
             for index, count in enumerate(tokens, start=2):
                 delta[index] += count
 
+    def add_output(self, account: AccountState, provider: str, model: str, tokens: int) -> None:
+        """Count one call that produced ``tokens`` output tokens in the account's sketch."""
+        self.rollup_accounts[account.key] = account
+        key = (account.key, provider, model, bucket_of(tokens))
+        self.sketch_deltas[key] = self.sketch_deltas.get(key, 0) + 1
+
     def pending_spend(self, account: AccountState, start: datetime, end: datetime) -> int:
         """Net spending this batch added to ``account`` in ``[start, end)`` (whole local days)
         that is not written yet."""
@@ -317,6 +325,10 @@ class Batch:
                 (self.rollup_accounts[key].row_id, bucket, provider, model, *delta)
                 for (key, bucket, provider, model), delta in deltas.items()
             )
+        changes.sketches = [
+            (self.rollup_accounts[key].row_id, provider, model, bucket, calls)
+            for (key, provider, model, bucket), calls in self.sketch_deltas.items()
+        ]
         changes.idempotency = [(account.row_id, *row) for account, row in self.idem_rows]
         if not self.optimistic:
             yield from self.sql.write(changes)

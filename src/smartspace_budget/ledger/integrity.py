@@ -26,9 +26,11 @@ from smartspace_budget.ledger.tables import (
     accounts,
     daily_rollups,
     entries,
+    output_sketches,
     reservations,
     rollups,
 )
+from smartspace_budget.models.output_sketch import bucket_of
 
 __all__ = ["IntegrityDifference", "IntegrityReport", "check_integrity"]
 
@@ -62,6 +64,8 @@ class IntegrityReport:
     entries_checked: int = 0
     reservations_checked: int = 0
     rollups_checked: int = 0
+    sketches_checked: int = 0
+    """Output-sketch rows (``ledger_output_sketches``) checked."""
     differences: list[IntegrityDifference] = field(default_factory=list)
 
     @property
@@ -89,6 +93,7 @@ async def check_integrity(conn: AsyncConnection) -> IntegrityReport:
     await _running_balances(conn, report)
     await _reservations(conn, report)
     await _rollups(conn, report)
+    await _sketches(conn, report)
     return report
 
 
@@ -215,6 +220,7 @@ async def _rollup(
     conn: AsyncConnection, report: IntegrityReport, table: Table, column: str, name: str
 ) -> None:
     is_usage = entries.c.kind == "usage"
+    predicted = is_usage & entries.c.predicted_output_tokens.is_not(None)
     key = (entries.c.account_id, entries.c[column], entries.c.provider, entries.c.model)
     rebuilt = (
         select(
@@ -222,6 +228,10 @@ async def _rollup(
             _big(-entries.c.amount_nano).label("spent_nano"),
             _big(case((is_usage, 1), else_=0)).label("request_count"),
             *[_big(func.coalesce(entries.c[token], 0)).label(token) for token in _TOKENS],
+            _big(case((predicted, 1), else_=0)).label("predicted_calls"),
+            _big(
+                case((predicted & (entries.c.amount_nano < entries.c.hold_nano), 1), else_=0)
+            ).label("missed_calls"),
         )
         .where(entries.c.kind.in_(("usage", "refund")))
         .group_by(*key)
@@ -234,6 +244,8 @@ async def _rollup(
         cast(table.c.spent_nano, BigInteger),
         cast(table.c.request_count, BigInteger),
         *[cast(table.c[token], BigInteger) for token in _TOKENS],
+        cast(table.c.predicted_calls, BigInteger),
+        cast(table.c.missed_calls, BigInteger),
     )
     total = await conn.scalar(select(func.count()).select_from(table))
     report.rollups_checked += int(total or 0)
@@ -249,5 +261,42 @@ async def _rollup(
                     f"account #{row[0]} bucket {row[1]} {row[2]}/{row[3]}",
                     "stored" if label == "unexplained" else "absent or different",
                     tuple(int(value) for value in row[4:]),
+                )
+            )
+
+
+async def _sketches(conn: AsyncConnection, report: IntegrityReport) -> None:
+    """Every output sketch = the usage entries with reported usage, bucketed by output."""
+    output = func.coalesce(entries.c.output_tokens, 0)
+    grouped = await conn.execute(
+        select(entries.c.account_id, entries.c.provider, entries.c.model, output, func.count())
+        .where(entries.c.kind == "usage", entries.c.cost_is_estimate.is_(False))
+        .group_by(entries.c.account_id, entries.c.provider, entries.c.model, output)
+    )
+    rebuilt: dict[tuple[int, str, str, int], int] = {}
+    for account_id, provider, model, tokens, calls in grouped:
+        key = (int(account_id), provider or "", model or "", bucket_of(int(tokens)))
+        rebuilt[key] = rebuilt.get(key, 0) + int(calls)
+    stored = {
+        (int(a), p, m, int(b)): int(n)
+        for a, p, m, b, n in await conn.execute(
+            select(
+                output_sketches.c.account_id,
+                output_sketches.c.provider,
+                output_sketches.c.model,
+                output_sketches.c.bucket,
+                output_sketches.c.calls,
+            )
+        )
+    }
+    report.sketches_checked += len(stored)
+    for key in sorted(rebuilt.keys() | stored.keys()):
+        if rebuilt.get(key, 0) != stored.get(key, 0):
+            report.differences.append(
+                IntegrityDifference(
+                    "output sketch",
+                    f"account #{key[0]} {key[1]}/{key[2]} bucket {key[3]}",
+                    stored.get(key, 0),
+                    rebuilt.get(key, 0),
                 )
             )

@@ -28,6 +28,7 @@ from smartspace_budget.errors import (
     BackendUnavailableError,
     InvalidAmountError,
     InvalidInputError,
+    NotFoundError,
     SmartspaceBudgetError,
 )
 from smartspace_budget.ledger.buckets import utc_window_of
@@ -91,6 +92,8 @@ from smartspace_budget.models import (
     SpendingSummary,
     UsageEvent,
 )
+from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
+from smartspace_budget.models.replay import LinearPricing, LinearTotals, UsageShape
 from smartspace_budget.money import to_nano
 from smartspace_budget.periods import SpendingPeriod, parse_period
 
@@ -476,6 +479,73 @@ class Ledger:
         defaults for the budgets layer, which has the history to judge them."""
         return await self._call(
             self._reads.analytics, user_id, project_id, parse_period(period), now_or(at)
+        )
+
+    async def get_output_history(
+        self,
+        user_id: str,
+        project_id: str,
+        provider: str,
+        model: str,
+        *,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
+    ) -> OutputHistory:
+        """The recorded output sizes of ``provider/model`` calls (a log-bucket sketch), from
+        the account, else its project, else every account: the first scope with
+        ``min_samples`` calls (see ``Reads.output_history``). An account not created yet
+        reads its project's and everyone's."""
+        if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
+            raise InvalidInputError(f"min_samples must be a positive int, got {min_samples!r}")
+        key = _account(user_id, project_id)
+        provider, model = check_id(provider, "provider"), check_id(model, "model")
+        async with self._guard():
+            info = self._accounts.get(key)
+            if info is None:
+                try:
+                    info = await self._reads.find_account(*key)
+                except NotFoundError:
+                    info = None
+                else:
+                    self._accounts[key] = info
+            return await self._reads.output_history(info, key[1], provider, model, min_samples)
+
+    async def get_usage_shapes(
+        self,
+        user_id: str,
+        project_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        include_plain: bool = True,
+    ) -> list[UsageShape]:
+        """The account's usage in ``[start, end)`` grouped by model, UTC minute and usage
+        (see ``Reads.usage_shapes``): what a workload replay re-prices. Without
+        ``include_plain``, only what :meth:`get_linear_totals` does not cover."""
+        first, last = check_instant(start, "start"), check_instant(end, "end")
+        if last < first:
+            raise InvalidInputError("end is before start")
+        return await self._call(
+            self._reads.usage_shapes, user_id, project_id, first, last, include_plain
+        )
+
+    async def get_usage_by_model(
+        self, user_id: str, project_id: str, start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, int, int]]:
+        """Per recorded model in ``[start, end)``: (provider, model, calls, nano-USDC
+        charged, calls charged at their hold)."""
+        first, last = check_instant(start, "start"), check_instant(end, "end")
+        return await self._call(self._reads.usage_by_model, user_id, project_id, first, last)
+
+    async def get_linear_totals(
+        self, user_id: str, project_id: str, start: datetime, end: datetime, pricing: LinearPricing
+    ) -> LinearTotals:
+        """One target's price of the account's plain usage in ``[start, end)``, summed in
+        the database with each call rounded as a charge is (see ``Reads.linear_totals``)."""
+        first, last = check_instant(start, "start"), check_instant(end, "end")
+        if last < first:
+            raise InvalidInputError("end is before start")
+        return await self._call(
+            self._reads.linear_totals, user_id, project_id, first, last, pricing
         )
 
     async def get_spending_series(

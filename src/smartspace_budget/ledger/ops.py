@@ -150,6 +150,8 @@ class UsageRecord:
     cost_is_estimate: bool
     tags_json: str | None
     detail_json: str | None = None
+    predicted_output: int | None = None
+    """The output tokens the call's hold covered when an output prediction sized it."""
 
     @classmethod
     def from_event(cls, usage: object) -> UsageRecord:
@@ -197,6 +199,7 @@ class UsageRecord:
             cost_is_estimate=bool(usage.cost_is_estimate),
             tags_json=_TAGS_JSON.encode(tags) if tags else None,
             detail_json=_TAGS_JSON.encode(detail) if detail else None,
+            predicted_output=_predicted(getattr(usage, "predicted_output_tokens", None)),
         )
 
     def canonical(self) -> list[Any]:
@@ -213,7 +216,18 @@ class UsageRecord:
             self.tags_json,
             # Only when present, so keys recorded before the usage model keep their fingerprint.
             *([] if self.detail_json is None else [self.detail_json]),
+            *([] if self.predicted_output is None else [["predicted", self.predicted_output]]),
         ]
+
+
+def _predicted(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise InvalidInputError(
+            f"predicted_output_tokens must be an int in 0..{MAX_TOKENS}, got {value!r}"
+        )
+    return value
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,12 +28,21 @@ from smartspace_budget.models import (
     BudgetReservation,
     BudgetStatus,
     LedgerEntry,
+    PredictionStats,
     ReservationStatus,
     SpendingAnalytics,
     SpendingBucket,
     SpendingSummary,
 )
 from smartspace_budget.models._trusted import builder
+from smartspace_budget.models.output_sketch import OutputHistory, OutputScope
+from smartspace_budget.models.replay import (
+    LINEAR_LIMIT,
+    LinearCase,
+    LinearPricing,
+    LinearTotals,
+    UsageShape,
+)
 from smartspace_budget.money import from_nano, quantize
 from smartspace_budget.periods import SpendingPeriod, windows_between
 
@@ -82,6 +91,41 @@ def _table(period: SpendingPeriod) -> tuple[str, str]:
 
 def _money(nano: int | None) -> Decimal | None:
     return None if nano is None else from_nano(nano)
+
+
+_PLAIN_TEST = (
+    f"usage_detail IS NULL AND COALESCE(input_tokens, 0) <= {LINEAR_LIMIT} "
+    f"AND COALESCE(output_tokens, 0) <= {LINEAR_LIMIT}"
+)
+_PLAIN = (
+    "account_id = $1 AND kind = 'usage' AND occurred_at >= $2 AND occurred_at < $3 "
+    f"AND {_PLAIN_TEST}"
+)
+
+
+def _half_even_sql(numerator: str, denominator: int) -> str:
+    """``numerator / denominator`` rounded half-even, in SQL integer arithmetic (>= 0)."""
+    if denominator == 1:
+        return numerator
+    q, r = f"({numerator} / {denominator})", f"({numerator} % {denominator})"
+    return (
+        f"({q} + CASE WHEN 2 * {r} > {denominator} OR (2 * {r} = {denominator} "
+        f"AND {q} % 2 = 1) THEN 1 ELSE 0 END)"
+    )
+
+
+def _rounded(case: LinearCase) -> str:
+    """A call's base in nano-USDC for ``case``: its linear numerator, rounded."""
+    terms = [
+        f"{int(n)} * {column}"
+        for n, column in zip(case.numerators[:5], ("i", "o", "c", "w", "r"), strict=True)
+        if n
+    ]
+    request = int(case.numerators[5])
+    if request:
+        terms.append(str(request))
+    numerator = f"({' + '.join(terms) or '0'})"
+    return _half_even_sql(numerator, int(case.denominator))
 
 
 class Reads:
@@ -189,7 +233,8 @@ class Reads:
         start, end = utc_window(window)
         table, column = _table(period)
         rows = await self._rows(
-            f"SELECT provider, model, SUM(spent_nano), SUM(request_count) FROM {table} "
+            f"SELECT provider, model, SUM(spent_nano), SUM(request_count), "
+            f"SUM(predicted_calls), SUM(missed_calls) FROM {table} "
             f"WHERE account_id = $1 AND {column} >= $2 AND {column} < $3 "
             "GROUP BY provider, model",
             account.row_id,
@@ -201,8 +246,19 @@ class Reads:
         requests_by_provider: dict[str, int] = {}
         by_model: dict[str, int] = {}
         requests_by_model: dict[str, int] = {}
-        for provider, model, spent_value, count_value in rows:
+        predictions: dict[str, PredictionStats] = {}
+        predicted_total = missed_total = 0
+        for provider, model, spent_value, count_value, predicted_value, missed_value in rows:
             spent, count = _int(spent_value), _int(count_value)
+            predicted, missed = _int(predicted_value), _int(missed_value)
+            if predicted:
+                predicted_total += predicted
+                missed_total += missed
+                known = predictions.get(f"{provider}/{model}")
+                if known is not None:
+                    predicted += known.predicted_calls
+                    missed += known.missed_calls
+                predictions[f"{provider}/{model}"] = PredictionStats.of(predicted, missed)
             total += spent
             requests += count
             if provider:
@@ -224,7 +280,220 @@ class Reads:
             period_start=window.start,
             period_end=window.end,
             currency=account.currency,
+            predictions=PredictionStats.of(predicted_total, missed_total),
+            predictions_by_model=predictions,
         )
+
+    async def output_history(
+        self,
+        account: AccountInfo | None,
+        project_id: str,
+        provider: str,
+        model: str,
+        min_samples: int,
+    ) -> OutputHistory:
+        """The output sketch of ``provider/model`` for the account (``None``: it has no row
+        yet), else its project, else every account: the first with ``min_samples`` calls.
+
+        Each scope is one grouped read of the sketch table (at most a few hundred buckets
+        per account), never of the entries.
+        """
+        reads: list[tuple[OutputScope, str, tuple[Any, ...]]] = []
+        if account is not None:
+            reads.append(
+                (
+                    OutputScope.ACCOUNT,
+                    "SELECT bucket, calls FROM ledger_output_sketches "
+                    "WHERE account_id = $1 AND provider = $2 AND model = $3 ORDER BY bucket",
+                    (account.row_id, provider, model),
+                )
+            )
+        reads.append(
+            (
+                OutputScope.PROJECT,
+                "SELECT s.bucket, SUM(s.calls) FROM ledger_output_sketches AS s "
+                "JOIN ledger_accounts AS a ON a.id = s.account_id "
+                "WHERE a.project_id = $1 AND s.provider = $2 AND s.model = $3 "
+                "GROUP BY s.bucket ORDER BY s.bucket",
+                (project_id, provider, model),
+            )
+        )
+        reads.append(
+            (
+                OutputScope.ALL,
+                "SELECT bucket, SUM(calls) FROM ledger_output_sketches "
+                "WHERE provider = $1 AND model = $2 GROUP BY bucket ORDER BY bucket",
+                (provider, model),
+            )
+        )
+        history = OutputHistory(provider=provider, model=model, scope=OutputScope.ALL, samples=0)
+        for scope, sql, params in reads:
+            rows = await self._rows(sql, *params)
+            buckets = [(int(bucket), int(calls)) for bucket, calls in rows if calls]
+            samples = sum(calls for _, calls in buckets)
+            history = OutputHistory(
+                provider=provider, model=model, scope=scope, samples=samples, buckets=buckets
+            )
+            if samples >= min_samples:
+                break
+        return history
+
+    async def usage_shapes(
+        self, account: AccountInfo, start: datetime, end: datetime, include_plain: bool = True
+    ) -> list[UsageShape]:
+        """The account's usage entries in ``[start, end)`` grouped by provider, model, UTC
+        minute and usage (every token column and ``usage_detail``): one row per group,
+        with the calls and what they were charged. A month of a million calls is as many
+        rows as it has distinct (model, minute, usage) groups, read in one statement."""
+        plain = "" if include_plain else f" AND NOT ({_PLAIN_TEST})"
+        minute = (
+            "substr(occurred_at, 1, 16)"
+            if self._sql.name == "sqlite"
+            else "date_trunc('minute', occurred_at)"
+        )
+        shape = (
+            "input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, "
+            "reasoning_tokens, usage_detail"
+        )
+        rows = await self._rows(
+            f"SELECT provider, model, {minute} AS minute, {shape}, COUNT(*), "
+            "SUM(-amount_nano), SUM(CASE WHEN cost_is_estimate THEN 1 ELSE 0 END) "
+            "FROM ledger_entries WHERE account_id = $1 AND kind = 'usage' "
+            f"AND occurred_at >= $2 AND occurred_at < $3{plain} "
+            f"GROUP BY provider, model, minute, {shape} ORDER BY minute",
+            account.row_id,
+            self._sql.ts(start),
+            self._sql.ts(end),
+        )
+        shapes = []
+        for (
+            provider,
+            model,
+            at,
+            input_tokens,
+            output_tokens,
+            cached,
+            written,
+            reasoning,
+            detail,
+            calls,
+            charged,
+            estimated,
+        ) in rows:
+            instant = (
+                datetime.fromisoformat(at).replace(tzinfo=UTC)
+                if isinstance(at, str)
+                else at.astimezone(UTC)
+            )
+            shapes.append(
+                # Built from the ledger's own rows without validating them again: a month
+                # may have a million groups.
+                UsageShape.model_construct(
+                    provider=provider or "",
+                    model=model or "",
+                    minute=instant,
+                    input_tokens=_int(input_tokens),
+                    output_tokens=_int(output_tokens),
+                    cached_input_tokens=_int(cached),
+                    cache_write_tokens=_int(written),
+                    reasoning_tokens=_int(reasoning),
+                    detail=detail,
+                    calls=int(calls),
+                    charged=from_nano(_int(charged)),
+                    estimated_calls=_int(estimated),
+                )
+            )
+        return shapes
+
+    async def usage_by_model(
+        self, account: AccountInfo, start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, int, int]]:
+        """Per recorded model in ``[start, end)``: calls, nano-USDC charged, and calls
+        charged at their hold."""
+        rows = await self._rows(
+            "SELECT provider, model, COUNT(*), SUM(-amount_nano), "
+            "SUM(CASE WHEN cost_is_estimate THEN 1 ELSE 0 END) FROM ledger_entries "
+            "WHERE account_id = $1 AND kind = 'usage' AND occurred_at >= $2 "
+            "AND occurred_at < $3 GROUP BY provider, model ORDER BY provider, model",
+            account.row_id,
+            self._sql.ts(start),
+            self._sql.ts(end),
+        )
+        return [(p or "", m or "", int(n), _int(c), _int(e)) for p, m, n, c, e in rows]
+
+    async def linear_totals(
+        self, account: AccountInfo, start: datetime, end: datetime, pricing: LinearPricing
+    ) -> LinearTotals:
+        """One target's price of the account's plain usage in ``[start, end)``, summed in
+        the database: every call rounded as a charge is (see ``pricing/replay.py``).
+
+        Plain usage is what the linear replay covers: no ``usage_detail`` (token columns
+        only, one request) and counts up to :data:`LINEAR_LIMIT`; the rest is read as
+        groups (:meth:`usage_shapes` with ``plain=False``).
+        """
+        params: list[Any] = [account.row_id, self._sql.ts(start), self._sql.ts(end)]
+
+        def param(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        where = _PLAIN
+        if pricing.provider is not None and pricing.model is not None:
+            where += f" AND provider = {param(pricing.provider)} AND model = {param(pricing.model)}"
+        tod = (
+            "substr(occurred_at, 12)"
+            if self._sql.name == "sqlite"
+            else ("(occurred_at AT TIME ZONE 'UTC')::time")
+        )
+        kinds, bases = [], []
+        if pricing.max_input is not None:
+            kinds.append(f"WHEN i > {int(pricing.max_input)} THEN 2")
+        if pricing.max_output is not None:
+            kinds.append(f"WHEN o > {int(pricing.max_output)} THEN 3")
+        for case in pricing.cases:
+            test = []
+            if case.start is not None:
+                test.append(f"at >= {param(self._sql.ts(case.start))}")
+            if case.end is not None:
+                test.append(f"at < {param(self._sql.ts(case.end))}")
+            if case.time_from is not None and case.time_to is not None:
+                low, high = self._time(case.time_from), self._time(case.time_to)
+                join = "OR" if case.time_to < case.time_from else "AND"
+                test.append(f"(tod >= {low} {join} tod < {high})")
+            test.append(f"i >= {int(case.input_from)}")
+            if case.input_to is not None:
+                test.append(f"i < {int(case.input_to)}")
+            condition = " AND ".join(test)
+            kinds.append(f"WHEN {condition} THEN 1")
+            bases.append(f"WHEN {condition} THEN {_rounded(case)}")
+        kind = f"CASE {' '.join(kinds)} ELSE 4 END" if kinds else "4"
+        base = f"CASE {' '.join(bases)} ELSE 0 END" if bases else "0"
+        fee_den = int(pricing.fee_denominator) * 100
+        fee = _half_even_sql(f"(b * {int(pricing.fee_numerator)})", fee_den)
+        sql = (
+            "SELECT COALESCE(SUM(CASE WHEN k = 1 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 1 THEN b ELSE 0 END), 0), "
+            f"COALESCE(SUM(CASE WHEN k = 1 THEN b + {fee} ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 1 THEN charged ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 2 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 3 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k IN (2, 3) THEN charged ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 4 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN k = 4 THEN charged ELSE 0 END), 0) "
+            f"FROM (SELECT charged, k, CASE WHEN k = 1 THEN {base} ELSE 0 END AS b FROM ("
+            f"SELECT charged, at, tod, i, o, c, w, r, {kind} AS k FROM ("
+            f"SELECT -amount_nano AS charged, occurred_at AS at, {tod} AS tod, "
+            "COALESCE(input_tokens, 0) AS i, COALESCE(output_tokens, 0) AS o, "
+            "COALESCE(cached_input_tokens, 0) AS c, COALESCE(cache_write_tokens, 0) AS w, "
+            "COALESCE(reasoning_tokens, 0) AS r "
+            f"FROM ledger_entries WHERE {where}) AS e) AS kinds) AS priced"
+        )
+        ((row),) = await self._rows(sql, *params)
+        return LinearTotals(*(int(value) for value in row))
+
+    def _time(self, value: time) -> str:
+        text = value.replace(tzinfo=None).isoformat()
+        return f"'{text}'" if self._sql.name == "sqlite" else f"TIME '{text}'"
 
     async def spending_series(
         self,

@@ -38,6 +38,7 @@ __all__ = [
     "ROLLUP_COLUMNS",
     "SELECT_ACCOUNT",
     "SELECT_HOLD",
+    "SKETCH_COLUMNS",
     "TARGETS",
     "TEXT_COLUMNS",
     "TIME_COLUMNS",
@@ -118,6 +119,7 @@ ENTRY_COLUMNS = (
     "tags",
     "idempotency_key",
     "usage_detail",
+    "predicted_output_tokens",
 )
 ROLLUP_SUMS = (
     "spent_nano",
@@ -127,10 +129,13 @@ ROLLUP_SUMS = (
     "cached_input_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    "predicted_calls",
+    "missed_calls",
 )
 ROLLUP_COLUMNS = ("account_id", "bucket_start", "provider", "model", *ROLLUP_SUMS)
 DAILY_ROLLUP_COLUMNS = ("account_id", "day_start", "provider", "model", *ROLLUP_SUMS)
 IDEMPOTENCY_COLUMNS = ("account_id", "key", "operation", "fingerprint", "result", "created_at")
+SKETCH_COLUMNS = ("account_id", "provider", "model", "bucket", "calls")
 
 TIME_COLUMNS = frozenset(
     {
@@ -198,6 +203,13 @@ INSERTS = (
         _conflict("day_start", "ledger_daily_rollups"),
     ),
     ("idempotency", "ledger_idempotency", IDEMPOTENCY_COLUMNS, ""),
+    (
+        "sketches",
+        "ledger_output_sketches",
+        SKETCH_COLUMNS,
+        "ON CONFLICT (account_id, provider, model, bucket) DO UPDATE SET "
+        "calls = ledger_output_sketches.calls + excluded.calls",
+    ),
 )
 
 
@@ -227,6 +239,7 @@ class Changes:
     rollups: list[tuple[Any, ...]] = field(default_factory=list)
     daily_rollups: list[tuple[Any, ...]] = field(default_factory=list)
     idempotency: list[tuple[Any, ...]] = field(default_factory=list)
+    sketches: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 class SqlDialect(ABC):

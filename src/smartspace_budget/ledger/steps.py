@@ -109,9 +109,13 @@ def usage_entry(
     account.balance = balance
     account.spent = spent
     request_id = usage.request_id
+    predicted = missed = 0
     if hold is not None:
         account.reserved -= hold.amount
         request_id = request_id or hold.request_id
+        if usage.predicted_output is not None:
+            predicted = 1
+            missed = 1 if usage.cost_nano > hold.amount else 0
     row = batch.add_entry(
         account,
         entry_id=new_id(),
@@ -138,10 +142,19 @@ def usage_entry(
         tags=usage.tags_json,
         idempotency_key=op.key,
         usage_detail=usage.detail_json,
+        predicted_output_tokens=usage.predicted_output if predicted else None,
     )
     batch.add_rollup(
-        account, buckets, usage.provider, usage.model, usage.cost_nano, 1, usage.tokens
+        account,
+        buckets,
+        usage.provider,
+        usage.model,
+        usage.cost_nano,
+        1,
+        (*usage.tokens, predicted, missed),
     )
+    if not usage.cost_is_estimate:  # a charge at the hold knows no real output
+        batch.add_output(account, usage.provider, usage.model, usage.tokens[1])
     if hold is not None:
         hold.status = "settled"
         hold.settled = usage.cost_nano

@@ -16,6 +16,13 @@ Money columns hold integer **nano-USDC** (``*_nano``, BIGINT); instants are UTC.
   number of buckets); ``ledger_daily_rollups``: the same per *local day* (``day_start``),
   which is what day, week, month and year reads sum (see ``buckets.py``).
 - ``ledger_idempotency``: (account, key) -> fingerprint of the request and its stored result.
+- ``ledger_output_sketches``: per account, provider and model, how many calls produced an
+  output in each log bucket (``models/output_sketch.py``): the history output predictions
+  read, kept in the same transaction as every usage entry whose usage was reported.
+
+Rollups also count ``predicted_calls`` (settlements of a hold sized by an output
+prediction: entries with ``predicted_output_tokens``) and ``missed_calls`` (those whose cost
+exceeded the hold).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ __all__ = [
     "daily_rollups",
     "entries",
     "idempotency",
+    "output_sketches",
     "reservations",
     "rollups",
 ]
@@ -166,6 +174,8 @@ entries = Table(
     _id("idempotency_key", nullable=True),
     # Usage entries: every dimension beyond the token columns, and what was unpriced (JSON).
     Column("usage_detail", Text, nullable=True),
+    # A settlement whose hold was sized by an output prediction: the output tokens held.
+    Column("predicted_output_tokens", BigInteger, nullable=True),
     CheckConstraint(f"kind IN {_KINDS}", name="kind_known"),
     Index("ix_ledger_entries_account_id_id", "account_id", "id"),
     Index(
@@ -236,6 +246,8 @@ def _rollup_table(name: str, bucket: str) -> Table:
                 "cached_input_tokens",
                 "cache_write_tokens",
                 "reasoning_tokens",
+                "predicted_calls",
+                "missed_calls",
             )
         ],
         PrimaryKeyConstraint("account_id", bucket, "provider", "model"),
@@ -267,5 +279,32 @@ idempotency = Table(
     # appended, so a group commit dirties few pages; see migration ledger_0006.
 )
 
-LEDGER_TABLES = (accounts, entries, reservations, rollups, daily_rollups, idempotency)
+output_sketches = Table(
+    "ledger_output_sketches",
+    metadata,
+    Column(
+        "account_id",
+        _RowId,
+        ForeignKey("ledger_accounts.id", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    Column("provider", String(ID_LENGTH), nullable=False),
+    Column("model", String(ID_LENGTH), nullable=False),
+    Column("bucket", Integer, nullable=False),
+    Column("calls", BigInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("account_id", "provider", "model", "bucket"),
+    # The project and all-accounts fallbacks read one model across accounts.
+    Index("ix_ledger_output_sketches_model", "provider", "model"),
+    sqlite_with_rowid=False,
+)
+
+LEDGER_TABLES = (
+    accounts,
+    entries,
+    reservations,
+    rollups,
+    daily_rollups,
+    idempotency,
+    output_sketches,
+)
 """Every table of the ledger, parents first (the order to create them, reversed to drop)."""

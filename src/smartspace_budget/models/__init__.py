@@ -16,6 +16,7 @@ from smartspace_budget.models.budget import (
     BudgetReservation,
     BudgetStatus,
     PolicyViolation,
+    PredictionStats,
     ReservationStatus,
     SpendingAnalytics,
     SpendingBucket,
@@ -23,6 +24,12 @@ from smartspace_budget.models.budget import (
     SpendingSummary,
     SpendingTrend,
     ViolationKind,
+)
+from smartspace_budget.models.output_sketch import (
+    OutputEstimate,
+    OutputHistory,
+    OutputMethod,
+    OutputScope,
 )
 from smartspace_budget.models.pricing import (
     AnomalyDirection,
@@ -68,7 +75,12 @@ __all__ = [
     "LedgerEntry",
     "Money",
     "NonNegativeMoney",
+    "OutputEstimate",
+    "OutputHistory",
+    "OutputMethod",
+    "OutputScope",
     "PolicyViolation",
+    "PredictionStats",
     "PriceTier",
     "PricingData",
     "PricingModel",

@@ -23,6 +23,7 @@ __all__ = [
     "BudgetReservation",
     "BudgetStatus",
     "PolicyViolation",
+    "PredictionStats",
     "ReservationStatus",
     "SpendingAnalytics",
     "SpendingBucket",
@@ -238,6 +239,24 @@ class SpendingSummary(SpecModel):
     currency: str = "USDC"
 
 
+class PredictionStats(SpecModel):
+    """How holds sized by an output prediction fared: calls settled, how many cost more
+    than their hold (charged in full all the same), and that share (``None`` without any)."""
+
+    predicted_calls: int = Field(ge=0)
+    missed_calls: int = Field(ge=0)
+    miss_rate: Decimal | None = None
+
+    @classmethod
+    def of(cls, predicted: int, missed: int) -> PredictionStats:
+        rate = (
+            None
+            if not predicted
+            else (Decimal(missed) / Decimal(predicted)).quantize(Decimal("0.0001"))
+        )
+        return cls(predicted_calls=predicted, missed_calls=missed, miss_rate=rate)
+
+
 class SpendingAnalytics(SpecModel):
     """The spec's spending analytics for one period window.
 
@@ -246,7 +265,15 @@ class SpendingAnalytics(SpecModel):
     """
 
     _optional_keys: ClassVar[frozenset[str]] = frozenset(
-        {"period", "period_start", "period_end", "requests_by_model", "currency"}
+        {
+            "period",
+            "period_start",
+            "period_end",
+            "requests_by_model",
+            "currency",
+            "predictions",
+            "predictions_by_model",
+        }
     )
     SPEC_KEYS: ClassVar[tuple[str, ...]] = (
         "total_spent",
@@ -272,6 +299,10 @@ class SpendingAnalytics(SpecModel):
     period_start: datetime | None = None
     period_end: datetime | None = None
     currency: str | None = None
+    predictions: PredictionStats | None = None
+    """Settlements of holds sized by an output prediction in the window, and the misses."""
+    predictions_by_model: dict[str, PredictionStats] | None = None
+    """The same by ``"provider/model"`` (models with such settlements only)."""
 
     @field_validator("requests_by_provider", "requests_by_model")
     @classmethod

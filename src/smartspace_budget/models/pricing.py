@@ -12,6 +12,7 @@ from pydantic import Field, field_serializer, field_validator, model_validator
 from smartspace_budget.errors import IdempotencyConflictError
 from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
 from smartspace_budget.models.dimensions import DIMENSIONS, DIMENSIONS_BY_FIELD
+from smartspace_budget.models.output_sketch import OutputEstimate
 
 __all__ = [
     "MAX_HISTORY_DAYS",
@@ -320,6 +321,7 @@ class CostEstimate(SpecModel):
             "line_items",
             "priced_at",
             "unpriced",
+            "output_estimate",
         }
     )
 
@@ -344,6 +346,9 @@ class CostEstimate(SpecModel):
     priced_at: datetime | None = None
     """The instant the call was priced at, when one was asked for (else: when estimated)."""
     unpriced: dict[str, Decimal] | None = None
+    output_estimate: OutputEstimate | None = None
+    """How ``output_tokens`` was chosen (given, predicted from history, the default) and
+    with what confidence; set when the caller did not give the output."""
 
     @model_validator(mode="after")
     def _total_is_base_plus_fee(self) -> CostEstimate:

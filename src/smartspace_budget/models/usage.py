@@ -186,6 +186,7 @@ class UsageEvent(SpecModel):
             "characters",
             "seconds",
             "unpriced",
+            "predicted_output_tokens",
             *_EXTRA_DIMENSIONS,
         }
     )
@@ -229,6 +230,9 @@ class UsageEvent(SpecModel):
         dict[_TagKey, _TagValue],
         WithJsonSchema(_dictionary({"type": "string", "maxLength": 500, "pattern": _NO_NUL})),
     ] = Field(default_factory=dict, max_length=50)
+    predicted_output_tokens: Count | None = None
+    """The output tokens the call's hold covered, when an output prediction sized the hold
+    (the guard sets it): the settlement counts toward the prediction's miss rate."""
 
     @field_validator("tags")
     @classmethod

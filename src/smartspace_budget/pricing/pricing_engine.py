@@ -23,21 +23,30 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from smartspace_budget.errors import InvalidInputError
+from smartspace_budget.errors import InvalidInputError, SmartspaceBudgetError
 from smartspace_budget.models import (
     CostAnomaly,
     CostEstimate,
     CostLine,
     PricingData,
     PricingModel,
+    SpendingSummary,
     TokenEstimate,
 )
 from smartspace_budget.models._trusted import trusted
+from smartspace_budget.models.output_sketch import (
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_OUTPUT_QUANTILE,
+    OutputEstimate,
+    OutputMethod,
+)
 from smartspace_budget.models.pricing import MAX_HISTORY_DAYS
+from smartspace_budget.models.replay import LinearPricing, LinearTotals, ReplayReport
 from smartspace_budget.models.usage import MAX_TOKENS
 from smartspace_budget.money import DEFAULT_CURRENCY, ExchangeRates, parse_amount, quantize
+from smartspace_budget.periods import SpendingPeriod, parse_period
 from smartspace_budget.prices import names
 from smartspace_budget.pricing import anomaly
 from smartspace_budget.pricing._quote import Quote, compile_fee, compile_quote
@@ -55,7 +64,16 @@ from smartspace_budget.pricing.cost import (
     to_usdc,
     unit_prices,
 )
-from smartspace_budget.pricing.tokens import estimate_tokens
+from smartspace_budget.pricing.prediction import check_quantile, predict_output
+from smartspace_budget.pricing.replay import (
+    LinearTotalsSource,
+    UsageShapeSource,
+    add_linear,
+    linear_pricing,
+    parse_target,
+    replay_shapes,
+)
+from smartspace_budget.pricing.tokens import estimate_chat_text, estimate_tokens
 
 if TYPE_CHECKING:
     from smartspace_budget.backend.cache import TTLCache
@@ -104,6 +122,18 @@ def _default_backend() -> PricingReader:
     from smartspace_budget.backend import default_backend
 
     return default_backend()
+
+
+@runtime_checkable
+class _SpendingReader(Protocol):
+    async def get_spending(
+        self,
+        user_id: str,
+        project_id: str,
+        period: SpendingPeriod,
+        *,
+        at: datetime | None = None,
+    ) -> SpendingSummary: ...
 
 
 class ProviderComparison(dict[str, CostEstimate]):
@@ -256,7 +286,7 @@ class PricingEngine:
         *,
         messages: Sequence[Mapping[str, Any]] | None = None,
         input_tokens: int | None = None,
-        expected_output_tokens: int = DEFAULT_EXPECTED_OUTPUT_TOKENS,
+        expected_output_tokens: int | None = None,
         cached_input_tokens: int = 0,
         cache_write_tokens: int = 0,
         currency: str = DEFAULT_CURRENCY,
@@ -265,6 +295,12 @@ class PricingEngine:
         characters: int | None = None,
         usage: Usage | Mapping[str, Any] | None = None,
         at: datetime | None = None,
+        as_chat: bool = True,
+        user_id: str | None = None,
+        project_id: str | None = None,
+        output_quantile: Decimal | float | str = DEFAULT_OUTPUT_QUANTILE,
+        min_output_samples: int = DEFAULT_MIN_SAMPLES,
+        streamed_output_tokens: int = 0,
     ) -> CostEstimate:
         """The cost of one request before it is made, with the platform fee.
 
@@ -280,10 +316,49 @@ class PricingEngine:
         window in force then; now by default). The estimate's ``line_items`` itemize every
         dimension charged, and ``unpriced`` names used dimensions no price covers.
 
+        ``input_text`` is counted as a one-message chat (``role: user``: the text plus the
+        chat formatting tokens, as the guard counts such a call); ``as_chat=False`` counts
+        the bare text (a completion-style prompt, a text for an embedding model).
+
+        Output: ``expected_output_tokens`` when given. Otherwise, for an account
+        (``user_id`` and ``project_id``) on a backend that keeps output history, the
+        ``output_quantile`` (p95 by default) of the output of its past calls to this model
+        (else its project's, else every account's; see :mod:`.prediction`) once there are
+        ``min_output_samples`` of them, never less than ``streamed_output_tokens`` nor more
+        than the model's output limit; else the default of 500 tokens. The estimate's
+        ``output_estimate`` then says which, from how many calls, with what confidence.
+
         Raises :class:`InvalidInputError` for bad counts,
         :class:`ContextLimitExceededError` past the model's limits, the pricing errors for
         unknown names, and :class:`UnknownCurrencyError` for an unconfigured currency.
         """
+        if expected_output_tokens is None:
+            if user_id is None and project_id is None and streamed_output_tokens is _ZERO:
+                expected_output_tokens = _DEFAULT_OUTPUT
+            else:
+                return await self._estimate_predicted(
+                    provider,
+                    model,
+                    user_id,
+                    project_id,
+                    check_quantile(output_quantile),
+                    count(min_output_samples, "min_output_samples", at_least=1),
+                    count(streamed_output_tokens, "streamed_output_tokens"),
+                    {
+                        "input_text": input_text,
+                        "messages": messages,
+                        "input_tokens": input_tokens,
+                        "cached_input_tokens": cached_input_tokens,
+                        "cache_write_tokens": cache_write_tokens,
+                        "currency": currency,
+                        "request_count": request_count,
+                        "seconds": seconds,
+                        "characters": characters,
+                        "usage": usage,
+                        "at": at,
+                        "as_chat": as_chat,
+                    },
+                )
         quote = (
             self._quotes.get((provider, model))
             if type(provider) is str and type(model) is str
@@ -305,6 +380,7 @@ class PricingEngine:
             and at is None
             and currency == DEFAULT_CURRENCY
             and request_count is _ONE
+            and type(as_chat) is bool
             and cached_input_tokens is _ZERO
             and cache_write_tokens is _ZERO
             and type(expected_output_tokens) is int
@@ -317,7 +393,11 @@ class PricingEngine:
                 if input_text is None:
                     tokens = 0
                 elif type(input_text) is str and len(input_text) <= _THREAD_THRESHOLD_CHARS:
-                    token_estimate = estimate_tokens(input_text, model, quote.provider)
+                    token_estimate = (
+                        estimate_chat_text(input_text, model, quote.provider)
+                        if as_chat
+                        else estimate_tokens(input_text, model, quote.provider)
+                    )
                     tokens = token_estimate.token_count
             elif (
                 input_text is None and type(input_tokens) is int and 0 <= input_tokens <= MAX_TOKENS
@@ -373,7 +453,62 @@ class PricingEngine:
             characters,
             usage,
             at,
+            as_chat,
         )
+
+    async def _estimate_predicted(
+        self,
+        provider: str,
+        model: str,
+        user_id: str | None,
+        project_id: str | None,
+        quantile: Decimal,
+        min_samples: int,
+        streamed: int,
+        arguments: dict[str, Any],
+    ) -> CostEstimate:
+        """:meth:`estimate_cost` without an output size: predicted from the account's
+        history when there is enough of it, else the default (see :mod:`.prediction`)."""
+        if user_id is None or project_id is None:
+            raise InvalidInputError("an output prediction needs both user_id and project_id")
+        pricing = self._cached(provider, model) or await self._pricing(provider, model)
+        predicted, history = await predict_output(
+            self.backend,
+            user_id,
+            project_id,
+            pricing.provider,
+            pricing.model_name,
+            quantile=quantile,
+            min_samples=min_samples,
+            floor_tokens=streamed,
+        )
+        if predicted is not None:
+            if pricing.max_output_tokens is not None and predicted.tokens > max(
+                pricing.max_output_tokens, streamed
+            ):
+                predicted = predicted.model_copy(
+                    update={"tokens": max(pricing.max_output_tokens, streamed)}
+                )
+            output_estimate = predicted
+        else:
+            samples = 0 if history is None else history.samples
+            output_estimate = OutputEstimate(
+                method=OutputMethod.DEFAULT,
+                tokens=max(DEFAULT_EXPECTED_OUTPUT_TOKENS, streamed),
+                confidence=0.5,
+                samples=samples,
+                floor_tokens=streamed or None,
+                note=(
+                    "the backend keeps no output history"
+                    if history is None
+                    else f"{samples} recorded call(s) of this model, fewer than "
+                    f"{min_samples}; the default of {DEFAULT_EXPECTED_OUTPUT_TOKENS} tokens"
+                ),
+            )
+        estimate = await self.estimate_cost(
+            provider, model, expected_output_tokens=output_estimate.tokens, **arguments
+        )
+        return estimate.model_copy(update={"output_estimate": output_estimate})
 
     async def _estimate_general(
         self,
@@ -391,8 +526,13 @@ class PricingEngine:
         characters: int | None,
         usage: Usage | Mapping[str, Any] | None,
         at: datetime | None,
+        as_chat: bool = True,
     ) -> CostEstimate:
         """Every case of :meth:`estimate_cost`, validating each argument."""
+        if type(as_chat) is not bool:
+            raise InvalidInputError(
+                f"as_chat must be True or False, not {as_chat!r}", field="as_chat"
+            )
         if (input_text is not None) + (messages is not None) + (input_tokens is not None) > 1:
             given = [n for n, v in (("input_text", input_text), ("messages", messages),
                                     ("input_tokens", input_tokens)) if v is not None]  # fmt: skip
@@ -416,7 +556,16 @@ class PricingEngine:
         token_estimate = None
         text = input_text if input_text is not None else messages
         if text is not None:
-            if _size(text) > _THREAD_THRESHOLD_CHARS:
+            if isinstance(text, str) and as_chat:
+                if _size(text) > _THREAD_THRESHOLD_CHARS:
+                    import asyncio
+
+                    token_estimate = await asyncio.to_thread(
+                        estimate_chat_text, text, model, pricing.provider
+                    )
+                else:
+                    token_estimate = estimate_chat_text(text, model, pricing.provider)
+            elif _size(text) > _THREAD_THRESHOLD_CHARS:
                 token_estimate = await self.estimate_tokens(text, model, provider=pricing.provider)
             else:
                 token_estimate = estimate_tokens(text, model, pricing.provider)
@@ -530,6 +679,7 @@ class PricingEngine:
                 "line_items": lines,
                 "priced_at": priced_at,
                 "unpriced": {name: Decimal(value) for name, value in exact.unpriced} or None,
+                "output_estimate": None,
             },
         )
 
@@ -678,6 +828,168 @@ class PricingEngine:
             else:
                 raise result  # cancellation and other BaseExceptions are not a pair's failure
         return comparison
+
+    # -- replay ----------------------------------------------------------------------------
+
+    async def replay(
+        self,
+        user_id: str,
+        project_id: str,
+        period: SpendingPeriod | str | tuple[datetime, datetime] = SpendingPeriod.MONTHLY,
+        targets: Iterable[str | tuple[str, str]] | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> ReplayReport:
+        """What the account's real usage in ``period`` would have cost on each target.
+
+        ``period`` is a spending period (the account's calendar window containing ``at``,
+        now by default: ``("monthly", at=<a day of last month>)`` is last month) or a
+        ``(start, end)`` pair of aware instants. ``targets`` are ``"provider/model"`` (or
+        pairs); ``None`` re-prices on the models the period really used. Every recorded
+        dimension is priced, at the price in force at each call's minute, each call rounded
+        as a charge is; the report has each target's total, the difference with what the
+        served calls were really charged, the calls it cannot serve and why, and the
+        cheapest target that serves them all (see :mod:`.replay`). Needs a backend that
+        keeps usage (``LocalBackend``, ``HttpBackend``): :class:`InvalidInputError` else.
+        """
+        if not isinstance(self.backend, UsageShapeSource):
+            raise InvalidInputError(
+                "replay needs a backend that keeps usage (LocalBackend or HttpBackend)"
+            )
+        if isinstance(period, tuple):
+            if len(period) != 2:
+                raise InvalidInputError("period is a spending period or a (start, end) pair")
+            start, end = _instant(period[0]), _instant(period[1])
+            if end < start:
+                raise InvalidInputError("the period's end is before its start")
+        else:
+            if not isinstance(self.backend, _SpendingReader):
+                raise InvalidInputError("a spending period needs a backend with accounts")
+            summary = await self.backend.get_spending(
+                user_id, project_id, parse_period(period), at=None if at is None else _instant(at)
+            )
+            start, end = summary.period_start, summary.period_end
+        wanted = None if targets is None else [parse_target(t) for t in targets]
+        if isinstance(targets, str):
+            raise InvalidInputError("targets is a list of 'provider/model'")
+        import asyncio
+
+        backend = self.backend
+        fast = isinstance(backend, LinearTotalsSource)
+        counts: list[tuple[str, str, int, int, int]] | None = None
+        if isinstance(backend, LinearTotalsSource):
+            counts = await backend.get_usage_by_model(user_id, project_id, start, end)
+            used = [(provider, model) for provider, model, *_ in counts]
+        else:
+            shapes = await backend.get_usage_shapes(user_id, project_id, start, end)
+            used = list(dict.fromkeys((shape.provider, shape.model) for shape in shapes))
+        wanted = list(dict.fromkeys(used if wanted is None else wanted))
+        every = list(dict.fromkeys([*wanted, *used]))
+        histories = await asyncio.gather(
+            *(backend.get_price_history(p, m, days=None) for p, m in every),
+            return_exceptions=True,
+        )
+        versions: dict[tuple[str, str], list[PricingData] | Exception] = {}
+        rates: dict[str, Decimal] = {}
+        for pair, history in zip(every, histories, strict=True):
+            if isinstance(history, SmartspaceBudgetError):
+                versions[pair] = history
+                continue
+            if isinstance(history, BaseException):
+                raise history  # a backend failure is not a target's answer
+            for version in history:
+                currency = version.price_currency
+                if currency not in rates:
+                    rates[currency] = to_usdc(self.exchange_rates, currency)
+            versions[pair] = history
+        # Plain usage (token columns, one request) is priced in the database when every
+        # target and every recorded model can be priced linearly; the rest group by group.
+        specs: dict[tuple[str, str, bool], LinearPricing] = {}
+        if isinstance(backend, LinearTotalsSource):
+            for pair, own in [*((p, False) for p in wanted), *((p, True) for p in used)]:
+                history = versions[pair]
+                if isinstance(history, Exception):
+                    continue
+                spec = linear_pricing(
+                    history,
+                    self.platform_fee_percent,
+                    rates.get(history[0].price_currency, Decimal(1)) if history else Decimal(1),
+                    provider=pair[0] if own else None,
+                    model=pair[1] if own else None,
+                )
+                if spec is None:
+                    fast = False
+                    break
+                specs[(*pair, own)] = spec
+        if fast and isinstance(backend, LinearTotalsSource):
+            shapes = await backend.get_usage_shapes(
+                user_id, project_id, start, end, include_plain=False
+            )
+            keys = list(specs)
+            totals = dict(
+                zip(
+                    keys,
+                    await asyncio.gather(
+                        *(
+                            backend.get_linear_totals(user_id, project_id, start, end, specs[key])
+                            for key in keys
+                        )
+                    ),
+                    strict=True,
+                )
+            )
+        elif isinstance(backend, LinearTotalsSource):
+            counts = None
+            shapes = await backend.get_usage_shapes(user_id, project_id, start, end)
+        report = replay_shapes(
+            shapes,
+            [(provider, model, versions[(provider, model)]) for provider, model in wanted],
+            recorded={pair: versions[pair] for pair in used},
+            fee_percent=self.platform_fee_percent,
+            usdc_per_unit=rates,
+            user_id=user_id,
+            project_id=project_id,
+            start=start,
+            end=end,
+            model_counts=counts if fast else None,
+        )
+        if not fast or counts is None:
+            return report
+        results = [
+            target
+            if (target.provider, target.model, False) not in totals
+            else add_linear(target, totals[(target.provider, target.model, False)])
+            for target in report.targets
+        ]
+        recorded = report.as_recorded
+        if recorded is not None:
+            shaped: dict[tuple[str, str], tuple[int, int]] = {}
+            for shape in shapes:
+                calls, charged = shaped.get((shape.provider, shape.model), (0, 0))
+                shaped[(shape.provider, shape.model)] = (
+                    calls + shape.calls,
+                    charged + int(shape.charged * 1_000_000_000),
+                )
+            for provider, model, calls, charged, _ in counts:
+                own_totals = totals.get((provider, model, True))
+                if own_totals is None:  # an unknown model: its plain calls cannot be priced
+                    plain_calls, plain_charged = shaped.get((provider, model), (0, 0))
+                    own_totals = LinearTotals(
+                        0, 0, 0, 0, 0, 0, 0, calls - plain_calls, charged - plain_charged
+                    )
+                    recorded = add_linear(recorded, own_totals)
+                    unserved = dict(recorded.unserved)
+                    moved = unserved.pop("no price in force", 0)
+                    if moved:
+                        unserved["unknown model"] = unserved.get("unknown model", 0) + moved
+                    recorded = recorded.model_copy(update={"unserved": unserved})
+                    continue
+                recorded = add_linear(recorded, own_totals)
+        complete = [r for r in results if r.error is None and r.calls_unserved == 0]
+        cheapest = min(complete, key=lambda r: r.total_cost).name if complete else None
+        return report.model_copy(
+            update={"targets": results, "as_recorded": recorded, "cheapest": cheapest}
+        )
 
     # -- anomalies -------------------------------------------------------------------------
 

@@ -121,6 +121,41 @@ def view_to_data(view: DashboardView) -> dict[str, Any]:
                 for row in view.comparison.rows
             ],
         },
+        "replay": _replay_data(view),
+        "predictions": None
+        if analytics.predictions is None
+        else {
+            "predicted_calls": analytics.predictions.predicted_calls,
+            "missed_calls": analytics.predictions.missed_calls,
+            "miss_rate": analytics.predictions.miss_rate,
+        },
+    }
+
+
+def _replay_data(view: DashboardView) -> dict[str, Any]:
+    report = view.replay
+    if report is None:
+        return {"error": view.replay_error, "targets": []}
+    return {
+        "error": None,
+        "start": _iso(report.period_start),
+        "end": _iso(report.period_end),
+        "calls": report.calls,
+        "charged": report.charged,
+        "cheapest": report.cheapest,
+        "targets": [
+            {
+                "provider": t.provider,
+                "model": t.model,
+                "total_cost": t.total_cost,
+                "difference": t.difference,
+                "calls_served": t.calls_served,
+                "calls_unserved": t.calls_unserved,
+                "unserved": t.unserved,
+                "error": t.error,
+            }
+            for t in report.targets
+        ],
     }
 
 
@@ -187,4 +222,18 @@ def view_to_csv(view: DashboardView) -> str:
         )
     for item in data["comparison"]["rows"]:
         row("comparison", f"{item['provider']}/{item['model']}", item["total_cost"])
+    replay = data["replay"]
+    for item in replay["targets"]:
+        row(
+            "replay",
+            f"{item['provider']}/{item['model']}",
+            item["total_cost"] if item["error"] is None else None,
+            start=replay.get("start"),
+            end=replay.get("end"),
+            requests=item["calls_served"],
+        )
+    if data["predictions"] is not None:
+        row("predictions", "predicted_calls", requests=data["predictions"]["predicted_calls"])
+        row("predictions", "missed_calls", requests=data["predictions"]["missed_calls"])
+        row("predictions", "miss_rate", data["predictions"]["miss_rate"])
     return out.getvalue()

@@ -29,6 +29,7 @@ from smartspace_budget.models import (
     SpendingAnalytics,
     SpendingBucket,
 )
+from smartspace_budget.models.replay import ReplayReport
 from smartspace_budget.periods import SpendingPeriod, Window, previous_windows, window_containing
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Comparison",
     "DashboardView",
     "Period",
+    "Replayer",
     "Workload",
     "build_view",
     "ranked_amounts",
@@ -48,6 +50,11 @@ AlertsSource = Callable[[str, str], Awaitable[Sequence[SpendingAlert]]]
 
 Comparer = Callable[[list[tuple[str, str]], int, int], Awaitable[Mapping[str, CostEstimate]]]
 """``(models, input_tokens, output_tokens) -> {"provider/model": estimate}``."""
+
+Replayer = Callable[
+    [str, str, tuple[datetime, datetime], list[tuple[str, str]]], Awaitable[ReplayReport]
+]
+"""``(user_id, project_id, (start, end), models) -> report``: ``PricingEngine.replay``."""
 
 MAX_WORKLOAD_TOKENS = 100_000_000
 MAX_COMPARED_MODELS = 12
@@ -187,6 +194,9 @@ class DashboardView:
     analytics: SpendingAnalytics
     alerts: list[SpendingAlert]
     comparison: Comparison
+    replay: ReplayReport | None = None
+    """The previous window's real usage re-priced on the comparison's models."""
+    replay_error: str | None = None
 
     @property
     def top_provider(self) -> tuple[str, Decimal] | None:
@@ -228,6 +238,7 @@ async def build_view(
     workload: Workload | None = None,
     alerts: AlertsSource | None = None,
     compare: Comparer | None = None,
+    replay: Replayer | None = None,
     now: datetime | None = None,
 ) -> DashboardView:
     """Read everything the page shows, concurrently; backend errors propagate typed.
@@ -269,6 +280,8 @@ async def build_view(
         _alerts(alerts, user_id, project_id),
         _compare(backend, compare, work, analytics),
     )
+    (last,) = previous_windows(period.window_period, instant, 1, zone)
+    replayed, replay_error = await _replay(replay, user_id, project_id, last, comparison)
     return DashboardView(
         user_id=user_id,
         project_id=project_id,
@@ -284,7 +297,30 @@ async def build_view(
         analytics=analytics,
         alerts=recent,
         comparison=comparison,
+        replay=replayed,
+        replay_error=replay_error,
     )
+
+
+async def _replay(
+    source: Replayer | None,
+    user_id: str,
+    project_id: str,
+    window: Window,
+    comparison: Comparison,
+) -> tuple[ReplayReport | None, str | None]:
+    """The previous window replayed on the compared models, or why it is not shown."""
+    if source is None:
+        return None, "replay is not available on this server"
+    if not comparison.models:
+        return None, comparison.error or "no models to replay on"
+    try:
+        report = await source(
+            user_id, project_id, (window.start, window.end), list(comparison.models)
+        )
+    except SmartspaceBudgetError as exc:
+        return None, exc.detail
+    return report, None
 
 
 async def _chart(

@@ -8,7 +8,7 @@ another tenant gets the same 404 a missing account would.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -26,7 +26,11 @@ from smartspace_budget.models import (
     SpendingSummary,
 )
 from smartspace_budget.models._base import IsoDatetime
+from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
+from smartspace_budget.models.replay import ReplayReport, UsageShape
 from smartspace_budget.periods import SpendingPeriod
+from smartspace_budget.pricing.prediction import OutputHistorySource
+from smartspace_budget.pricing.replay import UsageShapeSource
 from smartspace_budget.server.auth import Caller
 from smartspace_budget.server.context import READ_ERRORS, SERIES_ERRORS, Ctx, path_id
 from smartspace_budget.server.responses import DecimalJSONResponse, Extended, spec_shaped
@@ -149,3 +153,82 @@ async def list_accounts(caller: Caller, ctx: Ctx) -> Response:
     caller.require_account_reader()
     accounts = await ctx.backend.list_accounts()
     return DecimalJSONResponse([a for a in accounts if caller.owns(a.user_id, a.project_id)])
+
+
+@router.get(ACCOUNT + "/output-history", response_model=OutputHistory, responses=READ_ERRORS)
+async def get_output_history(
+    user_id: str,
+    project_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    provider: Annotated[str, Query(min_length=1, max_length=200)],
+    model: Annotated[str, Query(min_length=1, max_length=200)],
+    min_samples: Annotated[int, Query(ge=1, le=1_000_000)] = DEFAULT_MIN_SAMPLES,
+) -> Response:
+    """How many output tokens past calls to ``provider/model`` produced (a log-bucket
+    sketch): the account's, else its project's, else every account's, the first with
+    ``min_samples`` calls. What output predictions (``estimate_cost``, the guard) read.
+    Other accounts appear only as a bucketed count of calls, never by name or amount."""
+    user, project = _account(caller, user_id, project_id)
+    backend = ctx.backend
+    if not isinstance(backend, OutputHistorySource):
+        raise InvalidInputError("this service's backend keeps no output history")
+    history = await backend.get_output_history(
+        user, project, provider, model, min_samples=min_samples
+    )
+    return DecimalJSONResponse(history)
+
+
+@router.get(ACCOUNT + "/usage-shapes", response_model=list[UsageShape], responses=READ_ERRORS)
+async def get_usage_shapes(
+    user_id: str, project_id: str, start: datetime, end: datetime, caller: Caller, ctx: Ctx
+) -> Response:
+    """The account's usage in ``[start, end)`` grouped by model, UTC minute and usage in
+    every dimension, with the calls and what they were charged (what a replay re-prices)."""
+    user, project = _account(caller, user_id, project_id)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInputError("start and end must be timezone-aware")
+    if end < start:
+        raise InvalidInputError("end is before start")
+    backend = ctx.backend
+    if not isinstance(backend, UsageShapeSource):
+        raise InvalidInputError("this service's backend cannot group usage")
+    return DecimalJSONResponse(await backend.get_usage_shapes(user, project, start, end))
+
+
+@router.get(ACCOUNT + "/replay", response_model=ReplayReport, responses=READ_ERRORS)
+async def get_replay(
+    user_id: str,
+    project_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    target: Annotated[
+        list[str] | None,
+        Query(description="provider/model to re-price on, repeatable; default: those used"),
+    ] = None,
+    period: SpendingPeriod = SpendingPeriod.MONTHLY,
+    at: At = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Response:
+    """The account's real usage in a period re-priced on each target model.
+
+    The window is the account's ``period`` containing ``at`` (the current one by default),
+    or ``start``-``end``. Every recorded dimension of every call is priced on each target at
+    the prices in force at the call's minute, each call rounded as a charge is; calls a
+    target cannot serve are counted by reason. See ``PricingEngine.replay``.
+    """
+    from smartspace_budget.pricing.pricing_engine import PricingEngine
+
+    user, project = _account(caller, user_id, project_id)
+    if (start is None) != (end is None):
+        raise InvalidInputError("start and end go together")
+    window: SpendingPeriod | tuple[datetime, datetime] = period
+    if start is not None and end is not None:
+        if start.tzinfo is None or end.tzinfo is None:
+            raise InvalidInputError("start and end must be timezone-aware")
+        window = (start, end)
+    if target is not None and len(target) > 50:
+        raise InvalidInputError("at most 50 targets per replay")
+    report = await PricingEngine(ctx.backend).replay(user, project, window, target, at=at)
+    return DecimalJSONResponse(report)

@@ -34,6 +34,7 @@ from smartspace_budget.errors import (
     UnauthorizedError,
 )
 from smartspace_budget.models import SpendingAlert
+from smartspace_budget.models.replay import ReplayReport
 from smartspace_budget.server.auth import METRICS_ONLY, Authenticator, Limiter, Principal, admit
 from smartspace_budget.server.dashboard.export import view_to_csv, view_to_json
 from smartspace_budget.server.dashboard.render import (
@@ -51,6 +52,7 @@ from smartspace_budget.server.dashboard.view import (
     Comparison,
     DashboardView,
     Period,
+    Replayer,
     Workload,
     build_view,
 )
@@ -105,19 +107,42 @@ class DashboardServices:
     compare: Comparer | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sessions: Sessions = field(default_factory=Sessions)
-    _defaults: dict[int, tuple[Backend, AlertsSource, Comparer]] = field(default_factory=dict)
+    replay: Replayer | None = None
+    _defaults: dict[int, tuple[Backend, AlertsSource, Comparer, Replayer | None]] = field(
+        default_factory=dict
+    )
 
     def sources(self, backend: Backend) -> tuple[AlertsSource, Comparer]:
         """The alert and comparison sources to use with ``backend``."""
+        made = self._made(backend)
+        return self.alerts or made[1], self.compare or made[2]
+
+    def replayer(self, backend: Backend) -> Replayer | None:
+        """The replay source to use with ``backend`` (``None``: it keeps no usage)."""
+        return self.replay or self._made(backend)[3]
+
+    def _made(self, backend: Backend) -> tuple[Backend, AlertsSource, Comparer, Replayer | None]:
         made = self._defaults.get(id(backend))
         if made is None or made[0] is not backend:
             from smartspace_budget.pricing.pricing_engine import PricingEngine
+            from smartspace_budget.pricing.replay import UsageShapeSource
 
             monitor = SpendingMonitor(backend, clock=self.clock)
             engine = PricingEngine(backend)
-            made = (backend, monitor_alerts(monitor), engine.compare_provider_costs)
+            replayer: Replayer | None = None
+            if isinstance(backend, UsageShapeSource):
+
+                async def replayer(
+                    user_id: str,
+                    project_id: str,
+                    window: tuple[datetime, datetime],
+                    models: list[tuple[str, str]],
+                ) -> ReplayReport:
+                    return await engine.replay(user_id, project_id, window, models)
+
+            made = (backend, monitor_alerts(monitor), engine.compare_provider_costs, replayer)
             self._defaults[id(backend)] = made
-        return self.alerts or made[1], self.compare or made[2]
+        return made
 
 
 def install_dashboard(
@@ -232,6 +257,7 @@ async def _view(
         workload=workload,
         alerts=alerts,
         compare=compare if rejected is None else None,
+        replay=services.replayer(backend),
         now=services.clock(),
     )
     if rejected is not None:
