@@ -85,9 +85,16 @@ class ThreadWriter:
     caller itself when its write is alone (see the module docstring)."""
 
     def __init__(
-        self, path: str, sql: SqlDialect, *, max_batch: int = 256, inline: bool = True
+        self,
+        path: str,
+        sql: SqlDialect,
+        *,
+        max_batch: int = 256,
+        inline: bool = True,
+        busy_ms: int = BUSY_TIMEOUT_MS,
     ) -> None:
         self._path = path
+        self._busy_ms = busy_ms
         self._sql = sql
         self._max_batch = max_batch
         self._inline = inline
@@ -100,7 +107,7 @@ class ThreadWriter:
         # the writer thread for a batch, or a caller running its lone write inline.
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        # The connection's settings for the thread (busy_timeout BUSY_TIMEOUT_MS, automatic
+        # The connection's settings for the thread (busy_timeout ``busy_ms``, automatic
         # checkpoints) or for inline writes (busy_timeout 0, none), and inline commits made
         # since the thread last checkpointed.
         self._thread_settings = True
@@ -191,7 +198,7 @@ class ThreadWriter:
     def _connection(self) -> sqlite3.Connection:
         """The write connection, opened on first use (by the holder of ``_lock``)."""
         if self._conn is None:
-            self._conn = connect_sqlite(self._path, reader=False)
+            self._conn = connect_sqlite(self._path, reader=False, busy_ms=self._busy_ms)
             self._thread_settings = True
         return self._conn
 
@@ -200,7 +207,7 @@ class ThreadWriter:
         commits checkpoint the WAL when it is long."""
         conn = self._connection()
         if not self._thread_settings:
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
             self._thread_settings = True
         return conn
