@@ -218,6 +218,12 @@ class LocalBackend(CachedReads):
         self._opened = _Opened(ledger, open_price_book(ledger), loop)
         return self._opened
 
+    async def get_ledger(self) -> Ledger:
+        """The ledger, opened in this event loop if needed, within the deadline (the
+        monitor's alert memory lives in its database)."""
+        async with self._within():
+            return (await self._parts()).ledger
+
     async def _on_ledger(self, call: Callable[[Ledger], Awaitable[T]]) -> T:
         """``call(ledger)``, opening the ledger first, all within the deadline."""
         async with self._within():
