@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from smartspace_budget.budgets import SpendingAlert, SpendingMonitor
 from smartspace_budget.backend.local import LocalBackend
+from smartspace_budget.budgets import SpendingAlert, SpendingMonitor
 from smartspace_budget.ledger import Ledger
 from smartspace_budget.models import BudgetPolicy, UsageEvent
 
