@@ -251,10 +251,16 @@ def alerts_command(
     """Check thresholds, anomalies and spikes now; list the alerts they raise."""
 
     async def go() -> list[SpendingAlert]:
-        from smartspace_budget.budgets import SpendingMonitor
+        from smartspace_budget.budgets import MemoryAlertStore, SpendingMonitor
 
         async with open_backend(options(ctx)) as backend:
-            return await collect_alerts(SpendingMonitor(backend), user, project)
+            # A look, not a monitor: its own memory, so it claims nothing in the ledger
+            # (the monitor delivering them must still find them new).
+            monitor = SpendingMonitor(backend, alert_store=MemoryAlertStore())
+            try:
+                return await collect_alerts(monitor, user, project)
+            finally:
+                await monitor.aclose(delivery_timeout=0)
 
     alerts = run(go())
     if as_json:
