@@ -68,7 +68,7 @@ from smartspace_budget.budgets.findings import (
     threshold_finding,
 )
 from smartspace_budget.budgets.thresholds import DEFAULT_LIMIT_PERCENTAGES, policy_thresholds
-from smartspace_budget.errors import InvalidInputError, NotFoundError
+from smartspace_budget.errors import InvalidInputError, NotFoundError, SmartspaceBudgetError
 from smartspace_budget.models import SpendingAlert, SpendingThreshold
 
 __all__ = ["AlertHandler", "SpendingMonitor"]
@@ -349,7 +349,12 @@ class SpendingMonitor:
         takes it) and queued for every handler with the same isolation and retries as the
         monitor's own; this returns without waiting for any handler.
         """
-        await self.alert_store.record(alert, rule=f"report:{alert.alert_type.value}")
+        try:
+            await self.alert_store.record(alert, rule=f"report:{alert.alert_id}")
+        except SmartspaceBudgetError as exc:
+            # Keeping it is bookkeeping: the call that found it (a guarded provider call,
+            # already settled) must not fail for it, and the handlers still get the alert.
+            logger.warning("alert %s not kept in the alert store: %s", alert.alert_id, exc)
         self._deliver(alert)
         return alert
 
