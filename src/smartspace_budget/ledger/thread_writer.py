@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from smartspace_budget.errors import BackendUnavailableError
@@ -71,6 +72,12 @@ def _settle_all(settlements: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_exception(outcome.error)
         else:
             future.set_result(outcome)
+
+
+def _waited(jobs: Sequence[_Job]) -> bool:
+    """Whether some caller still waits for one of ``jobs`` (read from the writer thread: a
+    caller that gave up only ever turns a future done)."""
+    return not all(future.done() for _, future, _ in jobs)
 
 
 def _loop_idle(loop: asyncio.AbstractEventLoop) -> bool:
@@ -236,7 +243,11 @@ class ThreadWriter:
                 if jobs:
                     with self._lock:
                         try:
-                            outcomes = self._run(self._thread_connection(), [j[0] for j in jobs])
+                            outcomes = self._run(
+                                self._thread_connection(),
+                                [j[0] for j in jobs],
+                                wanted=functools.partial(_waited, jobs),
+                            )
                         except Exception as exc:  # never leave a caller waiting forever
                             outcomes = [failure(exc)] * len(jobs)
                     self._answer(jobs, outcomes)
@@ -281,11 +292,21 @@ class ThreadWriter:
             with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting
                 loop.call_soon_threadsafe(_settle_all, settlements)
 
-    def _run(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Any]:
+    def _run(
+        self,
+        conn: sqlite3.Connection,
+        ops: Sequence[Op],
+        *,
+        wanted: Callable[[], bool] = lambda: True,
+    ) -> list[Any]:
+        """Run ``ops`` in one transaction, again while worth retrying and ``wanted()`` (a
+        caller still waits: one whose deadline passed has its answer already)."""
         for attempt in range(MAX_ATTEMPTS):
             try:
                 outcomes = run_sqlite_plan(conn, lambda: Batch(self._sql).plan(ops, rules.apply))
             except Exception as exc:
+                if not wanted():
+                    return [failure(exc)] * len(ops)
                 if is_retryable(exc) and attempt + 1 < MAX_ATTEMPTS:
                     time.sleep(random.uniform(0, 0.002 * 2**attempt))
                     continue
