@@ -65,7 +65,10 @@ class Settings(BaseSettings):
     deadline: float = Field(
         default=2.0,
         gt=0,
-        description="Seconds one HttpBackend call may take, retries included.",
+        description=(
+            "Seconds one backend call may take (HttpBackend: retries included; the direct "
+            "database path: opening, lock, connection, statement and pool waits included)."
+        ),
     )
     max_retries: int = Field(default=3, ge=0, le=10, description="Retries after the first try.")
 

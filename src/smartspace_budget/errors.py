@@ -26,7 +26,8 @@ the service answers with, so one handler maps them all to ``{"error": ..., "deta
     ├── NotFoundError                          404  no such account, reservation, entry
     ├── UnauthorizedError                      401  missing or wrong API key (indistinguishable)
     ├── ForbiddenError                         403  the key's scope does not allow the action
-    └── RateLimitedError                       429  too many requests for this key
+    ├── RateLimitedError                       429  too many requests for this key
+    └── PolicyNotLoadedError                   500  a fetched policy's limits read before loading
 
 A failing backend is never read as "budget available": reads raise :class:`BackendError`.
 """
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidInputError",
     "MissingPricingError",
     "NotFoundError",
+    "PolicyNotLoadedError",
     "PolicyViolationError",
     "PricingError",
     "RateLimitedError",
@@ -200,3 +202,10 @@ class RateLimitedError(SmartspaceBudgetError):
     def __init__(self, detail: str, *, retry_after: int, **context: Any) -> None:
         super().__init__(detail, retry_after=retry_after, **context)
         self.retry_after = retry_after
+
+
+class PolicyNotLoadedError(SmartspaceBudgetError):
+    """The limits of ``BudgetPolicy.fetch_from_backend(...)`` were read before it was loaded
+    (``await`` it, or pass it to ``check_against_policy``): never read as "no limits"."""
+
+    status_code = 500

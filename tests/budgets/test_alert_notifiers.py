@@ -448,3 +448,43 @@ def test_monitor_command_delivers_to_its_notify_urls(
     assert bad.exit_code == 2
     assert bad.stderr.strip().startswith("error: an smtp URL needs ?from=ADDRESS")
     assert len(receiver.requests) == 1
+
+    # Run again (a restarted monitor): the alert state is in the ledger, nothing is resent.
+    again = runner.invoke(
+        app, [*args, "--notify", receiver.url, "--webhook-secret", SECRET], catch_exceptions=False
+    )
+    assert again.exit_code == 0, again.stderr
+    assert len(receiver.requests) == 1
+
+
+def test_monitor_command_fails_when_a_target_never_accepts(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SMARTSPACE_BUDGET_URL", "SMARTSPACE_BUDGET_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SMARTSPACE_BUDGET_DATA_DIR", str(tmp_path))
+
+    async def seed() -> None:
+        backend = default_backend()
+        try:
+            await backend.deposit("user_001", "proj_001", Decimal(100), idempotency_key="d")
+            await backend.set_policy("user_001", "proj_001", BudgetPolicy(daily_limit=Decimal(10)))
+            usage = UsageEvent(provider="openai", model="gpt-4", actual_cost=Decimal("6"))
+            await backend.record_usage("user_001", "proj_001", usage, idempotency_key="u")
+        finally:
+            await backend.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(seed())
+    refusing = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+    args = ["monitor", "--once", "--account", "user_001/proj_001", "--json"]
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        app,
+        [*args, "--notify", refusing, "--notify", receiver.url, "--delivery-deadline", "1"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 2
+    assert "alerts not accepted by: webhook http://127.0.0.1:" in result.stderr
+    assert receiver.url.split("/hooks")[0] not in result.stderr.split("accepted by:")[1]
+    assert len(receiver.requests) == 1  # the other target got its alert all the same
+    assert time.monotonic() - started < 30

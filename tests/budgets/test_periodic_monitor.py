@@ -48,6 +48,7 @@ async def test_every_account_is_checked_each_round_and_alerted_once(
         stop_after(stop, backend, "list_accounts", 3),
     )
     assert backend.calls["list_accounts"] >= 3
+    await monitor.wait_for_delivery()
     daily = sorted(a.user_id for a in received if a.threshold_id == "policy:daily")
     assert daily == ["alice", "bob", "carol"]  # 90% each, announced once over all rounds
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
@@ -73,6 +74,7 @@ async def test_named_accounts_only_and_failures_are_isolated(
             stop_after(stop, backend, "get_budget_status", 4),
         )
     assert "list_accounts" not in backend.calls
+    await monitor.wait_for_delivery()
     assert {a.user_id for a in received} == {"bob"}
     assert any("ghost/p failed" in r.getMessage() for r in caplog.records)
 

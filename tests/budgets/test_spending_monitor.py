@@ -87,6 +87,7 @@ async def test_a_simulated_month_fires_once_per_percentage_per_period(
         await monitor.check_spending_status(U, P)
         clock.advance(hours=3)
 
+    await monitor.wait_for_delivery()
     limits = [a for a in received if a.alert_type in LIMIT_TYPES]
     per_day = Counter(
         (a.created_at.date(), a.metadata["percentage"], a.level)
@@ -123,6 +124,7 @@ async def test_a_simulated_month_fires_once_per_percentage_per_period(
         a for a in await monitor.check_spending_status(U, P) if a.threshold_id == "policy:monthly"
     ]
     assert (april.period_start, april.metadata["percentage"]) == (t(2026, 4, 1, tzinfo=UTC), 50)
+    await monitor.wait_for_delivery()
     assert april in received
     assert all(a.period_start is not None for a in limits)
     forecasts = [a for a in received if a.alert_type is AlertType.FORECAST_OVERSPEND]
@@ -144,6 +146,7 @@ async def test_check_spending_status_returns_the_current_alerts_without_resendin
     assert daily[0].message == (
         "Spent $8.50 today of the $10.00 daily limit (85.0%; notifying at 80%)"
     )
+    await monitor.wait_for_delivery()
     assert received.count(daily[0]) == 1
 
 
@@ -192,6 +195,7 @@ async def test_custom_thresholds_rate_and_balance(
     assert low is not None
     assert (low.alert_type, low.level) == (AlertType.LOW_BALANCE, AlertLevel.WARNING)
     assert low.current_value == D(4500)
+    await monitor.wait_for_delivery()
     assert sum(1 for a in received if a.threshold_id == balance.threshold_id) == 1
 
 
@@ -209,6 +213,7 @@ async def test_jump_to_a_higher_percentage_escalates_within_the_period(
     assert critical.title == "Daily spending: daily threshold reached (100%)"
     backend.refund("90")  # falling back does not re-announce lower percentages
     assert await monitor.check_threshold(U, P, threshold) is None
+    await monitor.wait_for_delivery()
     assert [a.level for a in received] == [AlertLevel.INFO, AlertLevel.CRITICAL]
 
 
@@ -246,6 +251,7 @@ async def test_low_balance_warns_then_escalates_and_reminds_daily(
     await monitor.check_spending_status(U, P)
     clock.advance(days=1)
     await monitor.check_spending_status(U, P)
+    await monitor.wait_for_delivery()
     lows = [a for a in received if a.alert_type is AlertType.LOW_BALANCE]
     assert [(a.level, a.title) for a in lows] == [
         (AlertLevel.WARNING, "Low balance"),
@@ -298,6 +304,7 @@ async def test_anomaly_and_spike_are_detected_once(
     worse = await monitor.detect_cost_spike(U, P)
     assert worse is not None
     assert worse.level is AlertLevel.CRITICAL
+    await monitor.wait_for_delivery()
     kinds = Counter(a.alert_type for a in received)
     assert kinds[AlertType.SPENDING_ANOMALY] == 1
     assert kinds[AlertType.COST_SPIKE] == 2  # warning, then critical at 31 (over 4 x 50%)
@@ -347,16 +354,25 @@ async def test_handlers_sync_async_failing_and_retried(
     for handler in (broken, slow, sync_handler, flaky, async_handler):
         monitor.register_alert_handler(handler)
     backend.spend("10")
-    with caplog.at_level(logging.WARNING, logger="smartspace_budget.budgets.spending_monitor"):
+    with caplog.at_level(logging.WARNING, logger="smartspace_budget.budgets.delivery"):
         alerts = await monitor.check_spending_status(U, P)
+        assert attempts["slow"] <= 1  # the check did not wait for any handler
+        assert await monitor.wait_for_delivery(10)
     (alert,) = [a for a in alerts if a.threshold_id == "policy:daily"]
     assert got_sync == [alert.alert_id]
     assert got_async == [alert.alert_id]
     assert attempts == {"flaky": 2, "broken": 3, "slow": 3}
     assert monitor.delivery_failures == 2
-    giving_up = [r for r in caplog.records if "giving up" in r.getMessage()]
+    assert monitor.delivery.stats.delivered == 3
+    # One line per failed attempt (1 + 3 + 3), the last of each alert's an error; none with
+    # a traceback.
+    assert len(caplog.records) == 7
+    assert all(r.exc_info is None for r in caplog.records)
+    giving_up = [r for r in caplog.records if "gave up" in r.getMessage()]
     assert len(giving_up) == 2
     assert all(r.levelno == logging.ERROR for r in giving_up)
+    assert monitor.undelivered(broken) == 1
+    assert monitor.undelivered(sync_handler) == 0
 
     monitor.unregister_alert_handler(broken)
     with pytest.raises(NotFoundError):
@@ -380,14 +396,14 @@ async def test_active_alerts_and_acknowledgement(
     assert await monitor.get_active_alerts(U, P, minutes=60) == [first]
     assert await monitor.get_active_alerts(minutes=29) == [second]
 
-    acked = monitor.acknowledge(first.alert_id)
+    acked = await monitor.acknowledge(first.alert_id)
     assert acked.acknowledged
     assert acked.acknowledged_at == clock.now
     assert await monitor.get_active_alerts(U, P) == []
     assert await monitor.get_active_alerts(U, P, include_acknowledged=True) == [first]
     assert first in await monitor.check_spending_status(U, P)  # still raised, not resent
     with pytest.raises(NotFoundError):
-        monitor.acknowledge("nope")
+        await monitor.acknowledge("nope")
     with pytest.raises(InvalidInputError):
         await monitor.get_active_alerts(minutes=0)
 
@@ -400,6 +416,7 @@ async def test_backend_failure_raises_and_delivers_nothing(
     backend.fail_with = BackendUnavailableError("ledger down")
     with pytest.raises(BackendUnavailableError):
         await monitor.check_spending_status(U, P)
+    await monitor.wait_for_delivery()
     assert received == []
 
 
@@ -439,6 +456,7 @@ async def test_periods_follow_the_accounts_timezone(
     backend.spend("5")
     (second,) = await monitor.check_spending_status(U, P)
     assert second.period_start == datetime(2026, 3, 3, 5, 0, tzinfo=UTC)
+    await monitor.wait_for_delivery()
     assert [a.metadata["percentage"] for a in received] == [50, 50]
 
 

@@ -196,6 +196,7 @@ async def test_request_block_and_cost_anomaly_reaches_the_monitor(local: LocalBa
     assert call.actual_cost == gpt4o_cost(12, 0, 4000)
     assert call.anomaly is not None
     assert call.anomaly.severity.value == "critical"
+    assert await monitor.wait_for_delivery(10)  # handlers run in the background
     [alert] = received
     assert alert.alert_type is AlertType.COST_ANOMALY
     assert alert.level is AlertLevel.EMERGENCY
@@ -215,6 +216,7 @@ async def test_request_block_and_cost_anomaly_reaches_the_monitor(local: LocalBa
         quiet.record_usage(input_tokens=12, output_tokens=190)
     assert quiet.anomaly is not None
     assert quiet.anomaly.severity.value == "none"
+    assert await monitor.wait_for_delivery(10)
     assert len(received) == 1
 
 
@@ -290,6 +292,7 @@ async def test_without_a_cap_the_models_output_limit_is_held(local: LocalBackend
     assert call.anomaly is not None
     assert call.anomaly.direction.value == "under"
     assert call.anomaly.severity.value in ("medium", "high")
+    assert await monitor.wait_for_delivery(10)
     assert received == []  # far under a worst-case hold is what the hold is for
     assert call.actual_cost == Decimal("0.000084")  # (20*0.001 + 30*0.002)/1K + 5%
 

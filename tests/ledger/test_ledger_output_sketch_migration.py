@@ -1,4 +1,4 @@
-"""Migration ledger_0009 adds the output sketches and fills them from the usage already
+"""Migration ledger_0009 (after ledger_0008) adds the output sketches and fills them from the usage already
 recorded, so a migrated ledger predicts from its history at once; down and up again."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ async def test_the_sketches_are_filled_from_recorded_usage(tmp_path: Path) -> No
     at_head = _sketch(path)
     assert sum(row[3] for row in at_head) == 3
     assert {row[2] for row in at_head} == {bucket_of(50)}  # usage() produces 50 tokens
-    await _downgrade(url, "ledger_0007")
+    await _downgrade(url, "ledger_0008")
     conn = sqlite3.connect(path)
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}

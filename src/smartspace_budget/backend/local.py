@@ -11,20 +11,27 @@ opens nothing until first used, then opens the ledger in the running event loop 
 the user's data directory, or ``SMARTSPACE_BUDGET_DATABASE_URL``). If a later call runs in
 another event loop (a script calling ``asyncio.run`` twice), the ledger is opened again
 there: database connections belong to the loop that made them.
+
+Every call answers within ``deadline`` seconds (``SMARTSPACE_BUDGET_DEADLINE``, 2 by default,
+as for ``HttpBackend``), opening the ledger included, or raises
+:class:`BackendTimeoutError`; the ledger's own waits (SQLite's lock waits, PostgreSQL's
+connection attempts, statements and pool waits) are bounded by the same deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from smartspace_budget.backend._cached import CachedReads
 from smartspace_budget.config import Settings
+from smartspace_budget.errors import BackendTimeoutError, InvalidInputError
 from smartspace_budget.models import (
     AccountRef,
     Balance,
@@ -60,6 +67,9 @@ def ledger_target(url: str) -> str:
     return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
 
 
+T = TypeVar("T")
+
+
 def open_price_book(ledger: Ledger) -> PriceBook:
     """The price book of a ledger: genai-prices plus the overrides stored in its database."""
     from smartspace_budget.ledger.price_store import PriceStore
@@ -80,6 +90,22 @@ async def _abandon(ledger: Ledger) -> None:
             await engine.dispose()
     except Exception:
         engine.sync_engine.dispose(close=False)
+
+
+def _check_deadline(deadline: float | None) -> float | None:
+    if deadline is not None and not deadline > 0:
+        raise InvalidInputError(f"deadline must be positive, got {deadline!r}")
+    return deadline
+
+
+def _succeeded(task: asyncio.Task[Any]) -> bool:
+    return not task.cancelled() and task.exception() is None
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a failed opening's error as seen: the callers waiting for it got it already."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass
@@ -105,12 +131,14 @@ class LocalBackend(CachedReads):
         status_ttl: float = 30.0,
         pricing_ttl: float = 300.0,
         clock: Callable[[], float] | None = None,
+        deadline: float | None = None,
     ) -> None:
         super().__init__(status_ttl=status_ttl, pricing_ttl=pricing_ttl, clock=clock)
         self._opened: _Opened | None = _Opened(ledger, price_book, None)
         self._url: str | None = None
         self._owns = False
-        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._opening: asyncio.Task[_Opened] | None = None
+        self._deadline = _check_deadline(deadline)
 
     @classmethod
     def default(cls, settings: Settings | None = None) -> LocalBackend:
@@ -121,7 +149,8 @@ class LocalBackend(CachedReads):
         backend._opened = None
         backend._url = config.database_url
         backend._owns = True
-        backend._lock = None
+        backend._opening = None
+        backend._deadline = config.deadline
         return backend
 
     @classmethod
@@ -131,10 +160,13 @@ class LocalBackend(CachedReads):
         *,
         status_ttl: float = 30.0,
         pricing_ttl: float = 300.0,
+        deadline: float = 2.0,
     ) -> LocalBackend:
         """Open the ledger at ``url`` (the embedded SQLite file when ``None``) now."""
         backend = cls.default(
-            Settings(database_url=url, status_ttl=status_ttl, pricing_ttl=pricing_ttl)
+            Settings(
+                database_url=url, status_ttl=status_ttl, pricing_ttl=pricing_ttl, deadline=deadline
+            )
         )
         await backend._parts()
         return backend
@@ -183,49 +215,91 @@ class LocalBackend(CachedReads):
         return self._opened.price_book
 
     async def _parts(self) -> _Opened:
+        """The opened ledger, opening it in this event loop if needed.
+
+        The opening runs as a task of its own that callers wait for: a caller whose deadline
+        passes gives up waiting, but never interrupts a migration half-way; the next call
+        finds the ledger open, or tries again if the opening failed.
+        """
         loop = asyncio.get_running_loop()
         opened = self._opened
         if opened is not None and opened.loop in (None, loop):
             return opened
-        if self._lock is None or self._lock[0] is not loop:
-            self._lock = (loop, asyncio.Lock())
-        async with self._lock[1]:
-            opened = self._opened
-            if opened is not None and opened.loop in (None, loop):
-                return opened
-            if opened is not None:
-                await _abandon(opened.ledger)
-                self.invalidate_all()
-            from smartspace_budget.ledger.ledger import Ledger
+        task = self._opening
+        if task is None or task.get_loop() is not loop or (task.done() and not _succeeded(task)):
+            task = loop.create_task(self._open(loop), name="ledger-open")
+            task.add_done_callback(_retrieve)
+            self._opening = task
+        return await asyncio.shield(task)
 
-            # Embedded: nothing else sweeps expired holds, so reads and opening do.
-            ledger = await Ledger.connect(self._url, expire_on_access=True)
-            self._opened = _Opened(ledger, open_price_book(ledger), loop)
-            return self._opened
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Opened:
+        opened = self._opened
+        if opened is not None and opened.loop in (None, loop):
+            return opened
+        if opened is not None:
+            await _abandon(opened.ledger)
+            self.invalidate_all()
+        from smartspace_budget.ledger.ledger import Ledger
 
-    async def _ledger(self) -> Ledger:
-        return (await self._parts()).ledger
+        # Embedded: nothing else sweeps expired holds, so reads and opening do.
+        ledger = await Ledger.connect(self._url, expire_on_access=True, deadline=self._deadline)
+        self._opened = _Opened(ledger, open_price_book(ledger), loop)
+        return self._opened
 
-    async def _book(self) -> PriceBook:
-        return (await self._parts()).price_book
+    async def get_ledger(self) -> Ledger:
+        """The ledger, opened in this event loop if needed, within the deadline (the
+        monitor's alert memory lives in its database)."""
+        async with self._within():
+            return (await self._parts()).ledger
+
+    async def _on_ledger(self, call: Callable[[Ledger], Awaitable[T]]) -> T:
+        """``call(ledger)``, opening the ledger first, all within the deadline."""
+        async with self._within():
+            return await call((await self._parts()).ledger)
+
+    async def _on_book(self, call: Callable[[PriceBook], Awaitable[T]]) -> T:
+        """``call(price_book)``, opening the ledger first, all within the deadline."""
+        async with self._within():
+            return await call((await self._parts()).price_book)
+
+    @contextlib.asynccontextmanager
+    async def _within(self) -> AsyncIterator[None]:
+        """The block within the deadline (if any), else :class:`BackendTimeoutError`, the
+        error ``HttpBackend`` raises past the same deadline."""
+        deadline = self._deadline
+        if deadline is None:
+            yield
+            return
+        try:
+            async with asyncio.timeout(deadline):
+                yield
+        except TimeoutError as exc:
+            raise BackendTimeoutError(
+                f"the ledger database gave no answer within the {deadline} s deadline",
+                deadline=deadline,
+            ) from exc
 
     # -- reads ----------------------------------------------------------------------------
 
     async def _fetch_balance(self, user_id: str, project_id: str) -> Balance:
-        return await (await self._ledger()).get_balance(user_id, project_id)
+        return await self._on_ledger(lambda ledger: ledger.get_balance(user_id, project_id))
 
     async def _fetch_status(self, user_id: str, project_id: str) -> BudgetStatus:
-        return await (await self._ledger()).get_budget_status(user_id, project_id)
+        return await self._on_ledger(lambda ledger: ledger.get_budget_status(user_id, project_id))
 
     async def _fetch_spending(
         self, user_id: str, project_id: str, period: SpendingPeriod, at: datetime | None
     ) -> SpendingSummary:
-        return await (await self._ledger()).get_spending(user_id, project_id, period, at=at)
+        return await self._on_ledger(
+            lambda ledger: ledger.get_spending(user_id, project_id, period, at=at)
+        )
 
     async def _fetch_analytics(
         self, user_id: str, project_id: str, period: SpendingPeriod, at: datetime | None
     ) -> SpendingAnalytics:
-        return await (await self._ledger()).get_analytics(user_id, project_id, period, at=at)
+        return await self._on_ledger(
+            lambda ledger: ledger.get_analytics(user_id, project_id, period, at=at)
+        )
 
     async def _fetch_series(
         self,
@@ -235,30 +309,31 @@ class LocalBackend(CachedReads):
         start: datetime,
         end: datetime,
     ) -> list[SpendingBucket]:
-        ledger = await self._ledger()
-        return await ledger.get_spending_series(user_id, project_id, granularity, start, end)
+        return await self._on_ledger(
+            lambda ledger: ledger.get_spending_series(user_id, project_id, granularity, start, end)
+        )
 
     async def _fetch_policy(self, user_id: str, project_id: str) -> BudgetPolicy:
-        return await (await self._ledger()).get_policy(user_id, project_id)
+        return await self._on_ledger(lambda ledger: ledger.get_policy(user_id, project_id))
 
     async def _fetch_accounts(self) -> list[AccountRef]:
-        return await (await self._ledger()).list_accounts()
+        return await self._on_ledger(lambda ledger: ledger.list_accounts())
 
     async def _fetch_pricing(self, provider: str, model: str, at: datetime | None) -> PricingData:
-        return await (await self._book()).get_pricing(provider, model, at=at)
+        return await self._on_book(lambda book: book.get_pricing(provider, model, at=at))
 
     async def _fetch_price_history(
         self, provider: str, model: str, days: int | None
     ) -> list[PricingData]:
-        return await (await self._book()).get_price_history(provider, model, days=days)
+        return await self._on_book(lambda book: book.get_price_history(provider, model, days=days))
 
     async def _fetch_models(self, provider: str | None) -> list[tuple[str, str]]:
-        return await (await self._book()).list_models(provider)
+        return await self._on_book(lambda book: book.list_models(provider))
 
     async def _fetch_prices(
         self, provider: str | None
     ) -> list[tuple[str, str, PricingData | None]]:
-        return await (await self._book()).current_prices(provider)
+        return await self._on_book(lambda book: book.current_prices(provider))
 
     async def get_output_history(
         self,
@@ -271,8 +346,10 @@ class LocalBackend(CachedReads):
     ) -> OutputHistory:
         """The recorded output sizes of ``provider/model`` calls (see
         :meth:`Ledger.get_output_history`); read each time, from the sketch table."""
-        return await (await self._ledger()).get_output_history(
-            user_id, project_id, provider, model, min_samples=min_samples
+        return await self._on_ledger(
+            lambda ledger: ledger.get_output_history(
+                user_id, project_id, provider, model, min_samples=min_samples
+            )
         )
 
     async def get_usage_shapes(
@@ -286,31 +363,34 @@ class LocalBackend(CachedReads):
     ) -> list[UsageShape]:
         """The account's usage in ``[start, end)`` grouped by model, UTC minute and usage
         shape (see :meth:`Ledger.get_usage_shapes`)."""
-        ledger = await self._ledger()
-        return await ledger.get_usage_shapes(
-            user_id, project_id, start, end, include_plain=include_plain
+        return await self._on_ledger(
+            lambda ledger: ledger.get_usage_shapes(
+                user_id, project_id, start, end, include_plain=include_plain
+            )
         )
 
     async def get_usage_by_model(
         self, user_id: str, project_id: str, start: datetime, end: datetime
     ) -> list[tuple[str, str, int, int, int]]:
         """Per recorded model: calls, nano-USDC charged, calls charged at their hold."""
-        ledger = await self._ledger()
-        return await ledger.get_usage_by_model(user_id, project_id, start, end)
+        return await self._on_ledger(
+            lambda ledger: ledger.get_usage_by_model(user_id, project_id, start, end)
+        )
 
     async def get_linear_totals(
         self, user_id: str, project_id: str, start: datetime, end: datetime, pricing: LinearPricing
     ) -> LinearTotals:
         """One target's price of the account's plain usage, summed in the database (see
         :meth:`Ledger.get_linear_totals`)."""
-        ledger = await self._ledger()
-        return await ledger.get_linear_totals(user_id, project_id, start, end, pricing)
+        return await self._on_ledger(
+            lambda ledger: ledger.get_linear_totals(user_id, project_id, start, end, pricing)
+        )
 
     # -- writes (each forgets the cached reads of its account) -----------------------------
 
     async def get_reservation(self, reservation_id: str) -> BudgetReservation:
         """One reservation as stored (never cached: the guard and the service check it)."""
-        return await (await self._ledger()).get_reservation(reservation_id)
+        return await self._on_ledger(lambda ledger: ledger.get_reservation(reservation_id))
 
     async def deposit(
         self,
@@ -322,10 +402,15 @@ class LocalBackend(CachedReads):
         reference: str | None = None,
     ) -> LedgerEntry:
         """Credit the account."""
-        ledger = await self._ledger()
         try:
-            return await ledger.deposit(
-                user_id, project_id, amount, idempotency_key=idempotency_key, reference=reference
+            return await self._on_ledger(
+                lambda ledger: ledger.deposit(
+                    user_id,
+                    project_id,
+                    amount,
+                    idempotency_key=idempotency_key,
+                    reference=reference,
+                )
             )
         finally:
             self._written(user_id, project_id)
@@ -334,10 +419,11 @@ class LocalBackend(CachedReads):
         self, user_id: str, project_id: str, usage: UsageEvent, *, idempotency_key: str
     ) -> LedgerEntry:
         """Charge one provider call that had no reservation."""
-        ledger = await self._ledger()
         try:
-            return await ledger.record_usage(
-                user_id, project_id, usage, idempotency_key=idempotency_key
+            return await self._on_ledger(
+                lambda ledger: ledger.record_usage(
+                    user_id, project_id, usage, idempotency_key=idempotency_key
+                )
             )
         finally:
             self._written(user_id, project_id)
@@ -353,15 +439,16 @@ class LocalBackend(CachedReads):
         reason: str = "",
     ) -> LedgerEntry:
         """Credit back earlier usage."""
-        ledger = await self._ledger()
         try:
-            return await ledger.refund(
-                user_id,
-                project_id,
-                amount,
-                idempotency_key=idempotency_key,
-                usage_entry_id=usage_entry_id,
-                reason=reason,
+            return await self._on_ledger(
+                lambda ledger: ledger.refund(
+                    user_id,
+                    project_id,
+                    amount,
+                    idempotency_key=idempotency_key,
+                    usage_entry_id=usage_entry_id,
+                    reason=reason,
+                )
             )
         finally:
             self._written(user_id, project_id)
@@ -376,10 +463,11 @@ class LocalBackend(CachedReads):
         idempotency_key: str,
     ) -> LedgerEntry:
         """A signed correction with a reason."""
-        ledger = await self._ledger()
         try:
-            return await ledger.adjust(
-                user_id, project_id, amount, reason=reason, idempotency_key=idempotency_key
+            return await self._on_ledger(
+                lambda ledger: ledger.adjust(
+                    user_id, project_id, amount, reason=reason, idempotency_key=idempotency_key
+                )
             )
         finally:
             self._written(user_id, project_id)
@@ -395,15 +483,16 @@ class LocalBackend(CachedReads):
         request_id: str | None = None,
     ) -> BudgetReservation:
         """Hold funds; :class:`BudgetExceededError`/:class:`PolicyViolationError` if refused."""
-        ledger = await self._ledger()
         try:
-            return await ledger.reserve(
-                user_id,
-                project_id,
-                amount,
-                ttl_seconds=ttl_seconds,
-                idempotency_key=idempotency_key,
-                request_id=request_id,
+            return await self._on_ledger(
+                lambda ledger: ledger.reserve(
+                    user_id,
+                    project_id,
+                    amount,
+                    ttl_seconds=ttl_seconds,
+                    idempotency_key=idempotency_key,
+                    request_id=request_id,
+                )
             )
         finally:
             self._written(user_id, project_id)
@@ -412,28 +501,31 @@ class LocalBackend(CachedReads):
         self, reservation_id: str, usage: UsageEvent, *, idempotency_key: str
     ) -> LedgerEntry:
         """Charge the real usage once and free the hold."""
-        ledger = await self._ledger()
         entry: LedgerEntry | None = None
         try:
-            entry = await ledger.settle(reservation_id, usage, idempotency_key=idempotency_key)
+            entry = await self._on_ledger(
+                lambda ledger: ledger.settle(reservation_id, usage, idempotency_key=idempotency_key)
+            )
             return entry
         finally:
             self._written(entry.user_id if entry else None, entry.project_id if entry else None)
 
     async def release(self, reservation_id: str, *, idempotency_key: str) -> BudgetReservation:
         """Free the hold without charging."""
-        ledger = await self._ledger()
         held: BudgetReservation | None = None
         try:
-            held = await ledger.release(reservation_id, idempotency_key=idempotency_key)
+            held = await self._on_ledger(
+                lambda ledger: ledger.release(reservation_id, idempotency_key=idempotency_key)
+            )
             return held
         finally:
             self._written(held.user_id if held else None, held.project_id if held else None)
 
     async def set_policy(self, user_id: str, project_id: str, policy: BudgetPolicy) -> BudgetPolicy:
         """Replace the account's policy (creating the account if needed)."""
-        ledger = await self._ledger()
         try:
-            return await ledger.set_policy(user_id, project_id, policy)
+            return await self._on_ledger(
+                lambda ledger: ledger.set_policy(user_id, project_id, policy)
+            )
         finally:
             self._written(user_id, project_id)

@@ -5,8 +5,10 @@
 """
 
 from smartspace_budget.budgets import analysis
+from smartspace_budget.budgets.alert_store import AlertStore, LedgerAlertStore, MemoryAlertStore
 from smartspace_budget.budgets.alert_urls import notifier_from_url, notifiers_from_urls
 from smartspace_budget.budgets.budget_tracker import BudgetTracker
+from smartspace_budget.budgets.delivery import AlertDelivery, DeliveryStats, RetryPolicy
 from smartspace_budget.budgets.notifiers import (
     AppriseNotifier,
     EmailNotifier,
@@ -39,8 +41,10 @@ from smartspace_budget.periods import SpendingPeriod
 
 __all__ = [
     "DEFAULT_LIMIT_PERCENTAGES",
+    "AlertDelivery",
     "AlertHandler",
     "AlertLevel",
+    "AlertStore",
     "AlertType",
     "AppriseNotifier",
     "BackendPolicy",
@@ -49,9 +53,13 @@ __all__ = [
     "BudgetReservation",
     "BudgetStatus",
     "BudgetTracker",
+    "DeliveryStats",
     "EmailNotifier",
+    "LedgerAlertStore",
+    "MemoryAlertStore",
     "NotificationError",
     "PolicyViolation",
+    "RetryPolicy",
     "SlackNotifier",
     "SpendingAlert",
     "SpendingAnalytics",

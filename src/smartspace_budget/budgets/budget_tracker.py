@@ -363,6 +363,8 @@ class BudgetTracker:
             isinstance(policy, BackendPolicy) and policy.refers_to(user_id, project_id)
         ):
             effective = policy_from_status(status)
+            if isinstance(policy, BackendPolicy):
+                policy.fill(effective)
         elif isinstance(policy, BackendPolicy):
             effective = await policy.resolve(self.backend)
         else:

@@ -1,10 +1,11 @@
 """Alert handlers that deliver :class:`SpendingAlert` s: signed webhook, Slack, email, Apprise.
 
 Each notifier is an async callable, so it registers directly:
-``monitor.register_alert_handler(WebhookNotifier(url, secret=...))``. Each retries transient
-failures itself (connection errors, timeouts, HTTP 429 and 5xx) with exponential backoff
-and raises :class:`NotificationError` when it gives up; the monitor logs that and goes on
-with the other handlers.
+``monitor.register_alert_handler(WebhookNotifier(url, secret=...))``. Called on its own, it
+retries transient failures (connection errors, timeouts, HTTP 429 and 5xx) with exponential
+backoff and raises :class:`NotificationError` when it gives up. A monitor instead calls
+``deliver_once`` (one attempt) under its own retry policy (``budgets/delivery.py``), so
+retries never nest; ``NotificationError.retryable`` tells it whether trying again can help.
 
 **Webhook signatures.** The body is the alert as exact JSON. The request carries
 ``X-Smartspace-Timestamp`` (Unix seconds) and
@@ -17,12 +18,13 @@ does) and refuses old timestamps, so a captured request cannot be replayed later
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import smtplib
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any, ClassVar
 
@@ -50,9 +52,16 @@ ALERT_ID_HEADER = "X-Smartspace-Alert-Id"
 
 
 class NotificationError(SmartspaceBudgetError):
-    """An alert could not be delivered (after the notifier's retries), or cannot be at all."""
+    """An alert could not be delivered (after the notifier's retries), or cannot be at all.
+
+    ``retryable`` is false when sending it again will not help (the receiver refused it).
+    """
 
     status_code = 502
+
+    def __init__(self, detail: str, *, retryable: bool = True, **context: Any) -> None:
+        super().__init__(detail, **context)
+        self.retryable = retryable
 
 
 def sign_payload(secret: str | bytes, body: bytes, timestamp: int) -> str:
@@ -113,35 +122,62 @@ class _HttpNotifier:
         self.backoff = backoff
         self._client = client
 
-    async def _post(self, body: bytes, headers: Callable[[], Mapping[str, str]]) -> None:
+    def describe(self) -> str:
+        """The notifier in logs: its kind and host, never the URL's secret path."""
+        return f"{self.kind} {_redact(self.url)}"
+
+    def _request(self, alert: SpendingAlert) -> tuple[bytes, Callable[[], Mapping[str, str]]]:
+        raise NotImplementedError
+
+    async def __call__(self, alert: SpendingAlert) -> None:
+        """Deliver ``alert``, retrying transient failures (``retries``, ``backoff``)."""
+        body, headers = self._request(alert)
+        async with self._session() as client:
+            for attempt in range(self.retries + 1):
+                if attempt:
+                    await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                try:
+                    await self._attempt(client, body, headers)
+                    return
+                except NotificationError as exc:
+                    if not exc.retryable or attempt == self.retries:
+                        raise
+
+    async def deliver_once(self, alert: SpendingAlert) -> None:
+        """One attempt to deliver ``alert`` (a monitor's retry policy decides the rest)."""
+        body, headers = self._request(alert)
+        async with self._session() as client:
+            await self._attempt(client, body, headers)
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[httpx.AsyncClient]:
         if self._client is not None:
-            await self._post_with(self._client, body, headers)
+            yield self._client
             return
         async with httpx.AsyncClient(timeout=self.timeout) as client:
-            await self._post_with(client, body, headers)
+            yield client
 
-    async def _post_with(
+    async def _attempt(
         self, client: httpx.AsyncClient, body: bytes, headers: Callable[[], Mapping[str, str]]
     ) -> None:
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                response = await client.post(
-                    self.url, content=body, headers=dict(headers()), timeout=self.timeout
-                )
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-                continue
-            if response.is_success:
-                return
-            problem = f"HTTP {response.status_code}"
-            if response.status_code != 429 and response.status_code < 500:
-                break  # the receiver refuses this request; sending it again will not help
+        where = _redact(self.url)
+        try:
+            response = await client.post(
+                self.url, content=body, headers=dict(headers()), timeout=self.timeout
+            )
+        except httpx.TransportError as exc:
+            raise NotificationError(
+                f"{self.kind} delivery to {where} failed: {type(exc).__name__}: {exc}",
+                url=where,
+            ) from None
+        if response.is_success:
+            return
+        # A refusal (4xx but 429) does not get better by sending the same request again.
+        retryable = response.status_code == 429 or response.status_code >= 500
         raise NotificationError(
-            f"{self.kind} delivery to {_redact(self.url)} failed: {problem}",
-            url=_redact(self.url),
+            f"{self.kind} delivery to {where} failed: HTTP {response.status_code}",
+            retryable=retryable,
+            url=where,
         )
 
 
@@ -174,7 +210,7 @@ class WebhookNotifier(_HttpNotifier):
         self._secret = secret
         self._headers = dict(headers or {})
 
-    async def __call__(self, alert: SpendingAlert) -> None:
+    def _request(self, alert: SpendingAlert) -> tuple[bytes, Callable[[], Mapping[str, str]]]:
         body = alert.to_json().encode()
 
         def headers() -> dict[str, str]:
@@ -190,7 +226,7 @@ class WebhookNotifier(_HttpNotifier):
                 result[SIGNATURE_HEADER] = sign_payload(self._secret, body, stamp)
             return result
 
-        await self._post(body, headers)
+        return body, headers
 
 
 _SLACK_EMOJI = {
@@ -229,9 +265,9 @@ class SlackNotifier(_HttpNotifier):
             ],
         }
 
-    async def __call__(self, alert: SpendingAlert) -> None:
+    def _request(self, alert: SpendingAlert) -> tuple[bytes, Callable[[], Mapping[str, str]]]:
         body = dumps(self.slack_payload(alert)).encode()
-        await self._post(body, lambda: {"Content-Type": "application/json"})
+        return body, lambda: {"Content-Type": "application/json"}
 
 
 class EmailNotifier:
@@ -306,23 +342,38 @@ class EmailNotifier:
                 smtp.login(self._username, self._password or "")
             smtp.send_message(msg)
 
+    def describe(self) -> str:
+        """The notifier in logs."""
+        return f"email via {self.host}:{self.port}"
+
     async def __call__(self, alert: SpendingAlert) -> None:
+        """Send ``alert``, retrying transient failures (``retries``, ``backoff``)."""
         msg = self.message(alert)
-        problem = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                await asyncio.to_thread(self._send, msg)
+                await self._attempt(msg)
                 return
-            except (smtplib.SMTPAuthenticationError, smtplib.SMTPRecipientsRefused) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-                break  # wrong credentials or addresses do not get better by retrying
-            except (smtplib.SMTPException, OSError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-        raise NotificationError(
-            f"email to {', '.join(self.recipients)} via {self.host}:{self.port} failed: {problem}"
-        )
+            except NotificationError as exc:
+                if not exc.retryable or attempt == self.retries:
+                    raise
+
+    async def deliver_once(self, alert: SpendingAlert) -> None:
+        """One attempt to send ``alert`` (a monitor's retry policy decides the rest)."""
+        await self._attempt(self.message(alert))
+
+    async def _attempt(self, msg: EmailMessage) -> None:
+        where = f"email to {', '.join(self.recipients)} via {self.host}:{self.port}"
+        try:
+            await asyncio.to_thread(self._send, msg)
+        except (smtplib.SMTPAuthenticationError, smtplib.SMTPRecipientsRefused) as exc:
+            # Wrong credentials or addresses do not get better by retrying.
+            raise NotificationError(
+                f"{where} failed: {type(exc).__name__}: {exc}", retryable=False
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise NotificationError(f"{where} failed: {type(exc).__name__}: {exc}") from None
 
 
 class AppriseNotifier:
@@ -359,15 +410,28 @@ class AppriseNotifier:
             raise NotificationError("AppriseNotifier needs at least one URL")
         self.retries, self.backoff = retries, backoff
 
+    def describe(self) -> str:
+        """The notifier in logs."""
+        return "Apprise"
+
     async def __call__(self, alert: SpendingAlert) -> None:
-        title = f"[{alert.level.value.upper()}] {alert.title}"
-        body = f"{alert.message}\n({alert.user_id} / {alert.project_id}, id {alert.alert_id})"
+        """Deliver ``alert``, retrying (``retries``, ``backoff``)."""
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-            delivered = await self._apprise.async_notify(
-                body=body, title=title, notify_type=self._TYPES[alert.level]
-            )
-            if delivered:
+            try:
+                await self.deliver_once(alert)
                 return
-        raise NotificationError(f"Apprise could not deliver alert {alert.alert_id}")
+            except NotificationError:
+                if attempt == self.retries:
+                    raise
+
+    async def deliver_once(self, alert: SpendingAlert) -> None:
+        """One attempt to deliver ``alert`` (a monitor's retry policy decides the rest)."""
+        title = f"[{alert.level.value.upper()}] {alert.title}"
+        body = f"{alert.message}\n({alert.user_id} / {alert.project_id}, id {alert.alert_id})"
+        delivered = await self._apprise.async_notify(
+            body=body, title=title, notify_type=self._TYPES[alert.level]
+        )
+        if not delivered:
+            raise NotificationError(f"Apprise could not deliver alert {alert.alert_id}")

@@ -24,28 +24,38 @@ When spend jumps past several percentages at once, only the highest is announced
 threshold's ``level`` applies at 100%; each configured percentage below 100 is one level
 lower (never below info) and any percentage above 100 is an emergency.
 
-**Handlers** (sync or async callables taking a :class:`SpendingAlert`) receive each new
-alert once. A handler that raises or times out is logged and retried with backoff
-(``handler_retries`` times); it never keeps the other handlers from their alert.
+**Handlers** (sync or async callables taking a :class:`SpendingAlert`, or the notifiers)
+receive each new alert once, **in the background** (``budgets/delivery.py``): a check, a
+report and the guarded call behind it return without waiting for any handler. Each handler
+has a bounded queue (the oldest waiting alert is dropped when it is full, logged and
+counted) and one retry policy: exponential backoff with jitter until a deadline, one log line
+per failed attempt, no traceback. A failing handler never keeps the others from their alert.
+:meth:`SpendingMonitor.wait_for_delivery` waits for the queues to empty (a script's end,
+a test).
 
-All state is in memory, per monitor: a restarted monitor announces the current period's
-alerts again, which is the safe way to be wrong.
+**Memory.** Which alert fired in which period lives in an :class:`AlertStore`
+(``budgets/alert_store.py``): the ledger's database when the monitor reads the ledger
+directly, so every monitor process and replica over it, and a restarted one, delivers each
+alert once per threshold per period (thresholds you add must then carry the same
+``threshold_id`` in each process); else this process's memory. Acknowledgements are kept
+there too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Self
+from typing import Self
 
 from smartspace_budget.backend.base import Backend
 from smartspace_budget.budgets import analysis
+from smartspace_budget.budgets.alert_store import AlertStore, default_alert_store
 from smartspace_budget.budgets.budget_tracker import BudgetTracker
+from smartspace_budget.budgets.delivery import AlertDelivery, AlertHandler, RetryPolicy
 from smartspace_budget.budgets.findings import (
     AccountView,
     Finding,
@@ -58,15 +68,12 @@ from smartspace_budget.budgets.findings import (
     threshold_finding,
 )
 from smartspace_budget.budgets.thresholds import DEFAULT_LIMIT_PERCENTAGES, policy_thresholds
-from smartspace_budget.errors import InvalidInputError, NotFoundError
+from smartspace_budget.errors import InvalidInputError, NotFoundError, SmartspaceBudgetError
 from smartspace_budget.models import SpendingAlert, SpendingThreshold
 
 __all__ = ["AlertHandler", "SpendingMonitor"]
 
 logger = logging.getLogger(__name__)
-
-AlertHandler = Callable[[SpendingAlert], Any]
-"""A callable taking the alert; it may return an awaitable, which is awaited."""
 
 Clock = Callable[[], datetime]
 
@@ -89,6 +96,12 @@ class SpendingMonitor:
     (the default backend when ``None``) that does not cache statuses. ``thresholds`` apply
     to every account; add per-account ones with :meth:`add_threshold`. ``clock`` returns
     aware datetimes (tests move it to simulate a month).
+
+    Delivery: ``retry_policy`` (a :class:`RetryPolicy`), or the shorthand
+    ``handler_retry_delay`` (first backoff), ``handler_timeout`` (one attempt),
+    ``delivery_deadline`` (give up after) and ``handler_retries`` (a cap on retries; ``None``:
+    until the deadline); ``queue_size`` alerts may wait per handler. ``alert_store`` replaces
+    the default memory (see the module docstring).
     """
 
     def __init__(
@@ -102,12 +115,18 @@ class SpendingMonitor:
         anomaly_threshold: float = analysis.ANOMALY_THRESHOLD,
         spike_threshold_percent: Decimal | int = analysis.SPIKE_THRESHOLD_PERCENT,
         exhaustion_horizon: timedelta = timedelta(days=7),
-        handler_retries: int = 2,
+        handler_retries: int | None = None,
         handler_retry_delay: float = 0.5,
-        handler_timeout: float = 30.0,
+        handler_timeout: float = 10.0,
+        delivery_deadline: float = 300.0,
+        retry_policy: RetryPolicy | None = None,
+        queue_size: int = 1000,
+        alert_store: AlertStore | None = None,
         history_size: int = 10_000,
     ) -> None:
-        if handler_retries < 0 or handler_retry_delay < 0 or handler_timeout <= 0:
+        if (handler_retries is not None and handler_retries < 0) or handler_retry_delay < 0:
+            raise InvalidInputError("handler retries and delay must be >= 0, timeout > 0")
+        if handler_timeout <= 0:
             raise InvalidInputError("handler retries and delay must be >= 0, timeout > 0")
         self._clock: Clock = clock or _utc_now
         # A monitor's own tracker reads fresh: an alert must describe the account as it is.
@@ -119,18 +138,44 @@ class SpendingMonitor:
         self._anomaly_threshold = anomaly_threshold
         self._spike_percent = parse_percent(spike_threshold_percent)
         self._exhaustion_horizon = exhaustion_horizon
-        self._retries = handler_retries
-        self._retry_delay = handler_retry_delay
-        self._timeout = handler_timeout
-        self._history_size = history_size
+        policy = retry_policy or RetryPolicy(
+            first_delay=handler_retry_delay,
+            max_delay=max(30.0, handler_retry_delay),
+            deadline=delivery_deadline,
+            attempt_timeout=handler_timeout,
+            max_attempts=None if handler_retries is None else handler_retries + 1,
+        )
+        self.delivery = AlertDelivery(policy, queue_size=queue_size)
+        """The background delivery: its ``stats`` count delivered, failed and dropped."""
+        self.alert_store: AlertStore = alert_store or default_alert_store(
+            getattr(self.tracker, "backend", None), history_size=history_size
+        )
         self._handlers: list[AlertHandler] = []
+        # A cache of the store's claims: a rule already claimed (here or elsewhere) in a
+        # period at a rank is not claimed again at that rank until the period is over.
         self._fired: dict[tuple[str, str, str, datetime], _Fired] = {}
-        self._alerts: dict[str, SpendingAlert] = {}
-        self.delivery_failures = 0
-        """Handler calls that failed after every retry (for metrics and tests)."""
 
-    async def aclose(self) -> None:
-        """Close what this monitor opened (its own tracker's default backend)."""
+    @property
+    def delivery_failures(self) -> int:
+        """Alerts a handler never accepted: given up on after the retries, or dropped."""
+        return self.delivery.stats.gave_up + self.delivery.stats.dropped
+
+    async def wait_for_delivery(self, within: float | None = None) -> bool:
+        """Wait until every alert raised so far is delivered, or given up on; ``False`` if
+        some are still pending after ``within`` seconds (``None``: as long as it takes)."""
+        return await self.delivery.join(within)
+
+    def undelivered(self, handler: AlertHandler) -> int:
+        """Alerts ``handler`` has not accepted yet: given up on, dropped, or still pending."""
+        return self.delivery.undelivered(handler)
+
+    async def aclose(self, delivery_timeout: float = 2.0) -> None:
+        """Give pending alerts up to ``delivery_timeout`` seconds to be delivered, stop the
+        delivery (what is left is logged as abandoned), and close what this monitor opened
+        (its own tracker's default backend)."""
+        if delivery_timeout > 0:
+            await self.delivery.join(delivery_timeout)
+        await self.delivery.aclose()
         if self._owns_tracker:
             await self.tracker.aclose()
 
@@ -155,6 +200,8 @@ class SpendingMonitor:
             self._handlers.remove(handler)
         except ValueError:
             raise NotFoundError("that alert handler is not registered") from None
+        if handler not in self._handlers:
+            self.delivery.forget(handler)
 
     def add_threshold(
         self,
@@ -191,8 +238,9 @@ class SpendingMonitor:
     async def check_spending_status(self, user_id: str, project_id: str) -> list[SpendingAlert]:
         """Evaluate every rule for the account; returns the alerts that describe it now.
 
-        Newly raised alerts are delivered to the handlers before this returns; alerts
-        already raised this period are returned again (same ``alert_id``) but not
+        Newly raised alerts are queued for the handlers (delivered in the background, see
+        :meth:`wait_for_delivery`); alerts already raised this period, by this monitor or
+        another one sharing its store, are returned again (same ``alert_id``) but not
         re-delivered. Raises the backend's typed error when the account cannot be read.
         """
         view = AccountView(self.tracker, user_id, project_id, self._clock())
@@ -269,54 +317,54 @@ class SpendingMonitor:
         *,
         include_acknowledged: bool = False,
     ) -> list[SpendingAlert]:
-        """Alerts raised in the last ``minutes`` (of one account, or all), newest first.
+        """Alerts raised in the last ``minutes`` (of one account, or all), newest first,
+        from the monitor's store (every monitor sharing it, when it is the ledger's).
 
         Acknowledged alerts are left out unless ``include_acknowledged``.
         """
         if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
             raise InvalidInputError(f"minutes must be a positive int, got {minutes!r}")
         since = self._clock() - timedelta(minutes=minutes)
-        found = [
-            alert
-            for alert in self._alerts.values()
-            if alert.created_at >= since
-            and (user_id is None or alert.user_id == user_id)
-            and (project_id is None or alert.project_id == project_id)
-            and (include_acknowledged or not alert.acknowledged)
-        ]
-        return sorted(found, key=lambda a: a.created_at, reverse=True)
+        return await self.alert_store.recent(
+            since=since,
+            user_id=user_id,
+            project_id=project_id,
+            include_acknowledged=include_acknowledged,
+        )
 
-    def acknowledge(self, alert_id: str) -> SpendingAlert:
-        """Mark an alert handled; it stays raised for its period (it will not fire again)."""
-        alert = self._alerts.get(alert_id)
-        if alert is None:
-            raise NotFoundError(f"no alert {alert_id!r}", alert_id=alert_id)
-        if not alert.acknowledged:
-            alert.acknowledged = True
-            alert.acknowledged_at = self._clock()
+    async def acknowledge(self, alert_id: str, *, by: str | None = None) -> SpendingAlert:
+        """Mark an alert handled (``by``: who, kept with it); it stays raised for its period
+        (it will not fire again). Stored where the monitor keeps its alerts, so every monitor
+        sharing the ledger sees it; :class:`NotFoundError` for an unknown alert."""
+        alert = await self.alert_store.acknowledge(alert_id, at=self._clock(), by=by)
+        for fired in self._fired.values():
+            if fired.alert.alert_id == alert_id:
+                fired.alert = alert
         return alert
 
     async def report_alert(self, alert: SpendingAlert) -> SpendingAlert:
         """Raise an alert found elsewhere (e.g. the guard's cost anomalies) through this monitor.
 
-        It is remembered (``get_active_alerts`` lists it, ``acknowledge`` takes it) and
-        delivered to every handler with the same isolation and retries as the monitor's own.
+        It is kept in the monitor's store (``get_active_alerts`` lists it, ``acknowledge``
+        takes it) and queued for every handler with the same isolation and retries as the
+        monitor's own; this returns without waiting for any handler.
         """
-        self._remember(alert)
-        await self._deliver(alert)
+        try:
+            await self.alert_store.record(alert, rule=f"report:{alert.alert_id}")
+        except SmartspaceBudgetError as exc:
+            # Keeping it is bookkeeping: the call that found it (a guarded provider call,
+            # already settled) must not fail for it, and the handlers still get the alert.
+            logger.warning("alert %s not kept in the alert store: %s", alert.alert_id, exc)
+        self._deliver(alert)
         return alert
 
     # -- memory and delivery -------------------------------------------------------------
 
     async def _settle(self, view: AccountView, findings: list[Finding]) -> list[SpendingAlert]:
-        """Turn findings into alerts: remembered ones as they were, new ones raised and sent.
-
-        Everything up to the delivery runs without awaiting, so two checks of one account
-        running at once cannot both raise the same alert.
-        """
+        """Turn findings into alerts: those already raised as they were, new ones claimed in
+        the store and queued for the handlers (a claim another monitor won is not sent)."""
         self._forget(view.now)
         current: list[SpendingAlert] = []
-        new: list[SpendingAlert] = []
         for finding in findings:
             key = (view.user_id, view.project_id, finding.rule, finding.window.start)
             fired = self._fired.get(key)
@@ -325,52 +373,26 @@ class SpendingMonitor:
                 continue
             alert = finding.build()
             alert.created_at = view.now
+            claimed, standing = await self.alert_store.claim(
+                alert,
+                rule=finding.rule,
+                period_start=finding.window.start,
+                period_end=finding.window.end,
+                rank=finding.rank,
+            )
             span = finding.window.end - finding.window.start
-            self._fired[key] = _Fired(finding.rank, alert, finding.window.end + span)
-            self._remember(alert)
-            if finding.threshold is not None:
-                mark_triggered(finding.threshold, view.now)
-            current.append(alert)
-            new.append(alert)
-        for alert in new:
-            await self._deliver(alert)
+            self._fired[key] = _Fired(finding.rank, standing, finding.window.end + span)
+            current.append(standing)
+            if claimed:
+                if finding.threshold is not None:
+                    mark_triggered(finding.threshold, view.now)
+                self._deliver(alert)
         return current
-
-    def _remember(self, alert: SpendingAlert) -> None:
-        self._alerts[alert.alert_id] = alert
-        while len(self._alerts) > self._history_size:
-            del self._alerts[next(iter(self._alerts))]
 
     def _forget(self, now: datetime) -> None:
         for key in [k for k, fired in self._fired.items() if fired.forget_after <= now]:
             del self._fired[key]
 
-    async def _deliver(self, alert: SpendingAlert) -> None:
+    def _deliver(self, alert: SpendingAlert) -> None:
         if self._handlers:
-            await asyncio.gather(*(self._call(handler, alert) for handler in self._handlers))
-
-    async def _call(self, handler: AlertHandler, alert: SpendingAlert) -> None:
-        name = getattr(handler, "__qualname__", None) or type(handler).__name__
-        for attempt in range(self._retries + 1):
-            try:
-                result = handler(alert)
-                if inspect.isawaitable(result):
-                    async with asyncio.timeout(self._timeout):
-                        await result
-                return
-            except Exception:
-                last = attempt == self._retries
-                logger.log(
-                    logging.ERROR if last else logging.WARNING,
-                    "alert handler %s failed on alert %s (attempt %d of %d)%s",
-                    name,
-                    alert.alert_id,
-                    attempt + 1,
-                    self._retries + 1,
-                    "; giving up" if last else "; retrying",
-                    exc_info=True,
-                )
-                if last:
-                    self.delivery_failures += 1
-                    return
-                await asyncio.sleep(self._retry_delay * 2**attempt)
+            self.delivery.submit(alert, list(self._handlers))

@@ -12,8 +12,10 @@ import typer
 
 from smartspace_budget.cli.output import (
     EXIT_DENIED,
+    EXIT_ERROR,
     console,
     err_console,
+    fail,
     key_values,
     money,
     print_json,
@@ -262,10 +264,16 @@ def alerts_command(
     """Check thresholds, anomalies and spikes now; list the alerts they raise."""
 
     async def go() -> list[SpendingAlert]:
-        from smartspace_budget.budgets import SpendingMonitor
+        from smartspace_budget.budgets import MemoryAlertStore, SpendingMonitor
 
         async with open_backend(options(ctx)) as backend:
-            return await collect_alerts(SpendingMonitor(backend), user, project)
+            # A look, not a monitor: its own memory, so it claims nothing in the ledger
+            # (the monitor delivering them must still find them new).
+            monitor = SpendingMonitor(backend, alert_store=MemoryAlertStore())
+            try:
+                return await collect_alerts(monitor, user, project)
+            finally:
+                await monitor.aclose(delivery_timeout=0)
 
     alerts = run(go())
     if as_json:
@@ -387,8 +395,22 @@ def monitor_command(
         envvar="SMARTSPACE_BUDGET_WEBHOOK_SECRET",
         help="Sign webhook bodies with HMAC-SHA256 under this secret.",
     ),
+    delivery_deadline: float = typer.Option(
+        30.0,
+        "--delivery-deadline",
+        min=0.0,
+        metavar="SECONDS",
+        help="How long an alert is retried (backoff with jitter) before giving up, and how "
+        "long the command waits at exit for alerts still being delivered. Exit 2 if a "
+        "--notify target never accepted its alerts.",
+    ),
 ) -> None:
-    """Watch accounts and deliver alerts as they are raised (Ctrl-C or SIGTERM stops cleanly)."""
+    """Watch accounts and deliver alerts as they are raised (Ctrl-C or SIGTERM stops cleanly).
+
+    Alerts are delivered in the background, retried until --delivery-deadline; each failed
+    attempt is one line on stderr. The command exits 2 if a --notify target did not accept
+    every alert by then.
+    """
     interval = parse_every(every)
     accounts = [parse_account(a) for a in account] if account else None
 
@@ -405,29 +427,66 @@ def monitor_command(
                 )
             )
 
-    async def go() -> int:
+    async def go() -> tuple[int, list[str]]:
         from smartspace_budget.budgets import SpendingMonitor, notifiers_from_urls, run_monitor
+        from smartspace_budget.budgets.delivery import handler_name
 
         handlers = notifiers_from_urls(notify or [], webhook_secret=webhook_secret)
         async with open_backend(options(ctx)) as backend:
-            monitor = SpendingMonitor(backend)
+            monitor = SpendingMonitor(backend, delivery_deadline=delivery_deadline)
             for handler in [show, *handlers]:
                 monitor.register_alert_handler(handler)
-            if once:
-                targets = accounts or [
-                    (a.user_id, a.project_id) for a in await backend.list_accounts()
-                ]
-                for user, project in targets:
-                    await monitor.check_spending_status(user, project)
-                return len(targets)
-            stop = asyncio.Event()
-            err_console.print(f"Monitoring every {every}; Ctrl-C to stop.")
-            await run_monitor(monitor, every=interval, accounts=accounts, stop=stop)
-            return 0
+            try:
+                checked = 0
+                if once:
+                    targets = accounts or [
+                        (a.user_id, a.project_id) for a in await backend.list_accounts()
+                    ]
+                    for user, project in targets:
+                        await monitor.check_spending_status(user, project)
+                    checked = len(targets)
+                else:
+                    stop = asyncio.Event()
+                    err_console.print(f"Monitoring every {every}; Ctrl-C to stop.")
+                    await run_monitor(monitor, every=interval, accounts=accounts, stop=stop)
+                # Retries end by the deadline; a little more lets the last attempt finish.
+                await monitor.wait_for_delivery(delivery_deadline + 1.0)
+                refused = [handler_name(h) for h in handlers if monitor.undelivered(h)]
+            finally:
+                await monitor.aclose(delivery_timeout=0)
+            return checked, refused
 
-    checked = run(go())
+    checked, refused = run(go())
     if once and not as_json:
         err_console.print(f"Checked {checked} account(s).")
+    if refused:
+        fail(f"alerts not accepted by: {', '.join(refused)}", EXIT_ERROR)
+
+
+def ack_command(
+    ctx: typer.Context,
+    alert_id: str = typer.Argument(..., help="The alert's id (as listed, or in its webhook)."),
+    by: str | None = typer.Option(None, "--by", help="Who handled it (kept with the alert)."),
+    as_json: bool = JSON,
+) -> None:
+    """Acknowledge an alert: stored in the ledger, so every monitor sees it handled."""
+
+    async def go() -> SpendingAlert:
+        from smartspace_budget.budgets import SpendingMonitor
+
+        async with open_backend(options(ctx)) as backend:
+            monitor = SpendingMonitor(backend)
+            try:
+                return await monitor.acknowledge(alert_id, by=by)
+            finally:
+                await monitor.aclose(delivery_timeout=0)
+
+    alert = run(go())
+    if as_json:
+        print_json(alert)
+        return
+    when = f"{alert.acknowledged_at:%Y-%m-%d %H:%M:%S %Z}" if alert.acknowledged_at else ""
+    console.print(f"Acknowledged {alert.alert_id} ({alert.level.value}: {alert.title}) {when}")
 
 
 def register(app: typer.Typer) -> None:
@@ -438,3 +497,4 @@ def register(app: typer.Typer) -> None:
     app.command("alerts")(alerts_command)
     app.add_typer(policy_app, name="policy")
     app.command("monitor")(monitor_command)
+    app.command("ack")(ack_command)

@@ -31,7 +31,7 @@ def demo_command(
 
 
 async def _demo(ctx: typer.Context, user: str, project: str, seed: int) -> None:
-    from smartspace_budget.budgets import BudgetTracker, SpendingMonitor
+    from smartspace_budget.budgets import BudgetTracker, MemoryAlertStore, SpendingMonitor
     from smartspace_budget.demo import plan_month, seed_month
     from smartspace_budget.pricing import PricingEngine
 
@@ -105,7 +105,9 @@ async def _demo(ctx: typer.Context, user: str, project: str, seed: int) -> None:
 
         # Example 3: real-time monitoring with alerts.
         _rule("Example 3: monitoring with alerts")
-        monitor = SpendingMonitor(backend)
+        # Its own memory: a walk-through must not claim the account's alerts in the ledger
+        # (a real monitor would then not deliver them), and runs again print them again.
+        monitor = SpendingMonitor(backend, alert_store=MemoryAlertStore())
         delivered: list[SpendingAlert] = []
 
         def send_alert_notification(alert: SpendingAlert) -> None:
@@ -118,6 +120,7 @@ async def _demo(ctx: typer.Context, user: str, project: str, seed: int) -> None:
 
         monitor.register_alert_handler(send_alert_notification)
         alerts = await collect_alerts(monitor, user, project)
+        await monitor.wait_for_delivery(10)  # handlers run in the background
         anomaly = next((a for a in alerts if a.alert_type.value == "spending_anomaly"), None)
         spike = next((a for a in alerts if a.alert_type.value == "cost_spike"), None)
         if anomaly is not None:

@@ -18,7 +18,7 @@ from collections.abc import Generator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from smartspace_budget.errors import SmartspaceBudgetError
+from smartspace_budget.errors import IdempotencyConflictError, SmartspaceBudgetError
 from smartspace_budget.ledger.buckets import utc_window_of
 from smartspace_budget.ledger.ops import (
     AccountKey,
@@ -120,8 +120,59 @@ class Batch:
                 outcomes.append(apply(self, op))
             except SmartspaceBudgetError as refusal:
                 outcomes.append(Failure(refusal))
+        if self.sql.joined_reads_may_be_stale and not self.optimistic:
+            yield from self._recheck_refusals(ops, outcomes, apply)
         yield from self._flush()
         return outcomes
+
+    def _recheck_refusals(
+        self, ops: Sequence[Op], outcomes: list[Any], apply: Any
+    ) -> Generator[Call, Any, None]:
+        """Decide again, from the stored results as of now, each refused keyed operation
+        whose key was not found.
+
+        On PostgreSQL the stored results joined to the account lock may predate the lock
+        (``SqlDialect.joined_reads_may_be_stale``): a copy of a request that waited for the
+        account while the first copy committed would see the first copy's effects (a hold
+        settled, an entry refunded) but not its key, and be refused. Its key is read again
+        now, under the lock: found, the copy gets the stored answer (or the conflict error if
+        its body differs). A refusal changed nothing, so deciding again is safe; a copy that
+        succeeded on the stale read cannot stand either, as storing its key then breaks the
+        key's uniqueness and the whole batch runs again.
+        """
+        pending: list[tuple[int, KeyedOp, AccountState]] = []
+        for index, (op, outcome) in enumerate(zip(ops, outcomes, strict=True)):
+            if not isinstance(outcome, Failure) or isinstance(
+                outcome.error, IdempotencyConflictError
+            ):
+                continue
+            key = getattr(op, "key", None)
+            account = self._account_of(op)
+            if key is None or account is None or account.row_id is None:
+                continue
+            if (account.key, key) not in self.idem:
+                pending.append((index, cast(KeyedOp, op), account))
+        if not pending:
+            return
+        pairs = sorted({(cast(int, account.row_id), op.key) for _, op, account in pending})
+        rows = yield self.sql.load_stored_results(pairs)
+        for account_id, key, fingerprint, result in rows:
+            self.idem[(self.by_row[account_id].key, key)] = (fingerprint, result)
+        for index, op, account in pending:
+            if (account.key, op.key) not in self.idem:
+                continue
+            try:
+                outcomes[index] = apply(self, op)
+            except SmartspaceBudgetError as refusal:
+                outcomes[index] = Failure(refusal)
+
+    def _account_of(self, op: Op) -> AccountState | None:
+        """The loaded account an operation writes to (a hold's account for settle/release)."""
+        if type(op) in _ON_HOLD:
+            hold = self.holds.get(cast(Settle | Release, op).reservation_id)
+            return None if hold is None else hold.account
+        key = getattr(op, "account", None)
+        return None if key is None else self.accounts.get(key)
 
     # -- loading ---------------------------------------------------------------------------
 

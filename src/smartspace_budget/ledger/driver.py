@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from smartspace_budget.ledger.batch import Plan
-from smartspace_budget.ledger.engine import BUSY_TIMEOUT_MS
+from smartspace_budget.ledger.engine import BUSY_TIMEOUT_MS, postgres_timeouts
 from smartspace_budget.ledger.sql import Call
 from smartspace_budget.ledger.threads import ConnectionThreads
 
@@ -80,12 +80,14 @@ class WriteDriver(Protocol):
     async def close(self) -> None: ...
 
 
-def connect_sqlite(path: str, *, reader: bool) -> sqlite3.Connection:
+def connect_sqlite(
+    path: str, *, reader: bool, busy_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite3.Connection:
     """A connection of the ledger's own: the writer's (durable, strict) or a reader's."""
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, cached_statements=256
     )
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout={busy_ms}")
     if reader:
         conn.execute("PRAGMA query_only=ON")
     else:
@@ -130,10 +132,15 @@ def _execute_sqlite(conn: sqlite3.Connection, call: Call) -> Any:
 
 
 class PostgresDriver:
-    """One asyncpg connection used by one writer task; see the module docstring."""
+    """One asyncpg connection used by one writer task; see the module docstring.
 
-    def __init__(self, dsn: str) -> None:
+    ``deadline`` bounds each connection attempt and each statement (seconds; ``None``: no
+    bound): a server that stops answering fails the transaction, which is then retried or
+    answered as failed, instead of holding the writer task forever."""
+
+    def __init__(self, dsn: str, *, deadline: float | None = None) -> None:
         self._dsn = dsn
+        self._timeouts = postgres_timeouts(deadline)
         self._conn: Any = None
 
     async def _connection(self) -> Any:
@@ -143,7 +150,9 @@ class PostgresDriver:
             # The writer's statements are few and always the same: plan them once, instead
             # of PostgreSQL re-planning each execution of these array-parameter queries.
             self._conn = await asyncpg.connect(
-                self._dsn, server_settings={"plan_cache_mode": "force_generic_plan"}
+                self._dsn,
+                server_settings={"plan_cache_mode": "force_generic_plan"},
+                **self._timeouts,
             )
         return self._conn
 
@@ -196,9 +205,13 @@ class PostgresDriver:
             conn.terminate()
 
     async def close(self) -> None:
+        """Say goodbye to the server, or drop the connection if it does not answer in time."""
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
-            await conn.close()
+            try:
+                await conn.close(timeout=self._timeouts.get("timeout", 60.0))
+            except Exception:
+                conn.terminate()
 
 
 Statement = tuple[str, Sequence[Any]]
@@ -217,11 +230,11 @@ class ReadDriver(Protocol):
 class SqliteReader:
     """Reader threads, each with its own read-only connection to the file."""
 
-    def __init__(self, path: str, threads: int = 3) -> None:
+    def __init__(self, path: str, threads: int = 3, *, busy_ms: int = BUSY_TIMEOUT_MS) -> None:
         self._threads = ConnectionThreads(
             threads,
             "ledger-reader",
-            lambda: connect_sqlite(path, reader=True),
+            lambda: connect_sqlite(path, reader=True, busy_ms=busy_ms),
             sqlite3.Connection.close,
         )
 
@@ -247,11 +260,15 @@ class SqliteReader:
 
 
 class PostgresReader:
-    """An asyncpg pool, opened on first use; a read on a dropped connection is tried again."""
+    """An asyncpg pool, opened on first use; a read on a dropped connection is tried again.
 
-    def __init__(self, dsn: str, size: int = 8) -> None:
+    ``deadline`` bounds each connection attempt, each statement and each wait for a pooled
+    connection (seconds; ``None``: no bound)."""
+
+    def __init__(self, dsn: str, size: int = 8, *, deadline: float | None = None) -> None:
         self._dsn = dsn
         self._size = size
+        self._deadline = deadline
         self._pool: Any = None
         self._opening = asyncio.Lock()
 
@@ -262,7 +279,10 @@ class PostgresReader:
                     import asyncpg
 
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=self._size
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._size,
+                        **postgres_timeouts(self._deadline),
                     )
         return self._pool
 
@@ -273,7 +293,7 @@ class PostgresReader:
         pool = await self._get_pool()
         for attempt in range(2):
             try:
-                async with pool.acquire() as conn:
+                async with pool.acquire(timeout=self._deadline) as conn:
                     if len(statements) == 1:
                         sql, params = statements[0]
                         return [await conn.fetch(sql, *params)]
@@ -286,6 +306,11 @@ class PostgresReader:
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        """Close the pool, or drop its connections if the server does not answer in time."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                async with asyncio.timeout(self._deadline):
+                    await pool.close()
+            except Exception:
+                pool.terminate()

@@ -40,11 +40,13 @@ __all__ = [
     "APP_NAME",
     "BUSY_TIMEOUT_MS",
     "DATA_DIR_ENV",
+    "busy_timeout_ms",
     "create_engine",
     "default_database_url",
     "is_sqlite",
     "normalise_url",
     "postgres_dsn",
+    "postgres_timeouts",
     "read_options",
     "snapshot_options",
     "sqlite_path",
@@ -54,7 +56,26 @@ APP_NAME = "smartspace-budget"
 DATA_DIR_ENV = "SMARTSPACE_BUDGET_DATA_DIR"
 DATABASE_FILE = "ledger.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
-"""How long a SQLite connection waits for another process's write lock before failing."""
+"""How long a SQLite connection waits for another process's write lock before failing,
+when no deadline bounds it (see :func:`busy_timeout_ms`)."""
+
+
+def busy_timeout_ms(deadline: float | None) -> int:
+    """SQLite's ``busy_timeout`` for a ledger whose calls answer within ``deadline`` seconds:
+    no connection waits for a lock longer than its caller waits for the answer."""
+    if deadline is None:
+        return BUSY_TIMEOUT_MS
+    return max(1, min(BUSY_TIMEOUT_MS, round(deadline * 1000)))
+
+
+def postgres_timeouts(deadline: float | None) -> dict[str, float]:
+    """asyncpg's ``connect`` arguments bounding each connection attempt and each statement by
+    ``deadline`` seconds (nothing when ``None``): a server that accepts the connection and
+    never answers, or stops half-way through an answer, fails the call instead of hanging it."""
+    if deadline is None:
+        return {}
+    return {"timeout": deadline, "command_timeout": deadline}
+
 
 _BEGIN_OPTION = "ssb_begin"
 
@@ -107,16 +128,23 @@ def _is_memory(url: URL) -> bool:
     return database in ("", ":memory:") or "mode=memory" in str(url.query.get("mode", ""))
 
 
-def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
+def create_engine(
+    url: str | URL, *, deadline: float | None = None, **engine_options: Any
+) -> AsyncEngine:
     """An ``AsyncEngine`` for ``url`` with the ledger's connection settings (module docstring).
 
     ``engine_options`` go to SQLAlchemy's ``create_async_engine`` (pool sizes, ``echo``).
-    For a SQLite file, the parent directory is created if missing.
+    For a SQLite file, the parent directory is created if missing. ``deadline`` (seconds)
+    bounds every wait of a connection: SQLite's lock waits, PostgreSQL's connection attempts,
+    statements and waits for a pooled connection.
     """
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, engine_options)
+        return _sqlite_engine(parsed, engine_options, busy_timeout_ms(deadline))
     options: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": False}
+    if deadline is not None:
+        options["pool_timeout"] = deadline
+        options["connect_args"] = postgres_timeouts(deadline)
     options.update(engine_options)
     return create_async_engine(parsed, **options)
 
@@ -127,7 +155,7 @@ def _remove_database(path: str) -> None:
             os.unlink(path + suffix)
 
 
-def _sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngine:
+def _sqlite_engine(url: URL, engine_options: dict[str, Any], busy_ms: int) -> AsyncEngine:
     temporary = None
     if _is_memory(url):
         handle, temporary = tempfile.mkstemp(prefix="smartspace-budget-", suffix=".sqlite3")
@@ -149,7 +177,7 @@ def _sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -13,8 +13,10 @@ write that names them (in UTC); reads of an unknown account raise :class:`NotFou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smartspace_budget.errors import (
+    BackendTimeoutError,
     BackendUnavailableError,
     InvalidAmountError,
     InvalidInputError,
@@ -39,6 +42,7 @@ from smartspace_budget.ledger.driver import (
     SqliteReader,
 )
 from smartspace_budget.ledger.engine import (
+    busy_timeout_ms,
     create_engine,
     default_database_url,
     is_sqlite,
@@ -106,6 +110,32 @@ log = logging.getLogger("smartspace_budget.ledger")
 _EXPIRE_CHUNK = 1000
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is a wait that ran out of time: a connection
+    attempt, a statement or a pool wait past the deadline, or SQLite's lock wait."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError):
+            return True
+        if isinstance(seen, sqlite3.OperationalError) and "locked" in str(seen).lower():
+            return True
+        if type(seen).__name__ == "TimeoutError":  # SQLAlchemy's pool timeout
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+async def _dispose(engine: AsyncEngine) -> None:
+    """Release an engine whose database may not answer: never wait on it for long."""
+    try:
+        async with asyncio.timeout(2.0):
+            await engine.dispose()
+    except Exception:
+        engine.sync_engine.dispose(close=False)
+
+
 def _account(user_id: object, project_id: object) -> tuple[str, str]:
     return check_id(user_id, "user_id"), check_id(project_id, "project_id")
 
@@ -123,6 +153,13 @@ class Ledger:
     a read of an account's balance or status as of now does too, and so does opening the
     ledger: no hold outlives its TTL. Off, reads never write (tests that move a fake clock
     forward with their writes read the holds as those writes left them).
+
+    ``deadline`` (seconds; ``None``: unbounded) bounds every read and write: past it the
+    call raises :class:`BackendTimeoutError`, as ``HttpBackend`` does. The database's own
+    waits are bounded by it too (SQLite's lock waits, PostgreSQL's connection attempts,
+    statements and pool waits), so a server that stops answering fails the work behind the
+    call as well instead of holding a connection forever. A write whose deadline passed may
+    still commit: retry it with the same idempotency key to learn its result.
     """
 
     def __init__(
@@ -133,7 +170,11 @@ class Ledger:
         owns_engine: bool = False,
         serving: bool = False,
         expire_on_access: bool = False,
+        deadline: float | None = None,
     ) -> None:
+        if deadline is not None and not deadline > 0:
+            raise InvalidInputError(f"deadline must be positive, got {deadline!r}")
+        self.deadline = deadline
         self.engine = engine
         self.expire_on_access = expire_on_access
         self._owns_engine = owns_engine
@@ -143,13 +184,16 @@ class Ledger:
         self._version: SqliteVersion | None = None
         if is_sqlite(engine):
             path = sqlite_path(engine)
-            self._writer = ThreadWriter(path, sql)
-            reader = SqliteReader(path)
+            busy_ms = busy_timeout_ms(deadline)
+            self._writer = ThreadWriter(path, sql, busy_ms=busy_ms)
+            reader = SqliteReader(path, busy_ms=busy_ms)
             self._version = SqliteVersion(path)
         else:
             dsn = postgres_dsn(engine)
-            self._writer = GroupCommitWriter(lambda: PostgresDriver(dsn), sql, writers=writers or 4)
-            reader = PostgresReader(dsn)
+            self._writer = GroupCommitWriter(
+                lambda: PostgresDriver(dsn, deadline=deadline), sql, writers=writers or 4
+            )
+            reader = PostgresReader(dsn, deadline=deadline)
         # Status and balance answers kept while no commit happened anywhere (read_memo.py).
         self._memo = (
             ReadMemo(fetch_version=PostgresVersion(reader))
@@ -169,11 +213,16 @@ class Ledger:
         writers: int | None = None,
         serving: bool = False,
         expire_on_access: bool = False,
+        deadline: float | None = None,
     ) -> Ledger:
         """Open the ledger at ``url`` (the default SQLite file when ``None``), migrated to head.
 
         ``expire_on_access``: see the class; the holds already past their expiry (left by a
         process that ended without settling them) are released now.
+
+        ``deadline`` is explained at :class:`Ledger`; here it bounds each connection attempt
+        and statement of the migration check, so a server that never answers fails the open
+        with :class:`BackendTimeoutError`.
 
         ``serving``: every read answers a request that reached the event loop over I/O (the
         service), so on SQLite one look at the data version serves all reads of a loop
@@ -182,20 +231,26 @@ class Ledger:
         """
         target = url or default_database_url()
         try:
-            engine = create_engine(target)
+            engine = create_engine(target, deadline=deadline)
         except OSError as exc:  # e.g. the SQLite file's directory cannot be created
             raise BackendUnavailableError(f"cannot open the ledger database: {exc}") from exc
         try:
             if migrate:
                 await upgrade(engine)
         except (SQLAlchemyError, OSError) as exc:
-            await engine.dispose()
+            await _dispose(engine)
             where = engine.url.render_as_string(hide_password=True)
+            if _timed_out(exc):
+                raise BackendTimeoutError(
+                    f"the ledger database at {where} did not answer within the "
+                    f"{deadline} s deadline: {exc!r}",
+                    deadline=deadline,
+                ) from exc
             raise BackendUnavailableError(
                 f"cannot open the ledger database at {where}: {exc}"
             ) from exc
         except BaseException:
-            await engine.dispose()
+            await _dispose(engine)
             raise
         ledger = cls(
             engine,
@@ -203,6 +258,7 @@ class Ledger:
             owns_engine=True,
             serving=serving,
             expire_on_access=expire_on_access,
+            deadline=deadline,
         )
         if expire_on_access:
             await ledger._expire_overdue_holds()
@@ -215,7 +271,7 @@ class Ledger:
         if self._version is not None:
             self._version.close()
         if self._owns_engine:
-            await self.engine.dispose()
+            await _dispose(self.engine)
 
     async def __aenter__(self) -> Self:
         return self
@@ -587,7 +643,8 @@ class Ledger:
 
     async def _write(self, op: Any) -> Any:
         try:
-            return await self._writer.submit(op)
+            async with self._deadline():
+                return await self._writer.submit(op)
         finally:
             # A read after this write must see it, even in this event-loop iteration.
             forget_iteration_versions()
@@ -613,6 +670,16 @@ class Ledger:
     ) -> A:
         """``read`` as of now, answered from the memo while no commit happened since the
         remembered answer was read (see ``read_memo.py``)."""
+        async with self._guard():
+            return await self._memo_read_now(kind, read, user_id, project_id)
+
+    async def _memo_read_now(
+        self,
+        kind: type[A],
+        read: Callable[[AccountInfo, datetime], Awaitable[A]],
+        user_id: str,
+        project_id: str,
+    ) -> A:
         now = now_or(None)
         memo = self._memo
         if memo.paused():  # looks have mostly missed lately: read without one
@@ -682,13 +749,36 @@ class Ledger:
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
-        """Database failures of a read become :class:`BackendUnavailableError`."""
+        """Database failures of a read become :class:`BackendUnavailableError`, and waits
+        past the deadline :class:`BackendTimeoutError`."""
         try:
-            yield
+            async with self._deadline():
+                yield
         except SmartspaceBudgetError:
             raise
         except Exception as exc:
+            if _timed_out(exc):
+                raise self._timeout_error(exc) from exc
             raise BackendUnavailableError(f"the ledger database failed: {exc!r}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """The block within the ledger's deadline, else :class:`BackendTimeoutError`."""
+        if self.deadline is None:
+            yield
+            return
+        try:
+            async with asyncio.timeout(self.deadline):
+                yield
+        except TimeoutError as exc:
+            raise self._timeout_error(exc) from exc
+
+    def _timeout_error(self, exc: BaseException) -> BackendTimeoutError:
+        return BackendTimeoutError(
+            f"the ledger database gave no answer within the {self.deadline} s deadline"
+            + ("" if isinstance(exc, TimeoutError) and not str(exc) else f" ({exc!r})"),
+            deadline=self.deadline,
+        )
 
     @contextlib.asynccontextmanager
     async def _connection(self, options: dict[str, Any]) -> AsyncIterator[AsyncConnection]:

@@ -54,6 +54,7 @@ MIGRATION_LOCK_KEY = (
 _TABLE_MODULES = (
     "smartspace_budget.ledger.tables",
     "smartspace_budget.ledger.price_tables",
+    "smartspace_budget.ledger.alert_state",
     "smartspace_budget.server.key_tables",
 )
 

@@ -246,6 +246,11 @@ class SqlDialect(ABC):
     """What differs between the databases: placeholders, lists, instants, row locks."""
 
     name = ""
+    joined_reads_may_be_stale = False
+    """Whether rows joined to the account lock may predate it: PostgreSQL's ``FOR UPDATE``
+    returns the newest account row after waiting for its lock, but the rows joined to it
+    (stored results) come from the statement's snapshot, taken before the wait. Statements
+    after the lock see everything committed before it (READ COMMITTED)."""
 
     @abstractmethod
     def ts(self, value: datetime | None) -> Any:
@@ -297,6 +302,24 @@ class SqlDialect(ABC):
         it changed (1 or 0). ``None``: this database has no such statement (SQLite's one
         writer needs none)."""
         return None
+
+    def load_stored_results(self, pairs: Sequence[tuple[int, str]]) -> Call:
+        """Stored results of (account id, idempotency key) ``pairs``: rows of
+        ``account_id, key, fingerprint, result``."""
+        if not pairs:
+            raise ValueError("no stored results to load")
+        conditions = " OR ".join(
+            f"(account_id = ${2 * index + 1} AND key = ${2 * index + 2})"
+            for index in range(len(pairs))
+        )
+        return Call(
+            "rows",
+            self.text(
+                "SELECT account_id, key, fingerprint, result FROM ledger_idempotency "
+                f"WHERE {conditions}"
+            ),
+            tuple(value for pair in pairs for value in pair),
+        )
 
     def expire_candidates(self, at: datetime, limit: int) -> Call:
         return Call(

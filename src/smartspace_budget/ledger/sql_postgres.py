@@ -33,6 +33,7 @@ class PostgresSql(SqlDialect):
     """PostgreSQL: ``$N`` placeholders, typed arrays, ``FOR UPDATE`` on account rows."""
 
     name = "postgresql"
+    joined_reads_may_be_stale = True
 
     def ts(self, value: datetime | None) -> datetime | None:
         return None if value is None else value.astimezone(UTC)

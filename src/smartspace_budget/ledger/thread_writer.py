@@ -21,18 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from smartspace_budget.errors import BackendUnavailableError
 from smartspace_budget.ledger import apply as rules
 from smartspace_budget.ledger.batch import Batch, Failure
 from smartspace_budget.ledger.driver import connect_sqlite, is_retryable, run_sqlite_plan
+from smartspace_budget.ledger.engine import BUSY_TIMEOUT_MS
 from smartspace_budget.ledger.ops import Op
 from smartspace_budget.ledger.sql import SqlDialect
 from smartspace_budget.ledger.writer import MAX_ATTEMPTS, failure
@@ -52,11 +54,20 @@ def _settle_all(settlements: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_result(outcome)
 
 
+def _waited(jobs: Sequence[_Job]) -> bool:
+    """Whether some caller still waits for one of ``jobs`` (read from the writer thread: a
+    caller that gave up only ever turns a future done)."""
+    return not all(future.done() for _, future, _ in jobs)
+
+
 class ThreadWriter:
     """The write side of a SQLite ``Ledger``: a queue and the one thread draining it."""
 
-    def __init__(self, path: str, sql: SqlDialect, *, max_batch: int = 256) -> None:
+    def __init__(
+        self, path: str, sql: SqlDialect, *, max_batch: int = 256, busy_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self._path = path
+        self._busy_ms = busy_ms
         self._sql = sql
         self._max_batch = max_batch
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -110,8 +121,10 @@ class ThreadWriter:
                 if jobs:
                     try:
                         if conn is None:
-                            conn = connect_sqlite(self._path, reader=False)
-                        outcomes = self._run(conn, [j[0] for j in jobs])
+                            conn = connect_sqlite(self._path, reader=False, busy_ms=self._busy_ms)
+                        outcomes = self._run(
+                            conn, [j[0] for j in jobs], wanted=functools.partial(_waited, jobs)
+                        )
                     except Exception as exc:  # never leave a caller waiting forever
                         outcomes = [failure(exc)] * len(jobs)
                     self._answer(jobs, outcomes)
@@ -142,11 +155,21 @@ class ThreadWriter:
             with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting
                 loop.call_soon_threadsafe(_settle_all, settlements)
 
-    def _run(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Any]:
+    def _run(
+        self,
+        conn: sqlite3.Connection,
+        ops: Sequence[Op],
+        *,
+        wanted: Callable[[], bool] = lambda: True,
+    ) -> list[Any]:
+        """Run ``ops`` in one transaction, again while worth retrying and ``wanted()`` (a
+        caller still waits: one whose deadline passed has its answer already)."""
         for attempt in range(MAX_ATTEMPTS):
             try:
                 outcomes = run_sqlite_plan(conn, lambda: Batch(self._sql).plan(ops, rules.apply))
             except Exception as exc:
+                if not wanted():
+                    return [failure(exc)] * len(ops)
                 if is_retryable(exc) and attempt + 1 < MAX_ATTEMPTS:
                     time.sleep(random.uniform(0, 0.002 * 2**attempt))
                     continue

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -55,6 +56,11 @@ def failure(exc: BaseException) -> Failure:
     error = BackendUnavailableError(f"the ledger could not record the write: {exc!r}")
     error.__cause__ = exc
     return Failure(error)
+
+
+def _waited(futures: Sequence[asyncio.Future[Any]]) -> bool:
+    """Whether some caller still waits for one of ``futures``."""
+    return not all(future.done() for future in futures)
 
 
 class GroupCommitWriter:
@@ -121,7 +127,10 @@ class GroupCommitWriter:
                 # A caller that gave up before its operation started does not get it run.
                 live = [(op, future) for op, future in items if not future.done()]
                 if live:
-                    outcomes = await self._run(driver, [op for op, _ in live])
+                    futures = [future for _, future in live]
+                    outcomes = await self._run(
+                        driver, [op for op, _ in live], wanted=functools.partial(_waited, futures)
+                    )
                     for (_, future), outcome in zip(live, outcomes, strict=True):
                         if future.done():
                             continue
@@ -142,7 +151,11 @@ class GroupCommitWriter:
                 for _ in items:
                     queue.task_done()
 
-    async def _run(self, driver: WriteDriver, ops: Sequence[Op]) -> list[Any]:
+    async def _run(
+        self, driver: WriteDriver, ops: Sequence[Op], *, wanted: Callable[[], bool] = lambda: True
+    ) -> list[Any]:
+        """Run ``ops`` in one transaction, again while it is worth retrying and ``wanted()``
+        (some caller still waits: one whose deadline passed has its answer already)."""
         if len(ops) == 1 and decides_on_account_only(ops[0]):
             # A lone write that depends on its account row alone: read, decide, and write
             # only if the account is unchanged (two round trips, no BEGIN or COMMIT). If it
@@ -163,9 +176,11 @@ class GroupCommitWriter:
             try:
                 outcomes = await driver.run(lambda: Batch(self._sql).plan(ops, rules.apply))
             except Exception as exc:
-                if is_retryable(exc) and attempt + 1 < MAX_ATTEMPTS:
+                if is_retryable(exc) and attempt + 1 < MAX_ATTEMPTS and wanted():
                     await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
                     continue
+                if not wanted():
+                    return [failure(exc)] * len(ops)
                 return await self._isolate(driver, ops, exc)
             self.batches += 1
             self.operations += len(ops)

@@ -55,12 +55,13 @@ class BudgetPolicy(SpecModel):
     def fetch_from_backend(cls, user_id: str, project_id: str) -> BackendPolicy:
         """The account's policy as the backend has it (the spec's Example 1); see ``BackendPolicy``.
 
-        Returns a marker that ``check_against_policy`` resolves when it checks; ``await`` it
-        to read the concrete policy now.
+        It fails closed: its limits read as the stored ones or raise a typed error, never
+        "unlimited". Outside an event loop it is read at once; inside one,
+        ``check_against_policy`` loads it when it checks, and ``await`` loads it now.
         """
-        from smartspace_budget.budgets.policy import BackendPolicy
+        from smartspace_budget.budgets.policy import fetch_policy
 
-        return BackendPolicy.from_data({"user_id": user_id, "project_id": project_id})
+        return fetch_policy(user_id, project_id)
 
 
 class ViolationKind(StrEnum):

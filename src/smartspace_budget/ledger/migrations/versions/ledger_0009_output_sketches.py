@@ -8,7 +8,7 @@ history at once. Settlements of a hold sized by a prediction keep the output hel
 (``predicted_output_tokens``); the rollups count them and those whose cost exceeded the hold.
 
 Revision ID: ledger_0009
-Revises: ledger_0007
+Revises: ledger_0008
 Create Date: 2026-12-04
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 from smartspace_budget.models.output_sketch import bucket_of
 
 revision: str = "ledger_0009"
-down_revision: str | Sequence[str] | None = "ledger_0007"
+down_revision: str | Sequence[str] | None = "ledger_0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
