@@ -1,5 +1,6 @@
-"""Migration ledger_0009 (after ledger_0008) adds the output sketches and fills them from the usage already
-recorded, so a migrated ledger predicts from its history at once; down and up again."""
+"""Migration ledger_0009 (after ledger_0008) adds the output sketches and fills them from the
+usage already recorded, so a migrated ledger predicts from its history at once; down and up
+again."""
 
 from __future__ import annotations
 
