@@ -53,6 +53,7 @@ from smartspace_budget.models import (
     SpendingBucket,
     SpendingSummary,
 )
+from smartspace_budget.models.budget import PredictionStats
 from smartspace_budget.money import quantize
 from smartspace_budget.periods import (
     SpendingPeriod,
@@ -124,6 +125,8 @@ class Event:
     provider: str | None = "openai"
     model: str | None = "gpt-4"
     requests: int = 1
+    predicted: bool = False  # its hold was sized by an output prediction
+    missed: bool = False  # and it cost more than that hold
 
     @property
     def is_request(self) -> bool:
@@ -228,11 +231,13 @@ class FakeBackend:
         requests: int = 1,
         user_id: str = USER,
         project_id: str = PROJECT,
+        predicted: bool = False,
+        missed: bool = False,
     ) -> None:
         """File spending at ``at`` (now by default); see :class:`Event`."""
         when = at or self.clock()
         self.account(user_id, project_id).events.append(
-            Event(when, Decimal(amount), provider, model, requests)
+            Event(when, Decimal(amount), provider, model, requests, predicted, missed)
         )
 
     def refund(
@@ -367,7 +372,12 @@ class FakeBackend:
         req_provider: dict[str, int] = {}
         by_model: dict[str, Decimal] = {}
         req_model: dict[str, int] = {}
+        predicted: dict[str, list[int]] = {}  # provider/model -> [predicted, missed]
         for e in acc.between(window.start, window.end):
+            if e.predicted:
+                counts = predicted.setdefault(f"{e.provider}/{e.model}", [0, 0])
+                counts[0] += 1
+                counts[1] += e.missed
             if e.provider:
                 by_provider[e.provider] = by_provider.get(e.provider, Decimal(0)) + e.amount
                 req_provider[e.provider] = req_provider.get(e.provider, 0) + e.requests
@@ -386,6 +396,13 @@ class FakeBackend:
             period_start=window.start,
             period_end=window.end,
             currency=acc.currency,
+            predictions=PredictionStats.of(
+                sum(c[0] for c in predicted.values()), sum(c[1] for c in predicted.values())
+            ),
+            predictions_by_model={
+                name: PredictionStats.of(calls, missed)
+                for name, (calls, missed) in predicted.items()
+            },
         )
 
     async def get_spending_series(

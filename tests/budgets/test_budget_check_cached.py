@@ -85,7 +85,7 @@ async def test_checks_built_without_validation_equal_the_validated_model(
     ledger: Ledger, amount: Decimal, form: str, own_policy: bool
 ) -> None:
     tracker = BudgetTracker(LocalBackend(ledger, PriceBook.in_memory(genai_prices=False)))
-    requested = amount if form == "decimal" else str(amount)
+    requested = amount if form == "decimal" else format(amount, "f")
     policy = BudgetPolicy(monthly_limit=Decimal("4")) if own_policy else None
     check = await tracker.check_against_policy(U, P, requested, policy)
     assert check == _validated(check)
