@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from smartspace_budget import wiring as _wiring
 from smartspace_budget.errors import (
     BackendError,
     BackendTimeoutError,
@@ -72,6 +73,16 @@ if TYPE_CHECKING:
     from smartspace_budget.pricing import PricingEngine
 
 __version__ = "0.1.0"
+
+
+def _fetch_policy(user_id: str, project_id: str) -> Any:
+    """``BudgetPolicy.fetch_from_backend``'s work, in the budgets layer (see ``wiring``)."""
+    from smartspace_budget.budgets.policy import fetch_policy
+
+    return fetch_policy(user_id, project_id)
+
+
+_wiring.policy_fetcher = _fetch_policy
 
 # Loaded on first attribute access (PEP 562): the models (pydantic) and the components.
 _LAZY = {

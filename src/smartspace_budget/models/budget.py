@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field, field_validator
 
+from smartspace_budget import wiring
 from smartspace_budget.models._base import Money, NonNegativeAmount, NonNegativeMoney, SpecModel
 from smartspace_budget.periods import SpendingPeriod
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the type only: the class lives in the budgets layer (see ``wiring``)
     from smartspace_budget.budgets.policy import BackendPolicy
 
 __all__ = [
@@ -59,9 +60,11 @@ class BudgetPolicy(SpecModel):
         "unlimited". Outside an event loop it is read at once; inside one,
         ``check_against_policy`` loads it when it checks, and ``await`` loads it now.
         """
-        from smartspace_budget.budgets.policy import fetch_policy
-
-        return fetch_policy(user_id, project_id)
+        fetch = wiring.policy_fetcher
+        if fetch is None:  # the package binds it on import, before any model is used
+            raise RuntimeError("smartspace_budget did not bind its policy fetcher")
+        policy: BackendPolicy = fetch(user_id, project_id)
+        return policy
 
 
 class ViolationKind(StrEnum):
