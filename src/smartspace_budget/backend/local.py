@@ -21,8 +21,7 @@ connection attempts, statements and pool waits) are bounded by the same deadline
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -103,7 +102,8 @@ def _succeeded(task: asyncio.Task[Any]) -> bool:
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Mark a failed opening's error as seen: the callers waiting for it got it already."""
+    """Mark the error of work nobody awaits any more (a failed opening, work past its
+    deadline) as seen: its callers got their answer already."""
     if not task.cancelled():
         task.exception()
 
@@ -249,35 +249,53 @@ class LocalBackend(CachedReads):
     async def get_ledger(self) -> Ledger:
         """The ledger, opened in this event loop if needed, within the deadline (the
         monitor's alert memory lives in its database)."""
-        async with self._within():
-            return (await self._parts()).ledger
+        return await self._within(lambda: self._ledger_now())
+
+    async def _ledger_now(self) -> Ledger:
+        return (await self._parts()).ledger
 
     async def _on_ledger(self, call: Callable[[Ledger], Awaitable[T]]) -> T:
         """``call(ledger)``, opening the ledger first, all within the deadline."""
-        async with self._within():
+
+        async def work() -> T:
             return await call((await self._parts()).ledger)
+
+        return await self._within(work)
 
     async def _on_book(self, call: Callable[[PriceBook], Awaitable[T]]) -> T:
         """``call(price_book)``, opening the ledger first, all within the deadline."""
-        async with self._within():
+
+        async def work() -> T:
             return await call((await self._parts()).price_book)
 
-    @contextlib.asynccontextmanager
-    async def _within(self) -> AsyncIterator[None]:
-        """The block within the deadline (if any), else :class:`BackendTimeoutError`, the
-        error ``HttpBackend`` raises past the same deadline."""
+        return await self._within(work)
+
+    async def _within(self, work: Callable[[], Awaitable[T]]) -> T:
+        """``work()`` within the deadline (if any), else :class:`BackendTimeoutError`, the
+        error ``HttpBackend`` raises past the same deadline.
+
+        Past the deadline the caller is answered at once and the work is cancelled in the
+        background: a driver's own clean-up after a cancel (asyncpg asks the server to
+        cancel the statement and resets the connection, each bounded by the same deadline)
+        must not hold the caller beyond it.
+        """
         deadline = self._deadline
         if deadline is None:
-            yield
-            return
+            return await work()
+        task = asyncio.ensure_future(work())
         try:
-            async with asyncio.timeout(deadline):
-                yield
+            return await asyncio.wait_for(asyncio.shield(task), deadline)
         except TimeoutError as exc:
+            task.cancel()
+            task.add_done_callback(_retrieve)
             raise BackendTimeoutError(
                 f"the ledger database gave no answer within the {deadline} s deadline",
                 deadline=deadline,
             ) from exc
+        except asyncio.CancelledError:
+            task.cancel()  # the caller gave up: so does the work
+            task.add_done_callback(_retrieve)
+            raise
 
     # -- reads ----------------------------------------------------------------------------
 
