@@ -202,12 +202,28 @@ class AlertState:
                 if (kept.user_id, kept.project_id) == (alert.user_id, alert.project_id):
                     return
                 raise ConflictError(f"alert id {alert.alert_id!r} is already used")
+            rule = rule[:RULE_LENGTH]
+            same_rule = (
+                await conn.execute(
+                    select(alert_state.c.alert_id).where(
+                        alert_state.c.user_id == alert.user_id,
+                        alert_state.c.project_id == alert.project_id,
+                        alert_state.c.rule == rule,
+                        alert_state.c.period_start == alert.created_at,
+                        alert_state.c.rank_units == 0,
+                    )
+                )
+            ).first()
+            if same_rule is not None:
+                raise ConflictError(
+                    f"another alert is kept under the rule {rule[:60]!r} at that instant"
+                )
             await conn.execute(
                 alert_state.insert().values(
                     alert_id=alert.alert_id,
                     user_id=alert.user_id,
                     project_id=alert.project_id,
-                    rule=rule[:RULE_LENGTH],
+                    rule=rule,
                     period_start=alert.created_at,
                     period_end=alert.created_at,
                     rank_units=0,

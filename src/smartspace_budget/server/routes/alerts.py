@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from smartspace_budget.errors import InvalidInputError, NotFoundError
+from smartspace_budget.errors import InconsistentInputError, InvalidInputError, NotFoundError
 from smartspace_budget.ledger.alert_state import AlertState
 from smartspace_budget.models import SpendingAlert
 from smartspace_budget.models._base import IsoDatetime
@@ -75,7 +75,7 @@ def _spender(caller: Principal, user_id: str, project_id: str) -> tuple[str, str
 
 def _of_account(document: AlertDocument, user: str, project: str) -> SpendingAlert:
     if (document.user_id, document.project_id) != (user, project):
-        raise InvalidInputError(
+        raise InconsistentInputError(
             "the alert's user_id and project_id must be the account in the path", field="alert"
         )
     return document.alert()
@@ -108,7 +108,7 @@ async def claim_alert(
     body = await read_body(request, AlertClaim)
     alert = _of_account(body.alert, user, project)
     if body.period_end <= body.period_start:
-        raise InvalidInputError("period_end must be after period_start", field="period_end")
+        raise InconsistentInputError("period_end must be after period_start", field="period_end")
     claimed, standing = await _state(ctx).claim(
         alert,
         rule=body.rule,
