@@ -26,12 +26,13 @@ from smartspace_budget import BudgetTracker, PricingEngine, SpendingMonitor
 from smartspace_budget.backend._cached import current_prices
 from smartspace_budget.backend.http import HttpBackend
 from smartspace_budget.backend.local import LocalBackend
-from smartspace_budget.budgets import MemoryAlertStore
+from smartspace_budget.budgets import HttpAlertStore, LedgerAlertStore, MemoryAlertStore
 from smartspace_budget.demo.seed import seed_month
 from smartspace_budget.models import (
     BudgetPolicy,
     BudgetStatus,
     PricingData,
+    SpendingAlert,
     SpendingThreshold,
     loads,
 )
@@ -253,10 +254,11 @@ async def test_pricing_agrees(contract: Contract) -> None:
 
 async def test_monitoring_agrees(contract: Contract) -> None:
     c = contract
-    # Forecasts (when the balance runs out) depend on the current second: the two reads
-    # are taken again, by monitors with no memory of alerts, when a second passed between.
+    # What the monitors compute, each with its own memory (a shared one would hand the
+    # second the first one's alerts). Forecasts (when the balance runs out) depend on the
+    # current second: the two reads are taken again when a second passed between.
     for _ in range(5):
-        local_monitor, http_monitor = (SpendingMonitor(way.tracker.backend) for way in c.ways)
+        local_monitor, http_monitor = (_monitor(way.tracker.backend) for way in c.ways)
         second = int(time.time())
         from_library = await local_monitor.check_spending_status(c.user, c.project)
         from_http = await http_monitor.check_spending_status(c.user, c.project)
@@ -284,6 +286,58 @@ async def test_monitoring_agrees(contract: Contract) -> None:
         await local_monitor.get_active_alerts(c.user, c.project, minutes=60),
         await http_monitor.get_active_alerts(c.user, c.project, minutes=60),
     )
+    await _shared_alert_state_agrees(c, from_library)
+
+
+async def _shared_alert_state_agrees(c: Contract, computed: list[SpendingAlert]) -> None:
+    """The monitors' default memory: the ledger's table, read directly by the library's
+    monitor and through the service by the HTTP one. Whichever checks first claims and
+    delivers; the other answers the very same alerts (ids and instants included) and
+    delivers nothing; an acknowledgement through either is seen by both."""
+    library, http = (SpendingMonitor(way.tracker.backend) for way in c.ways)
+    assert isinstance(library.alert_store, LedgerAlertStore)
+    assert isinstance(http.alert_store, HttpAlertStore)
+    delivered: dict[str, list[SpendingAlert]] = {"library": [], "http": []}
+    library.register_alert_handler(delivered["library"].append)
+    http.register_alert_handler(delivered["http"].append)
+    claimed = await library.check_spending_status(c.user, c.project)
+    answered = await http.check_spending_status(c.user, c.project)
+    assert await library.wait_for_delivery(10)
+    assert await http.wait_for_delivery(10)
+    assert _whole(answered) == _whole(claimed)
+    # The same rules fired as when each computed alone (texts may differ by the second).
+    assert _kinds(claimed) == _kinds(computed)
+    assert sorted(a.alert_id for a in delivered["library"]) == sorted(a.alert_id for a in claimed)
+    assert delivered["http"] == []
+    shared = await library.get_active_alerts(c.user, c.project, minutes=60)
+    assert {a.alert_id for a in shared} >= {a.alert_id for a in claimed}
+    assert _whole(await http.get_active_alerts(c.user, c.project, minutes=60)) == _whole(shared)
+    first, last = claimed[0], claimed[-1]
+    await http.acknowledge(first.alert_id, by="ops")
+    await library.acknowledge(last.alert_id, by="oncall")
+    for monitor in (library, http):
+        seen = {
+            a.alert_id: a
+            for a in await monitor.get_active_alerts(
+                c.user, c.project, minutes=60, include_acknowledged=True
+            )
+        }
+        assert seen[first.alert_id].metadata["acknowledged_by"] == "ops"
+        assert seen[last.alert_id].acknowledged
+        active = await monitor.get_active_alerts(c.user, c.project, minutes=60)
+        assert {first.alert_id, last.alert_id}.isdisjoint(a.alert_id for a in active)
+    for monitor in (library, http):
+        await monitor.aclose()
+
+
+def _whole(alerts: list[SpendingAlert]) -> list[dict[str, Any]]:
+    """Every field, ids and instants included, as the alert's JSON document reads (the
+    claimer holds its metadata's instants as datetimes, a reader of the store as text)."""
+    return [loads(alert.to_json()) for alert in alerts]
+
+
+def _kinds(alerts: list[SpendingAlert]) -> list[tuple[str, str | None, str]]:
+    return sorted((a.alert_type.value, a.threshold_id, a.level.value) for a in alerts)
 
 
 async def test_price_listing_agrees(contract: Contract) -> None:

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from tests.server.conftest import Service, account_path, ledger_path, make_service
 
-from smartspace_budget.models import dumps, loads
+from smartspace_budget.models import AlertLevel, AlertType, SpendingAlert, dumps, loads
 
 BODIES: dict[str, Any] = {
     "deposit": {"amount": 1},
@@ -24,14 +24,16 @@ BODIES: dict[str, Any] = {
     "policy": {"daily_limit": 1},
     "settle": {"usage": {"provider": "openai", "model": "gpt-4", "actual_cost": Decimal("0.5")}},
     "release": None,
+    "acknowledge": {"by": "ops"},
 }
 
 
-def fill(path: str, user: str, project: str, reservation: str) -> str:
+def fill(path: str, user: str, project: str, reservation: str, alert: str = "a") -> str:
     return (
         path.replace("{user_id}", user)
         .replace("{project_id}", project)
         .replace("{reservation_id}", reservation)
+        .replace("{alert_id}", alert)
         .replace("{period}", "daily")
     )
 
@@ -62,7 +64,7 @@ def tenant_routes(service: Service) -> list[tuple[str, str]]:
     document = service.app.openapi()
     routes: list[tuple[str, str]] = []
     for path, operations in document["paths"].items():
-        if "{user_id}" in path or "{reservation_id}" in path:
+        if "{user_id}" in path or "{reservation_id}" in path or "{alert_id}" in path:
             routes.extend((method, path) for method in operations)
     return routes
 
@@ -72,6 +74,7 @@ async def test_every_tenant_route_hides_another_tenants_account(service: Service
     b_user, b_project = t.b
     held = await service.write("POST", ledger_path(t.b, "reserve"), {"amount": 7}, t.b_key)
     b_reservation = loads(held.content)["reservation_id"]
+    b_alert = await _alert_of(service, t.b, t.b_key)
     b_balance = str(
         loads((await call(service, "get", account_path(t.b) + "/balance", t.admin_key)).content)[
             "total_balance"
@@ -81,15 +84,21 @@ async def test_every_tenant_route_hides_another_tenants_account(service: Service
     assert len(routes) >= 14, routes
     for key in (t.a_key, t.a_read_key, t.pricing_key):
         for method, template in routes:
-            path = fill(template, b_user, b_project, b_reservation)
+            path = fill(template, b_user, b_project, b_reservation, b_alert)
             response = await call(service, method, path, key)
             assert response.status_code == 404, (method, template, response.text)
             body = loads(response.content)
             assert body["error"] == "NotFoundError"
-            for secret in (b_user, b_project, b_reservation, b_balance):
+            for secret in (b_user, b_project, b_reservation, b_alert, b_balance):
                 assert secret not in response.text, (method, template)
-            # Indistinguishable from an account or reservation that does not exist.
-            ghost = fill(template, "nobody-" + uuid.uuid4().hex, "none", "res_" + uuid.uuid4().hex)
+            # Indistinguishable from an account, reservation or alert that does not exist.
+            ghost = fill(
+                template,
+                "nobody-" + uuid.uuid4().hex,
+                "none",
+                "res_" + uuid.uuid4().hex,
+                "alert-" + uuid.uuid4().hex,
+            )
             missing = await call(service, method, ghost, key)
             assert missing.status_code == 404
             assert loads(missing.content) == body
@@ -102,11 +111,36 @@ async def test_every_tenant_route_hides_another_tenants_account(service: Service
             path = template.replace("{provider}", "openai").replace("{model}", "gpt-4")
             response = await call(service, method, path, key)
             assert response.status_code < 500, (method, template, response.text)
-            for secret in (b_user, b_project, b_reservation):
+            for secret in (b_user, b_project, b_reservation, b_alert):
                 assert secret not in response.text, (method, template)
     # And B's data is untouched by all those attempts.
     after = await call(service, "get", account_path(t.b) + "/balance", t.b_key)
     assert str(loads(after.content)["total_balance"]) == b_balance
+
+
+async def _alert_of(service: Service, account: tuple[str, str], key: str) -> str:
+    """An alert of the account in the service's shared alert state; its id."""
+    user, project = account
+    alert = SpendingAlert(
+        user_id=user,
+        project_id=project,
+        alert_type=AlertType.LOW_BALANCE,
+        level=AlertLevel.WARNING,
+        title="Low balance",
+        message="Low balance",
+        current_value=Decimal(1),
+    )
+    body = {
+        "alert": alert.model_dump(mode="python"),
+        "rule": "low_balance",
+        "period_start": "2026-03-01T00:00:00Z",
+        "period_end": "2026-03-02T00:00:00Z",
+        "rank": 1,
+    }
+    path = f"/api/v1/alerts/user/{user}/project/{project}/claims"
+    claimed = await service.write("POST", path, body, key)
+    assert loads(claimed.content)["claimed"] is True, claimed.text
+    return alert.alert_id
 
 
 async def test_own_account_with_too_small_a_scope_is_403(service: Service) -> None:

@@ -24,6 +24,7 @@ in the running event loop, so the object can be built in synchronous code.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import uuid
@@ -57,12 +58,20 @@ from smartspace_budget.models import (
     ReserveRequest,
     SettleRequest,
     SpecModel,
+    SpendingAlert,
     SpendingAnalytics,
     SpendingBucket,
     SpendingSummary,
     UsageEvent,
     dumps,
     loads,
+)
+from smartspace_budget.models.alert_claims import (
+    RANK_DIGITS,
+    AlertAcknowledgement,
+    AlertClaim,
+    AlertClaimResult,
+    AlertReport,
 )
 from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
 from smartspace_budget.models.replay import UsageShape
@@ -549,6 +558,108 @@ class HttpBackend(CachedReads):
         return await self._account_write(
             user_id, project_id, "PUT", "policy", policy, BudgetPolicy, f"policy-{uuid.uuid4()}"
         )
+
+    # -- the shared alert state (``/api/v1/alerts``; see ``budgets.alert_store``) ------------
+
+    @staticmethod
+    def _alerts(user_id: str, project_id: str, action: str) -> str:
+        return f"/api/v1/alerts/user/{_seg(user_id)}/project/{_seg(project_id)}/{action}"
+
+    async def claim_alert(
+        self,
+        alert: SpendingAlert,
+        *,
+        rule: str,
+        period_start: datetime,
+        period_end: datetime,
+        rank: Decimal,
+    ) -> tuple[bool, SpendingAlert]:
+        """``POST .../claims``: record ``alert`` for (rule, period) at ``rank`` unless it
+        already fired there at that rank or higher; ``(True, alert)`` for the one caller that
+        won (a retry of the same claim included), else ``(False, the alert that stands)``."""
+        body = AlertClaim.from_data(
+            {
+                "alert": _alert_data(alert),
+                "rule": rule,
+                "period_start": period_start,
+                "period_end": period_end,
+                "rank": _rank(rank),
+            }
+        )
+        path = self._alerts(alert.user_id, alert.project_id, "claims")
+        result = _parse(AlertClaimResult, await self._call("POST", path, body=body), path)
+        return result.claimed, result.alert
+
+    async def record_alert(self, alert: SpendingAlert, *, rule: str) -> SpendingAlert:
+        """``POST .../reports``: keep an alert raised elsewhere (no period to claim in)."""
+        body = AlertReport.from_data({"alert": _alert_data(alert), "rule": rule})
+        path = self._alerts(alert.user_id, alert.project_id, "reports")
+        return _parse(SpendingAlert, await self._call("POST", path, body=body), path)
+
+    async def acknowledge_alert(
+        self, alert_id: str, *, at: datetime | None = None, by: str | None = None
+    ) -> SpendingAlert:
+        """``POST /api/v1/alerts/{alert_id}/acknowledge``: the first acknowledgement stands."""
+        body = AlertAcknowledgement.from_data({"by": by, "at": at})
+        path = f"/api/v1/alerts/{_seg(alert_id)}/acknowledge"
+        return _parse(SpendingAlert, await self._call("POST", path, body=body), path)
+
+    async def recent_alerts(
+        self,
+        *,
+        since: datetime,
+        user_id: str | None = None,
+        project_id: str | None = None,
+        include_acknowledged: bool = False,
+        limit: int = 1000,
+    ) -> list[SpendingAlert]:
+        """Alerts raised at or after ``since``, newest first: of one account (``GET
+        .../recent``), or of every account the key may see (``GET /api/v1/alerts/recent``),
+        filtered here when only one of ``user_id``/``project_id`` is given."""
+        params = {
+            "since": _iso(since),
+            "include_acknowledged": "true" if include_acknowledged else "false",
+            "limit": max(1, min(limit, 1000)),
+        }
+        if user_id is not None and project_id is not None:
+            return await self._get_list(
+                self._alerts(user_id, project_id, "recent"), SpendingAlert, **params
+            )
+        alerts = await self._get_list("/api/v1/alerts/recent", SpendingAlert, **params)
+        return [
+            alert
+            for alert in alerts
+            if (user_id is None or alert.user_id == user_id)
+            and (project_id is None or alert.project_id == project_id)
+        ]
+
+
+_RANK_STEP = Decimal(1).scaleb(-RANK_DIGITS)
+
+
+def _rank(rank: Decimal) -> Decimal:
+    """A rank with at most the decimals the service keeps, rounded as the ledger rounds."""
+    exponent = rank.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -RANK_DIGITS:
+        return rank.quantize(_RANK_STEP)
+    return rank
+
+
+def _plain(value: Any) -> Any:
+    """Metadata as the service reads it: a float as the Decimal its text shows."""
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _alert_data(alert: SpendingAlert) -> dict[str, Any]:
+    data = alert.model_dump(mode="python")
+    data["metadata"] = _nano_rounded(_plain(data["metadata"]))
+    return data
 
 
 def _parse(model: type[M], data: Any, path: str) -> M:

@@ -5,7 +5,12 @@
 """
 
 from smartspace_budget.budgets import analysis
-from smartspace_budget.budgets.alert_store import AlertStore, LedgerAlertStore, MemoryAlertStore
+from smartspace_budget.budgets.alert_store import (
+    AlertStore,
+    HttpAlertStore,
+    LedgerAlertStore,
+    MemoryAlertStore,
+)
 from smartspace_budget.budgets.alert_urls import notifier_from_url, notifiers_from_urls
 from smartspace_budget.budgets.budget_tracker import BudgetTracker
 from smartspace_budget.budgets.delivery import AlertDelivery, DeliveryStats, RetryPolicy
@@ -55,6 +60,7 @@ __all__ = [
     "BudgetTracker",
     "DeliveryStats",
     "EmailNotifier",
+    "HttpAlertStore",
     "LedgerAlertStore",
     "MemoryAlertStore",
     "NotificationError",

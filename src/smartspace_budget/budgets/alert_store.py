@@ -7,9 +7,13 @@ memory deciding "already announced" is an :class:`AlertStore`:
   embedded SQLite file or ``SMARTSPACE_BUDGET_DATABASE_URL``): the ``ledger_alert_state``
   table, shared by every process and replica over that database and kept across restarts
   (``smartspace_budget.ledger.alert_state``). Acknowledgements are stored there too.
-- :class:`MemoryAlertStore`: this process only (a monitor reading through a service,
-  ``HttpBackend``, or one given no database). A restarted monitor announces the current
-  period's alerts again, which is the safe way to be wrong.
+- :class:`HttpAlertStore` (the default for a monitor reading through a service,
+  ``HttpBackend``): the same table, through the service's ``/api/v1/alerts`` routes, so
+  monitors over the service share one memory with each other and with those reading the
+  ledger directly.
+- :class:`MemoryAlertStore`: this process only (a monitor given a backend that keeps no
+  alert state, such as a test double). A restarted monitor announces the current period's
+  alerts again, which is the safe way to be wrong.
 """
 
 from __future__ import annotations
@@ -28,7 +32,14 @@ if TYPE_CHECKING:
     from smartspace_budget.ledger.alert_state import AlertState
     from smartspace_budget.ledger.ledger import Ledger
 
-__all__ = ["AlertStore", "LedgerAlertStore", "MemoryAlertStore", "default_alert_store"]
+__all__ = [
+    "AlertStateSource",
+    "AlertStore",
+    "HttpAlertStore",
+    "LedgerAlertStore",
+    "MemoryAlertStore",
+    "default_alert_store",
+]
 
 
 @runtime_checkable
@@ -70,6 +81,38 @@ class AlertStore(Protocol):
     ) -> list[SpendingAlert]:
         """Alerts raised at or after ``since``, newest first."""
         ...
+
+
+@runtime_checkable
+class AlertStateSource(Protocol):
+    """A backend that keeps the shared alert state for its callers (``HttpBackend``: the
+    service's ``/api/v1/alerts`` routes)."""
+
+    async def claim_alert(
+        self,
+        alert: SpendingAlert,
+        *,
+        rule: str,
+        period_start: datetime,
+        period_end: datetime,
+        rank: Decimal,
+    ) -> tuple[bool, SpendingAlert]: ...
+
+    async def record_alert(self, alert: SpendingAlert, *, rule: str) -> SpendingAlert: ...
+
+    async def acknowledge_alert(
+        self, alert_id: str, *, at: datetime | None = None, by: str | None = None
+    ) -> SpendingAlert: ...
+
+    async def recent_alerts(
+        self,
+        *,
+        since: datetime,
+        user_id: str | None = None,
+        project_id: str | None = None,
+        include_acknowledged: bool = False,
+        limit: int = 1000,
+    ) -> list[SpendingAlert]: ...
 
 
 @dataclass
@@ -210,11 +253,61 @@ class LedgerAlertStore:
         return State(ledger)
 
 
+class HttpAlertStore:
+    """Alerts remembered in the service's ledger database, through its alert routes (see the
+    module docstring). Every call has the backend's deadline and typed errors; a claim
+    retried after a lost answer is answered as won (the service knows the alert's id)."""
+
+    def __init__(self, source: AlertStateSource) -> None:
+        self._source = source
+
+    async def claim(
+        self,
+        alert: SpendingAlert,
+        *,
+        rule: str,
+        period_start: datetime,
+        period_end: datetime,
+        rank: Decimal,
+    ) -> tuple[bool, SpendingAlert]:
+        return await self._source.claim_alert(
+            alert, rule=rule, period_start=period_start, period_end=period_end, rank=rank
+        )
+
+    async def record(self, alert: SpendingAlert, *, rule: str) -> None:
+        await self._source.record_alert(alert, rule=rule)
+
+    async def acknowledge(
+        self, alert_id: str, *, at: datetime, by: str | None = None
+    ) -> SpendingAlert:
+        return await self._source.acknowledge_alert(alert_id, at=at, by=by)
+
+    async def recent(
+        self,
+        *,
+        since: datetime,
+        user_id: str | None = None,
+        project_id: str | None = None,
+        include_acknowledged: bool = False,
+        limit: int = 1000,
+    ) -> list[SpendingAlert]:
+        return await self._source.recent_alerts(
+            since=since,
+            user_id=user_id,
+            project_id=project_id,
+            include_acknowledged=include_acknowledged,
+            limit=limit,
+        )
+
+
 def default_alert_store(backend: Backend | None, *, history_size: int = 10_000) -> AlertStore:
-    """The ledger's table when ``backend`` reads the ledger directly, else this process's
-    memory (a service's client, a test double)."""
+    """The ledger's table when ``backend`` reads the ledger directly, the same table through
+    the service when it is the service's client, else this process's memory (a test
+    double)."""
     from smartspace_budget.backend.local import LocalBackend
 
     if isinstance(backend, LocalBackend):
         return LedgerAlertStore(backend.get_ledger)
+    if isinstance(backend, AlertStateSource):
+        return HttpAlertStore(backend)
     return MemoryAlertStore(history_size)

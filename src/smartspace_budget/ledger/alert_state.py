@@ -49,6 +49,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from smartspace_budget.errors import (
     BackendTimeoutError,
     BackendUnavailableError,
+    ConflictError,
     InvalidInputError,
     NotFoundError,
     SmartspaceBudgetError,
@@ -165,7 +166,10 @@ class AlertState:
                 )
             ).first()
             if standing is not None:
+                if standing.alert_id == alert.alert_id:
+                    return True, _stored(standing)  # a retry of this very claim
                 return False, _stored(standing)
+            await _refuse_reused_id(conn, alert.alert_id)
             await conn.execute(
                 alert_state.insert().values(
                     alert_id=alert.alert_id,
@@ -182,14 +186,44 @@ class AlertState:
         return True, alert
 
     async def record(self, alert: SpendingAlert, *, rule: str) -> None:
-        """Keep an alert raised elsewhere (the guard's cost anomalies): its own period."""
+        """Keep an alert raised elsewhere (the guard's cost anomalies): its own period.
+
+        Keeping the same alert again (a retry) changes nothing; another alert under a kept
+        alert's id is a :class:`ConflictError`."""
         async with self._transaction() as conn:
+            kept = (
+                await conn.execute(
+                    select(alert_state.c.user_id, alert_state.c.project_id).where(
+                        alert_state.c.alert_id == alert.alert_id
+                    )
+                )
+            ).first()
+            if kept is not None:
+                if (kept.user_id, kept.project_id) == (alert.user_id, alert.project_id):
+                    return
+                raise ConflictError(f"alert id {alert.alert_id!r} is already used")
+            rule = rule[:RULE_LENGTH]
+            same_rule = (
+                await conn.execute(
+                    select(alert_state.c.alert_id).where(
+                        alert_state.c.user_id == alert.user_id,
+                        alert_state.c.project_id == alert.project_id,
+                        alert_state.c.rule == rule,
+                        alert_state.c.period_start == alert.created_at,
+                        alert_state.c.rank_units == 0,
+                    )
+                )
+            ).first()
+            if same_rule is not None:
+                raise ConflictError(
+                    f"another alert is kept under the rule {rule[:60]!r} at that instant"
+                )
             await conn.execute(
                 alert_state.insert().values(
                     alert_id=alert.alert_id,
                     user_id=alert.user_id,
                     project_id=alert.project_id,
-                    rule=rule[:RULE_LENGTH],
+                    rule=rule,
                     period_start=alert.created_at,
                     period_end=alert.created_at,
                     rank_units=0,
@@ -217,6 +251,14 @@ class AlertState:
         if row is None:
             raise NotFoundError(f"no alert {alert_id!r}", alert_id=alert_id)
         return _stored(row)
+
+    async def find(self, alert_id: str) -> SpendingAlert | None:
+        """The kept alert ``alert_id`` (acknowledged or not), or ``None``."""
+        async with self._transaction(write=False) as conn:
+            row = (
+                await conn.execute(select(alert_state).where(alert_state.c.alert_id == alert_id))
+            ).first()
+        return None if row is None else _stored(row)
 
     async def recent(
         self,
@@ -273,6 +315,15 @@ class AlertState:
             ) from exc
         except (SQLAlchemyError, OSError) as exc:
             raise BackendUnavailableError(f"the ledger database failed: {exc!r}") from exc
+
+
+async def _refuse_reused_id(conn: Any, alert_id: str) -> None:
+    """:class:`ConflictError` when ``alert_id`` is kept already, for another claim."""
+    used = (
+        await conn.execute(select(alert_state.c.alert_id).where(alert_state.c.alert_id == alert_id))
+    ).first()
+    if used is not None:
+        raise ConflictError(f"alert id {alert_id!r} is already used for another alert")
 
 
 class _ClaimRace(BackendUnavailableError):

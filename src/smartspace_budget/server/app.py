@@ -24,6 +24,7 @@ from fastapi.telemetry import TelemetryConfig
 from smartspace_budget import __version__
 from smartspace_budget.backend.local import LocalBackend, open_price_book
 from smartspace_budget.config import Settings
+from smartspace_budget.ledger.alert_state import AlertState
 from smartspace_budget.ledger.engine import read_options
 from smartspace_budget.server.auth import Authenticator, Limiter, RateLimiter
 from smartspace_budget.server.context import ServiceContext, refuse_unknown_query
@@ -35,7 +36,7 @@ from smartspace_budget.server.openapi import install_openapi
 from smartspace_budget.server.request_log import quiet_access_log_queries
 from smartspace_budget.server.responses import DecimalJSONResponse, install_error_handlers
 from smartspace_budget.server.revocations import watching_revocations
-from smartspace_budget.server.routes import budgets, metrics, pricing
+from smartspace_budget.server.routes import alerts, budgets, metrics, pricing
 from smartspace_budget.server.routes import ledger as ledger_routes
 from smartspace_budget.server.routes.dashboard import install_dashboard
 from smartspace_budget.server.sweeper import sweeping
@@ -113,6 +114,7 @@ def _wire(app: FastAPI, settings: Settings, ledger: Ledger, price_book: PriceBoo
         get_reservation=backend.get_reservation,
         ping=lambda: _ping(ledger, app.state.rate_limiter),
         metrics=app.state.metrics,
+        alerts=AlertState(ledger),
     )
 
 
@@ -184,7 +186,7 @@ def create_app(
     if ledger is not None:
         _wire(app, config, ledger, price_book or open_price_book(ledger))
 
-    for module in (budgets, pricing, ledger_routes, metrics):
+    for module in (budgets, pricing, ledger_routes, alerts, metrics):
         # A query parameter the API route does not declare is refused (400), never ignored.
         app.include_router(module.router, dependencies=[Depends(refuse_unknown_query)])
     # The spending dashboard (HTML at /dashboard, owned by routes/dashboard.py).

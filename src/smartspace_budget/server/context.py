@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -24,6 +24,9 @@ from smartspace_budget.models.ids import check_id
 from smartspace_budget.server.middleware import decode_segment
 from smartspace_budget.server.responses import ErrorBody
 from smartspace_budget.server.telemetry import ServiceMetrics
+
+if TYPE_CHECKING:
+    from smartspace_budget.ledger.alert_state import AlertState
 
 __all__ = [
     "READ_ERRORS",
@@ -42,13 +45,15 @@ __all__ = [
 
 @dataclass
 class ServiceContext:
-    """The service's backend (reads and writes), reservation lookup, health probe, metrics."""
+    """The service's backend (reads and writes), reservation lookup, health probe, metrics,
+    and the alert state monitors share (``routes/alerts.py``)."""
 
     settings: Settings
     backend: LedgerBackend
     get_reservation: Callable[[str], Awaitable[BudgetReservation]]
     ping: Callable[[], Awaitable[None]]
     metrics: ServiceMetrics
+    alerts: AlertState | None = None
 
 
 async def _context(request: Request) -> ServiceContext:

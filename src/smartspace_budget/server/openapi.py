@@ -82,7 +82,7 @@ def _drop_422(document: dict[str, Any]) -> None:
     components.pop("ValidationError", None)
 
 
-_PATH_IDS = frozenset({"user_id", "project_id", "provider", "model", "reservation_id"})
+_PATH_IDS = frozenset({"user_id", "project_id", "provider", "model", "reservation_id", "alert_id"})
 
 
 def _document_path_ids(document: dict[str, Any]) -> None:
