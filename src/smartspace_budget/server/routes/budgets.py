@@ -258,8 +258,8 @@ async def get_replay(
     """
     from smartspace_budget.pricing.pricing_engine import PricingEngine
 
-    user, project = _account(caller, user_id, project_id)
     targets = None if target is None else [parse_target(item) for item in target]
+    user, project = _account(caller, user_id, project_id)
     window: SpendingPeriod | tuple[datetime, datetime] = period or SpendingPeriod.MONTHLY
     if start is not None or end is not None:
         if start is None or end is None:
