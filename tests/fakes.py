@@ -48,6 +48,7 @@ from smartspace_budget.models import (
     Balance,
     BudgetPolicy,
     BudgetStatus,
+    PredictionStats,
     PricingData,
     SpendingAnalytics,
     SpendingBucket,
@@ -117,6 +118,8 @@ class Event:
 
     ``requests`` is how many calls it stands for (1 for a usage event, 0 for a refund). A
     ``provider``/``model`` of ``None`` (an untied refund) counts only in the totals.
+    ``predicted`` marks a call settled against a hold sized by an output prediction, and
+    ``missed`` one that cost more than that hold (the analytics' ``predictions``).
     """
 
     at: datetime
@@ -124,6 +127,8 @@ class Event:
     provider: str | None = "openai"
     model: str | None = "gpt-4"
     requests: int = 1
+    predicted: bool = False
+    missed: bool = False
 
     @property
     def is_request(self) -> bool:
@@ -228,11 +233,13 @@ class FakeBackend:
         requests: int = 1,
         user_id: str = USER,
         project_id: str = PROJECT,
+        predicted: bool = False,
+        missed: bool = False,
     ) -> None:
         """File spending at ``at`` (now by default); see :class:`Event`."""
         when = at or self.clock()
         self.account(user_id, project_id).events.append(
-            Event(when, Decimal(amount), provider, model, requests)
+            Event(when, Decimal(amount), provider, model, requests, predicted, missed)
         )
 
     def refund(
@@ -367,7 +374,12 @@ class FakeBackend:
         req_provider: dict[str, int] = {}
         by_model: dict[str, Decimal] = {}
         req_model: dict[str, int] = {}
+        predictions: dict[str, tuple[int, int]] = {}
         for e in acc.between(window.start, window.end):
+            if e.predicted:  # per "provider/model", as the ledger's rollups count them
+                name = f"{e.provider}/{e.model}"
+                predicted, missed = predictions.get(name, (0, 0))
+                predictions[name] = (predicted + 1, missed + e.missed)
             if e.provider:
                 by_provider[e.provider] = by_provider.get(e.provider, Decimal(0)) + e.amount
                 req_provider[e.provider] = req_provider.get(e.provider, 0) + e.requests
@@ -386,6 +398,10 @@ class FakeBackend:
             period_start=window.start,
             period_end=window.end,
             currency=acc.currency,
+            predictions=PredictionStats.of(
+                sum(p for p, _ in predictions.values()), sum(m for _, m in predictions.values())
+            ),
+            predictions_by_model={k: PredictionStats.of(*v) for k, v in predictions.items()},
         )
 
     async def get_spending_series(
