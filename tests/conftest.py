@@ -44,13 +44,9 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """URL of a fresh PostgreSQL database for this test session, dropped afterwards.
-
-    Skipped only when the server does not answer and ``SMARTSPACE_BUDGET_REQUIRE_POSTGRES``
-    is unset; CI sets it, so there a missing server fails the run instead.
-    """
+def _fresh_database() -> Iterator[str]:
+    """Create a PostgreSQL database, yield its URL, drop it; a server that does not answer
+    skips the test, or fails it when ``SMARTSPACE_BUDGET_REQUIRE_POSTGRES`` is set."""
     name = f"ssb_test_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
@@ -61,3 +57,21 @@ def postgres_url() -> Iterator[str]:
     base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
     yield f"{base}/{name}"
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database for this test session, dropped afterwards.
+
+    Skipped only when the server does not answer and ``SMARTSPACE_BUDGET_REQUIRE_POSTGRES``
+    is unset; CI sets it, so there a missing server fails the run instead.
+    """
+    yield from _fresh_database()
+
+
+@pytest.fixture(scope="module")
+def own_postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test module, dropped afterwards: for tests that
+    drop or re-create tables, which must never happen to the session's shared database
+    (later modules' services read their prices and accounts there)."""
+    yield from _fresh_database()

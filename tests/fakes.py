@@ -48,12 +48,12 @@ from smartspace_budget.models import (
     Balance,
     BudgetPolicy,
     BudgetStatus,
+    PredictionStats,
     PricingData,
     SpendingAnalytics,
     SpendingBucket,
     SpendingSummary,
 )
-from smartspace_budget.models.budget import PredictionStats
 from smartspace_budget.money import quantize
 from smartspace_budget.periods import (
     SpendingPeriod,
@@ -118,6 +118,8 @@ class Event:
 
     ``requests`` is how many calls it stands for (1 for a usage event, 0 for a refund). A
     ``provider``/``model`` of ``None`` (an untied refund) counts only in the totals.
+    ``predicted`` marks a call settled against a hold sized by an output prediction, and
+    ``missed`` one that cost more than that hold (the analytics' ``predictions``).
     """
 
     at: datetime
@@ -125,8 +127,8 @@ class Event:
     provider: str | None = "openai"
     model: str | None = "gpt-4"
     requests: int = 1
-    predicted: bool = False  # its hold was sized by an output prediction
-    missed: bool = False  # and it cost more than that hold
+    predicted: bool = False
+    missed: bool = False
 
     @property
     def is_request(self) -> bool:
@@ -372,12 +374,12 @@ class FakeBackend:
         req_provider: dict[str, int] = {}
         by_model: dict[str, Decimal] = {}
         req_model: dict[str, int] = {}
-        predicted: dict[str, list[int]] = {}  # provider/model -> [predicted, missed]
+        predictions: dict[str, tuple[int, int]] = {}
         for e in acc.between(window.start, window.end):
-            if e.predicted:
-                counts = predicted.setdefault(f"{e.provider}/{e.model}", [0, 0])
-                counts[0] += 1
-                counts[1] += e.missed
+            if e.predicted:  # per "provider/model", as the ledger's rollups count them
+                name = f"{e.provider}/{e.model}"
+                predicted, missed = predictions.get(name, (0, 0))
+                predictions[name] = (predicted + 1, missed + e.missed)
             if e.provider:
                 by_provider[e.provider] = by_provider.get(e.provider, Decimal(0)) + e.amount
                 req_provider[e.provider] = req_provider.get(e.provider, 0) + e.requests
@@ -397,12 +399,9 @@ class FakeBackend:
             period_end=window.end,
             currency=acc.currency,
             predictions=PredictionStats.of(
-                sum(c[0] for c in predicted.values()), sum(c[1] for c in predicted.values())
+                sum(p for p, _ in predictions.values()), sum(m for _, m in predictions.values())
             ),
-            predictions_by_model={
-                name: PredictionStats.of(calls, missed)
-                for name, (calls, missed) in predicted.items()
-            },
+            predictions_by_model={k: PredictionStats.of(*v) for k, v in predictions.items()},
         )
 
     async def get_spending_series(

@@ -177,6 +177,33 @@ async def both(database_url: str) -> AsyncIterator[Both]:
         await _usage(ledger, fake, york, cost, when, "openai", "gpt-4o")
     await ledger.deposit(user, project, D("5"), idempotency_key=uuid.uuid4().hex)
     fake.deposit(D("5"), user, project)
+    # Two calls held on an output prediction: one fits its hold, one costs more (a miss).
+    for cost in ("0.01", "0.03"):
+        hold = await ledger.reserve(
+            user, project, D("0.02"), idempotency_key=uuid.uuid4().hex, now=at
+        )
+        predicted = UsageEvent(
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=10,
+            output_tokens=50,
+            actual_cost=D(cost),
+            predicted_output_tokens=60,
+            occurred_at=at,
+        )
+        await ledger.settle(
+            hold.reservation_id, predicted, idempotency_key=uuid.uuid4().hex, now=at
+        )
+        fake.spend(
+            D(cost),
+            at,
+            provider="openai",
+            model="gpt-4o",
+            user_id=user,
+            project_id=project,
+            predicted=True,
+            missed=D(cost) > D("0.02"),
+        )
 
     # Prices: the versions the real price book stored (ids and times it gave them).
     prices = [
@@ -235,7 +262,7 @@ async def test_balance_status_and_policy_agree(both: Both) -> None:
         await agree_now(both, "get_budget_status", account, zone)
         await agree(both, "get_policy", *account)
     york = await agree_now(both, "get_budget_status", both.york, "America/New_York")
-    assert (york["total_balance"], york["timezone"]) == ("3.990000000", "America/New_York")
+    assert (york["total_balance"], york["timezone"]) == ("3.950000000", "America/New_York")
     utc = await agree_now(both, "get_budget_status", both.utc, "UTC")
     assert utc["total_balance"] == "91.296999999"  # 100 - 7.503000001 + 0.3 - 1.5
     assert (utc["reserved_amount"], utc["monthly_limit"]) == ("7.000000000", "100.500000000")
@@ -250,6 +277,9 @@ async def test_spending_and_analytics_agree(both: Both, period: SpendingPeriod) 
     # Every window holds its own instant: the Gemini call made 40 days ago is in each.
     then = await agree(both, "get_analytics", *both.utc, period, at=both.at - timedelta(days=40))
     assert then["spending_by_provider"]["google"] == "2.000000000"
+    # The two predicted holds settled now, one missed: counted alike by both.
+    now = await agree(both, "get_analytics", *both.york, period, at=both.at)
+    assert now["predictions"] == {"predicted_calls": 2, "missed_calls": 1, "miss_rate": "0.5000"}
 
 
 async def test_spending_series_agree(both: Both) -> None:

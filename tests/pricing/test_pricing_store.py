@@ -25,7 +25,10 @@ from .conftest import NOW, Clock
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'prices.db'}"
-    url: str = request.getfixturevalue("postgres_url")  # outside the event loop: it runs one
+    # A database of the module's own: these tests drop and re-create the price table, which
+    # would leave the session's shared database without one (outside the event loop: the
+    # fixture runs one).
+    url: str = request.getfixturevalue("own_postgres_url")
     return url
 
 

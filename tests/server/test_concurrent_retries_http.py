@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from tests.server.service_processes import ServiceProcess, service_env, serving
 
 from smartspace_budget.ledger.ledger import Ledger
+from smartspace_budget.models import dumps
 
 pytestmark = pytest.mark.postgres
 
@@ -63,12 +65,14 @@ def _usage(cost: str) -> dict[str, Any]:
         "model": "gpt-4o",
         "input_tokens": 100,
         "output_tokens": 50,
-        "actual_cost": cost,
+        "actual_cost": Decimal(cost),
     }
 
 
 async def _post(client: httpx.AsyncClient, path: str, key: str, body: Any) -> httpx.Response:
-    return await client.post(f"{LEDGER}{path}", json=body, headers={"Idempotency-Key": key})
+    # Amounts go as exact JSON numbers (issue 16: never strings), written by ``dumps``.
+    headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+    return await client.post(f"{LEDGER}{path}", content=dumps(body), headers=headers)
 
 
 async def _race(client: httpx.AsyncClient, key: str, send: Send) -> None:
@@ -99,7 +103,9 @@ class Account:
 
     async def holds(self) -> list[str]:
         return [
-            (await self.write("reserve", f"hold-{index}", {"amount": "1"}))["reservation_id"]
+            (await self.write("reserve", f"hold-{index}", {"amount": Decimal("1")}))[
+                "reservation_id"
+            ]
             for index in range(ROUNDS)
         ]
 
@@ -107,7 +113,7 @@ class Account:
 async def _rounds(service: str, make: Callable[[Account], Awaitable[Send]]) -> None:
     async with _client(service) as client:
         account = Account(client)
-        await account.write("deposit", "fund", {"amount": "1000000"})
+        await account.write("deposit", "fund", {"amount": Decimal("1000000")})
         send = await make(account)
         for round_ in range(ROUNDS):
             await _race(client, f"k-{round_}", send)
@@ -149,7 +155,7 @@ async def test_releases(service: str) -> None:
 async def test_deposits(service: str) -> None:
     async def make(account: Account) -> Send:
         async def send(client: httpx.AsyncClient, key: str, other: bool) -> httpx.Response:
-            body = {"amount": "2" if other else "1"}
+            body = {"amount": Decimal("2" if other else "1")}
             return await _post(client, f"{account.path}/deposit", key, body)
 
         return send
@@ -179,7 +185,11 @@ async def test_refunds(service: str) -> None:
 
         async def send(client: httpx.AsyncClient, key: str, other: bool) -> httpx.Response:
             # The whole cost: a second refund of it, decided without the key, is refused.
-            body = {"amount": "1", "usage_entry_id": target(key), "reason": "x" if other else ""}
+            body = {
+                "amount": Decimal("1"),
+                "usage_entry_id": target(key),
+                "reason": "x" if other else "",
+            }
             return await _post(client, f"{account.path}/refund", key, body)
 
         return send
@@ -190,7 +200,7 @@ async def test_refunds(service: str) -> None:
 async def test_reserves(service: str) -> None:
     async def make(account: Account) -> Send:
         async def send(client: httpx.AsyncClient, key: str, other: bool) -> httpx.Response:
-            body = {"amount": "2" if other else "1", "ttl_seconds": 60}
+            body = {"amount": Decimal("2" if other else "1"), "ttl_seconds": 60}
             return await _post(client, f"{account.path}/reserve", key, body)
 
         return send

@@ -215,12 +215,21 @@ def test_bad_ids_are_refused_never_mapped(client: httpx.Client, raw: str) -> Non
         f"/api/v1/pricing/provider/{raw}/model/gpt-4o",
         f"/api/v1/pricing/provider/{raw}/model/gpt-4o/history",
         f"/api/v1/pricing/models?provider={raw}",
+        f"/api/v1/budgets/user/{raw}/project/p/replay",
+        f"/api/v1/budgets/user/u/project/p/output-history?provider={raw}&model=gpt-4o",
+        f"/api/v1/budgets/user/u/project/p/output-history?provider=openai&model={raw}",
+        f"/api/v1/budgets/user/u/project/p/replay?target={raw}/gpt-4o",
+        f"/api/v1/budgets/user/u/project/p/replay?target=openai/{raw}",
     ):
         answer = client.get(path)
         assert answer.status_code == 400, (path, answer.text)
         _refused(answer)
     accounts = client.get("/api/v1/budgets/accounts").json()
     assert not any("\ufffd" in a["user_id"] for a in accounts)
+
+
+_OWN = "/api/v1/budgets/user/u/project/p"
+_T0, _T1 = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
 
 
 @pytest.mark.parametrize(
@@ -235,12 +244,49 @@ def test_bad_ids_are_refused_never_mapped(client: httpx.Client, raw: str) -> Non
         ("/api/v1/budgets/user/u/project/p/status?extended=true&api_key=x", "api_key"),
         ("/api/v1/budgets/user/u/project/p/balance?extended=true", "extended"),
         ("/api/v1/pricing/models?provider=a%00", "provider"),
+        (f"{_OWN}/output-history?provider=a%00&model=gpt-4o", "provider"),
+        (f"{_OWN}/output-history?provider=openai&model=%E2%80%AEx", "model"),
+        (f"{_OWN}/output-history?provider=openai", "model"),
+        (f"{_OWN}/output-history?provider=openai&model=gpt-4o&min_samples=true", "min_samples"),
+        (f"{_OWN}/usage-shapes?start=0&end=1", "start"),
+        (f"{_OWN}/usage-shapes?start=2026-01-01T00:00:00&end={_T1}", "start"),
+        (f"{_OWN}/usage-shapes?start={_T0}", "end"),
+        (f"{_OWN}/replay?target=no-slash", "target"),
+        (f"{_OWN}/replay?target=/gpt-4o", "target"),
+        (f"{_OWN}/replay?target=openai/", "target"),
+        (f"{_OWN}/replay?target=openai/a%00", "target"),
+        (f"{_OWN}/replay?" + "&".join(["target=openai/gpt-4o"] * 51), "target"),
+        (f"{_OWN}/replay?start=1700000000&end={_T1}", "start"),
+        (f"{_OWN}/replay?period=fortnightly", "period"),
     ],
 )
 def test_bad_query_values_are_400_by_name(client: httpx.Client, path: str, name: str) -> None:
     answer = client.get(path)
     body = _refused(answer, name)
     assert answer.status_code == 400, body
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        (f"replay?start={_T0}", "end"),
+        (f"replay?end={_T1}", "start"),
+        (f"replay?period=daily&start={_T0}&end={_T1}", "period"),
+        (f"replay?at={_T0}&start={_T0}&end={_T1}", "at"),
+        (f"replay?start={_T1}&end={_T0}", "end"),
+        (f"usage-shapes?start={_T1}&end={_T0}", "end"),
+    ],
+)
+def test_contradictory_windows_are_422_by_name(client: httpx.Client, query: str, name: str) -> None:
+    """Each value well formed, together impossible: 422 naming the field, as for a series."""
+    account = _account("window")
+    assert _post(client, _write(account, "deposit"), '{"amount": 1}').status_code == 200
+    answer = client.get(f"/api/v1/budgets/user/{account[0]}/project/{account[1]}/{query}")
+    body = _refused(answer, name)
+    assert answer.status_code == 422, body
+    assert body["error"] == "InconsistentInputError"
+    fine = client.get(f"/api/v1/budgets/user/{account[0]}/project/{account[1]}/replay")
+    assert fine.status_code == 200, fine.text
 
 
 def test_a_server_side_failure_answers_no_internals() -> None:

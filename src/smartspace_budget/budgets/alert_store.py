@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from smartspace_budget.errors import NotFoundError
 from smartspace_budget.models import SpendingAlert
+from smartspace_budget.models.alerts import newest_first
 
 if TYPE_CHECKING:
     from smartspace_budget.backend.base import Backend
@@ -183,7 +184,7 @@ class MemoryAlertStore:
             and (project_id is None or alert.project_id == project_id)
             and (include_acknowledged or not alert.acknowledged)
         ]
-        return sorted(found, key=lambda a: a.created_at, reverse=True)[:limit]
+        return newest_first(found)[:limit]
 
     def _keep(self, alert: SpendingAlert) -> None:
         self._alerts[alert.alert_id] = alert

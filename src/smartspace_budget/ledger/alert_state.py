@@ -58,6 +58,7 @@ from smartspace_budget.ledger.engine import read_options
 from smartspace_budget.ledger.metadata import metadata
 from smartspace_budget.ledger.tables import ID_LENGTH, UTCDateTime
 from smartspace_budget.models import SpendingAlert
+from smartspace_budget.models.alerts import newest_first
 
 if TYPE_CHECKING:
     from smartspace_budget.ledger.ledger import Ledger
@@ -269,7 +270,8 @@ class AlertState:
         include_acknowledged: bool = False,
         limit: int = 1000,
     ) -> list[SpendingAlert]:
-        """Alerts raised at or after ``since``, newest first."""
+        """Alerts raised at or after ``since``, newest first (those of one instant in the
+        order of :func:`~smartspace_budget.models.alerts.newest_first`)."""
         query = select(alert_state).where(alert_state.c.created_at >= since)
         if user_id is not None:
             query = query.where(alert_state.c.user_id == user_id)
@@ -280,7 +282,7 @@ class AlertState:
         query = query.order_by(alert_state.c.created_at.desc()).limit(limit)
         async with self._transaction(write=False) as conn:
             rows = (await conn.execute(query)).all()
-        return [_stored(row) for row in rows]
+        return newest_first(_stored(row) for row in rows)
 
     async def count(self) -> int:
         """How many alerts are kept (for tests and operators)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -10,7 +11,7 @@ from uuid import uuid4
 
 from pydantic import Field, field_validator
 
-from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel
+from smartspace_budget.models._base import Money, NonNegativeMoney, SpecModel, dumps, loads
 
 __all__ = [
     "AlertLevel",
@@ -18,6 +19,7 @@ __all__ = [
     "SpendingAlert",
     "SpendingThreshold",
     "ThresholdType",
+    "newest_first",
 ]
 
 
@@ -148,3 +150,31 @@ class SpendingAlert(SpecModel):
     acknowledged_at: datetime | None = None
     threshold_id: str | None = None
     period_start: datetime | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _json_data(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Metadata is JSON data, kept as its JSON text reads back (instants as RFC 3339
+        text, whole numbers as ints, others as exact Decimals): an alert then equals itself
+        stored in the ledger's table, kept in a process's memory or read over HTTP."""
+        data: dict[str, Any] = loads(dumps(value))
+        return data
+
+
+def newest_first(alerts: Iterable[SpendingAlert]) -> list[SpendingAlert]:
+    """``alerts`` newest first. The alerts of one check share its instant; among them the
+    order is fixed by what they say (account, kind, title, threshold), so every alert store
+    (the ledger's table, a process's memory) lists the same alerts in the same order."""
+    ordered = sorted(
+        alerts,
+        key=lambda a: (
+            a.user_id,
+            a.project_id,
+            a.alert_type.value,
+            a.title,
+            a.threshold_id or "",
+            a.alert_id,
+        ),
+    )
+    ordered.sort(key=lambda a: a.created_at, reverse=True)  # stable: ties keep the above
+    return ordered

@@ -29,6 +29,7 @@ __all__ = [
     "IDEMPOTENCY_KEY_PATTERN",
     "ID_PATTERN",
     "MAX_ID_LENGTH",
+    "TARGET_PATTERN",
     "Identifier",
     "check_id",
     "id_problem",
@@ -93,6 +94,13 @@ surrogates, which no UTF-8 text holds and not every regex engine can name, are l
 the pattern but refused all the same."""
 
 _ID_CHARS = re.compile(_class() + "+")
+
+TARGET_PATTERN = (
+    f"^{_class(surrogates=False)[:-1]}/]{{1,{MAX_ID_LENGTH}}}"
+    f"/{_class(surrogates=False)}{{1,{MAX_ID_LENGTH}}}$"
+)
+"""A ``provider/model`` target (a replay's): two ids split at the first ``/``, so the
+provider holds no ``/`` and the model may (``openrouter/meta-llama/llama-3-70b``)."""
 
 
 def id_problem(value: str) -> str | None:

@@ -25,7 +25,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from smartspace_budget.errors import InvalidInputError, SmartspaceBudgetError
+from smartspace_budget.errors import (
+    InconsistentInputError,
+    InvalidInputError,
+    SmartspaceBudgetError,
+)
 from smartspace_budget.models import (
     CostAnomaly,
     CostEstimate,
@@ -861,7 +865,7 @@ class PricingEngine:
                 raise InvalidInputError("period is a spending period or a (start, end) pair")
             start, end = _instant(period[0]), _instant(period[1])
             if end < start:
-                raise InvalidInputError("the period's end is before its start")
+                raise InconsistentInputError("the period's end is before its start", field="end")
         else:
             if not isinstance(self.backend, _SpendingReader):
                 raise InvalidInputError("a spending period needs a backend with accounts")

@@ -40,6 +40,7 @@ from typing import Any, Protocol, runtime_checkable
 from smartspace_budget.errors import InvalidInputError, SmartspaceBudgetError
 from smartspace_budget.models import PricingData, PricingModel
 from smartspace_budget.models.dimensions import DIMENSIONS, NESTS_IN, Usage
+from smartspace_budget.models.ids import id_problem
 from smartspace_budget.models.replay import (
     LINEAR_COLUMNS,
     LinearCase,
@@ -86,18 +87,29 @@ class UsageShapeSource(Protocol):
 
 
 def parse_target(target: object) -> tuple[str, str]:
-    """``"provider/model"`` or a ``(provider, model)`` pair."""
+    """``"provider/model"`` (split at the first ``/``: a provider holds none, a model may)
+    or a ``(provider, model)`` pair, each part in the id grammar (:mod:`..models.ids`) and
+    taken exactly as written: ``" openai"`` is refused, never read as ``"openai"``."""
+    parts: tuple[object, object] | None = None
     if isinstance(target, str):
         provider, slash, model = target.partition("/")
-        if slash and provider.strip() and model.strip():
-            return provider.strip(), model.strip()
-    elif (
-        isinstance(target, tuple | list)
-        and len(target) == 2
-        and all(isinstance(part, str) and part.strip() for part in target)
-    ):
-        return target[0].strip(), target[1].strip()
-    raise InvalidInputError(f"a target is 'provider/model' or a (provider, model) pair: {target!r}")
+        if slash:
+            parts = (provider, model)
+    elif isinstance(target, tuple | list) and len(target) == 2:
+        parts = (target[0], target[1])
+    if parts is not None and all(isinstance(part, str) for part in parts):
+        provider, model = str(parts[0]), str(parts[1])
+        for name, value in (("provider", provider), ("model", model)):
+            problem = id_problem(value)
+            if problem is not None:
+                raise InvalidInputError(
+                    f"target {target!r:.80}: its {name} {problem}", field="target"
+                )
+        return provider, model
+    raise InvalidInputError(
+        f"a target is 'provider/model' or a (provider, model) pair: {target!r:.80}",
+        field="target",
+    )
 
 
 def _half_even(numerator: int, denominator: int) -> int:

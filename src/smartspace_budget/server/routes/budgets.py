@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 from starlette.responses import Response
 
 from smartspace_budget.budgets.budget_tracker import BudgetTracker
@@ -26,16 +27,17 @@ from smartspace_budget.models import (
     SpendingSummary,
 )
 from smartspace_budget.models._base import IsoDatetime
+from smartspace_budget.models.ids import MAX_ID_LENGTH, TARGET_PATTERN, Identifier
 from smartspace_budget.models.output_sketch import DEFAULT_MIN_SAMPLES, OutputHistory
 from smartspace_budget.models.replay import ReplayReport, UsageShape
 from smartspace_budget.periods import SpendingPeriod
 from smartspace_budget.pricing.prediction import OutputHistorySource
-from smartspace_budget.pricing.replay import UsageShapeSource
+from smartspace_budget.pricing.replay import UsageShapeSource, parse_target
 from smartspace_budget.server.auth import Caller
 from smartspace_budget.server.context import READ_ERRORS, SERIES_ERRORS, Ctx, path_id
 from smartspace_budget.server.responses import DecimalJSONResponse, Extended, spec_shaped
 
-__all__ = ["MAX_SERIES_WINDOWS", "router"]
+__all__ = ["MAX_REPLAY_TARGETS", "MAX_SERIES_WINDOWS", "router"]
 
 router = APIRouter(prefix="/api/v1/budgets", tags=["budgets"])
 
@@ -161,8 +163,8 @@ async def get_output_history(
     project_id: str,
     caller: Caller,
     ctx: Ctx,
-    provider: Annotated[str, Query(min_length=1, max_length=200)],
-    model: Annotated[str, Query(min_length=1, max_length=200)],
+    provider: Annotated[Identifier, Query(description="Provider id (the id grammar).")],
+    model: Annotated[Identifier, Query(description="Model id (the id grammar).")],
     min_samples: Annotated[int, Query(ge=1, le=1_000_000)] = DEFAULT_MIN_SAMPLES,
 ) -> Response:
     """How many output tokens past calls to ``provider/model`` produced (a log-bucket
@@ -179,56 +181,95 @@ async def get_output_history(
     return DecimalJSONResponse(history)
 
 
-@router.get(ACCOUNT + "/usage-shapes", response_model=list[UsageShape], responses=READ_ERRORS)
+Start = Annotated[IsoDatetime, Query(description="First instant (RFC 3339 with offset).")]
+End = Annotated[IsoDatetime, Query(description="End of the window, excluded (RFC 3339).")]
+
+
+@router.get(ACCOUNT + "/usage-shapes", response_model=list[UsageShape], responses=SERIES_ERRORS)
 async def get_usage_shapes(
-    user_id: str, project_id: str, start: datetime, end: datetime, caller: Caller, ctx: Ctx
+    user_id: str, project_id: str, start: Start, end: End, caller: Caller, ctx: Ctx
 ) -> Response:
     """The account's usage in ``[start, end)`` grouped by model, UTC minute and usage in
-    every dimension, with the calls and what they were charged (what a replay re-prices)."""
+    every dimension, with the calls and what they were charged (what a replay re-prices).
+    An ``end`` before ``start`` is a 422."""
     user, project = _account(caller, user_id, project_id)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise InvalidInputError("start and end must be timezone-aware")
     if end < start:
-        raise InvalidInputError("end is before start")
+        raise InconsistentInputError("end is before start", field="end")
     backend = ctx.backend
     if not isinstance(backend, UsageShapeSource):
         raise InvalidInputError("this service's backend cannot group usage")
     return DecimalJSONResponse(await backend.get_usage_shapes(user, project, start, end))
 
 
-@router.get(ACCOUNT + "/replay", response_model=ReplayReport, responses=READ_ERRORS)
+MAX_REPLAY_TARGETS = 50
+"""Most targets one replay request may name."""
+
+Target = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=2 * MAX_ID_LENGTH + 1,
+        json_schema_extra={"pattern": TARGET_PATTERN},
+    ),
+]
+
+
+@router.get(ACCOUNT + "/replay", response_model=ReplayReport, responses=SERIES_ERRORS)
 async def get_replay(
     user_id: str,
     project_id: str,
     caller: Caller,
     ctx: Ctx,
     target: Annotated[
-        list[str] | None,
-        Query(description="provider/model to re-price on, repeatable; default: those used"),
+        list[Target] | None,
+        Query(
+            max_length=MAX_REPLAY_TARGETS,
+            description=(
+                "provider/model to re-price on (split at the first '/', each part an id), "
+                f"repeatable up to {MAX_REPLAY_TARGETS} times; default: the models used"
+            ),
+        ),
     ] = None,
-    period: SpendingPeriod = SpendingPeriod.MONTHLY,
-    at: At = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    period: Annotated[
+        SpendingPeriod | None,
+        Query(description="Calendar window to replay (default monthly); not with start/end."),
+    ] = None,
+    at: Annotated[
+        IsoDatetime | None,
+        Query(
+            description="Instant whose period window is wanted (default now); not with start/end."
+        ),
+    ] = None,
+    start: Annotated[
+        IsoDatetime | None, Query(description="First instant of an explicit window (with end).")
+    ] = None,
+    end: Annotated[
+        IsoDatetime | None, Query(description="End of an explicit window, excluded (with start).")
+    ] = None,
 ) -> Response:
     """The account's real usage in a period re-priced on each target model.
 
-    The window is the account's ``period`` containing ``at`` (the current one by default),
-    or ``start``-``end``. Every recorded dimension of every call is priced on each target at
-    the prices in force at the call's minute, each call rounded as a charge is; calls a
-    target cannot serve are counted by reason. See ``PricingEngine.replay``.
+    The window is the account's ``period`` containing ``at`` (the current month by
+    default), or ``start``-``end``: both or neither, and not together with ``period`` or
+    ``at`` (422 otherwise, and for an ``end`` before ``start``). Every recorded dimension of
+    every call is priced on each target at the prices in force at the call's minute, each
+    call rounded as a charge is; calls a target cannot serve are counted by reason. See
+    ``PricingEngine.replay``.
     """
     from smartspace_budget.pricing.pricing_engine import PricingEngine
 
+    targets = None if target is None else [parse_target(item) for item in target]
     user, project = _account(caller, user_id, project_id)
-    if (start is None) != (end is None):
-        raise InvalidInputError("start and end go together")
-    window: SpendingPeriod | tuple[datetime, datetime] = period
-    if start is not None and end is not None:
-        if start.tzinfo is None or end.tzinfo is None:
-            raise InvalidInputError("start and end must be timezone-aware")
+    window: SpendingPeriod | tuple[datetime, datetime] = period or SpendingPeriod.MONTHLY
+    if start is not None or end is not None:
+        if start is None or end is None:
+            missing = "start" if start is None else "end"
+            raise InconsistentInputError("start and end go together", field=missing)
+        if period is not None or at is not None:
+            raise InconsistentInputError(
+                "give either period (and at) or start and end, not both",
+                field="period" if period is not None else "at",
+            )
         window = (start, end)
-    if target is not None and len(target) > 50:
-        raise InvalidInputError("at most 50 targets per replay")
-    report = await PricingEngine(ctx.backend).replay(user, project, window, target, at=at)
+    report = await PricingEngine(ctx.backend).replay(user, project, window, targets, at=at)
     return DecimalJSONResponse(report)
