@@ -356,38 +356,23 @@ class Guard:
         if isinstance(usage, PartialUsage):
             usage = self._left_usage(call, usage)
         call.usage = usage
-        pricing: PricingData | None = None
-        charged: Charge | None = None
-        if usage is not None:
-            try:
-                pricing = await pricing_at(
-                    self.pricing_engine, call.provider, call.model, call.started_at
-                )
-                charged = charge(
-                    pricing,
-                    usage,
-                    call.estimate.platform_fee_percent,
-                    call.reserved_amount,
-                    self._usdc_per_unit(pricing.price_currency),
-                    at=call.started_at,
-                )
-            except Exception:
-                log.exception(
-                    "could not price %s/%s; charging the reservation", call.provider, call.model
-                )
         counts = usage
-        if usage is None and call.streamed_output_tokens > call.estimate.output_tokens:
+        streamed_only = usage is None and call.streamed_output_tokens > call.estimate.output_tokens
+        if streamed_only:
             # Usage unknown, but more output was streamed than the hold covered: charge at
             # least what was seen (a prediction never holds less than what streamed).
             counts = ProviderUsage(
                 input_tokens=call.estimate.input_tokens,
                 output_tokens=call.streamed_output_tokens,
             )
+        pricing: PricingData | None = None
+        charged: Charge | None = None
+        if counts is not None:
             try:
                 pricing = await pricing_at(
                     self.pricing_engine, call.provider, call.model, call.started_at
                 )
-                seen = charge(
+                charged = charge(
                     pricing,
                     counts,
                     call.estimate.platform_fee_percent,
@@ -395,11 +380,13 @@ class Guard:
                     self._usdc_per_unit(pricing.price_currency),
                     at=call.started_at,
                 )
-                charged = Charge(
-                    max(seen.amount, call.reserved_amount), seen.priced, True, seen.unpriced
-                )
+                if streamed_only:  # a floor, not the bill: never below the hold, an estimate
+                    amount = max(charged.amount, call.reserved_amount)
+                    charged = Charge(amount, charged.priced, True, charged.unpriced)
             except Exception:
-                log.exception("could not price the streamed output of %s", call.request_id)
+                log.exception(
+                    "could not price %s/%s; charging the reservation", call.provider, call.model
+                )
         is_estimate = charged is None or charged.at_hold or partial
         actual = call.reserved_amount if charged is None else charged.amount
         unpriced = {} if charged is None else charged.unpriced
