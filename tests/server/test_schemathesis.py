@@ -65,6 +65,25 @@ def _plain_numbers(value: Any) -> Any:
     return value
 
 
+def _sendable_id(value: object) -> bool:
+    return not isinstance(value, str) or not any(
+        char == "\ufffd" or "\ud800" <= char <= "\udfff" for char in value
+    )
+
+
+@schemathesis.hook
+def filter_path_parameters(ctx: Any, path_parameters: dict[str, Any] | None) -> bool:
+    """Leave out path ids holding U+FFFD or a lone surrogate.
+
+    The id pattern excludes both and the service refuses both (issue 16: a decoder's
+    replacement character never names an account). One full run drew such a path id
+    (`%EF%BF%BD` on the wire) for a positive case all the same, on both databases: a
+    surrogate, which has no UTF-8 form, written out as U+FFFD. No client can send the
+    drawn value, so it says nothing about the service.
+    """
+    return all(_sendable_id(value) for value in (path_parameters or {}).values())
+
+
 @schemathesis.serializer("application/json")
 def _json_in_plain_decimals(ctx: SerializationContext, value: Any) -> bytes:
     if value is None:
