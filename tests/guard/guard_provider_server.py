@@ -43,6 +43,7 @@ class Behaviour:
     reasoning_tokens: int = 0
     input_audio_tokens: int = 0
     output_audio_tokens: int = 0
+    input_image_tokens: int = 0
     web_searches: int = 0
     file_searches: int = 0
     web_fetches: int = 0
@@ -327,9 +328,31 @@ class ProviderServer:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    # -- OpenAI images --------------------------------------------------------------------
+
+    async def images(self, request: Request) -> Response:
+        """``images.generate``: one tiny PNG per image; usage in the Images API's terms
+        (``input_tokens`` text and image, ``output_tokens`` all image tokens)."""
+        body = await self._record(request)
+        b = self.behaviour
+        if b.mode == "http_error":
+            return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
+        images = [{"b64_json": "iVBORw0KGgo="} for _ in range(body.get("n") or 1)]
+        usage = {
+            "input_tokens": b.input_tokens,
+            "input_tokens_details": {
+                "text_tokens": b.input_tokens - b.input_image_tokens,
+                "image_tokens": b.input_image_tokens,
+            },
+            "output_tokens": b.output_tokens,
+            "total_tokens": b.input_tokens + b.output_tokens,
+        }
+        return JSONResponse({"created": 1_700_000_000, "data": images, "usage": usage})
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
+                Route("/v1/images/generations", self.images, methods=["POST"]),
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/responses", self.responses, methods=["POST"]),
                 Route("/v1/messages", self.messages, methods=["POST"]),

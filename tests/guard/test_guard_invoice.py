@@ -26,6 +26,7 @@ from tests.guard.guard_provider_server import ProviderServer
 
 from smartspace_budget.backend.local import LocalBackend
 from smartspace_budget.guard import Guard, with_platform_fee
+from smartspace_budget.guard.sdk_calls import image_output_tokens
 from smartspace_budget.ledger.tables import entries, reservations
 from smartspace_budget.money import from_nano
 from smartspace_budget.pricing import PricingEngine
@@ -543,3 +544,42 @@ async def test_an_images_call_in_a_request_block_is_charged_the_invoice(
     [entry] = await usage_entries(local)
     assert entry["charged"] == expected
     assert entry["detail"] == {"input_image_tokens": 300, "output_image_tokens": 4160}
+
+
+async def test_openai_images_are_guarded_and_charged_the_invoice(
+    server: ProviderServer, guard: Guard, local: LocalBackend, oai: openai.AsyncOpenAI
+) -> None:
+    """``images.generate`` through the guarded client: held for the largest output its size,
+    quality and ``n`` allow, charged the image tokens it reports at the image prices."""
+    server.behaviour.input_tokens, server.behaviour.output_tokens = 20, 2_112
+    guarded = guard.wrap(oai)
+    answer = await guarded.images.generate(
+        model="gpt-image-1", prompt="a lighthouse at dawn", size="1024x1024", quality="medium", n=2
+    )
+    assert len(answer.data or []) == 2
+    (entry,) = await usage_entries(local)
+    expected = invoice("openai", "gpt-image-1", input_tokens=20, output_tokens=2_112)
+    assert entry["charged"] == expected
+    assert not entry["estimate"]
+    assert entry["output"] == 2_112
+    (held,) = await holds(local)
+    # 2 medium 1024x1024 images: 2 x 1,056 output tokens held at gpt-image-1's output price.
+    assert held >= invoice("openai", "gpt-image-1", input_tokens=5, output_tokens=2 * 1_056)
+
+
+def test_image_holds_cover_the_largest_image_the_request_allows() -> None:
+    assert image_output_tokens({"size": "1024x1024", "quality": "low"}) == 272
+    assert image_output_tokens({"size": "1536x1024", "quality": "high", "n": 3}) == 3 * 6_208
+    assert image_output_tokens({}) == 6_240  # size and quality "auto": the largest
+    assert image_output_tokens({"size": "256x256", "quality": "standard", "n": True}) == 6_240
+
+
+async def test_a_refused_image_call_releases_its_hold(
+    server: ProviderServer, guard: Guard, local: LocalBackend, oai: openai.AsyncOpenAI
+) -> None:
+    server.behaviour.mode = "http_error"
+    with pytest.raises(openai.APIStatusError):
+        await guard.wrap(oai).images.generate(model="gpt-image-1", prompt="x", n=1)
+    assert await usage_entries(local) == []
+    balance = await local.get_balance(USER, PROJECT)
+    assert balance.reserved_amount == 0

@@ -33,6 +33,7 @@ from smartspace_budget.guard.usage import (
     PartialUsage,
     anthropic_usage,
     openai_chat_completion_usage,
+    openai_images_usage,
     openai_response_usage,
     openai_stream_event_usage,
 )
@@ -40,12 +41,14 @@ from smartspace_budget.guard.usage import (
 __all__ = [
     "ANTHROPIC_MESSAGES",
     "OPENAI_CHAT",
+    "OPENAI_IMAGES",
     "OPENAI_RESPONSES",
     "Method",
     "Proxy",
     "RawResponse",
     "guarded_async",
     "guarded_sync",
+    "image_output_tokens",
     "open_guarded_call",
     "provider_refused",
     "with_usage",
@@ -132,6 +135,53 @@ ANTHROPIC_MESSAGES = Method(
     response_usage=lambda response: anthropic_usage(getattr(response, "usage", None)),
     new_observer=_anthropic_stream_observer,
 )
+
+
+# Output tokens of one image of the gpt-image models, by size and quality (OpenAI's image
+# generation guide). "auto" (or a size the table does not know) is held at the largest.
+_IMAGE_TOKENS = {
+    "1024x1024": {"low": 272, "medium": 1056, "high": 4160},
+    "1024x1536": {"low": 408, "medium": 1584, "high": 6240},
+    "1536x1024": {"low": 400, "medium": 1568, "high": 6208},
+}
+
+
+def image_output_tokens(kwargs: dict[str, Any]) -> int:
+    """The most image tokens an Images API call can produce: per image by its size and
+    quality (the largest where they are ``auto`` or unknown), times ``n``."""
+    sizes = [kwargs["size"]] if kwargs.get("size") in _IMAGE_TOKENS else list(_IMAGE_TOKENS)
+    quality = kwargs.get("quality")
+    qualities = [quality] if quality in ("low", "medium", "high") else ["high"]
+    per_image = max(_IMAGE_TOKENS[size][q] for size in sizes for q in qualities)
+    n = kwargs.get("n")
+    images = n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
+    return per_image * images
+
+
+def _openai_image_stream_observer() -> Observer:
+    seen: list[ProviderUsage] = []
+
+    def observe(event: Any) -> None:
+        kind = getattr(event, "type", None)
+        if isinstance(kind, str) and kind.endswith(".completed"):
+            usage = openai_images_usage(event)
+            if usage is not None:
+                seen.append(usage)
+
+    return observe, lambda: seen[-1] if seen else None, None
+
+
+OPENAI_IMAGES = Method(
+    provider="openai",
+    read_request=lambda kw: (
+        [{"role": "user", "content": kw.get("prompt") or ""}],
+        image_output_tokens(kw),
+    ),
+    response_usage=openai_images_usage,
+    new_observer=_openai_image_stream_observer,
+)
+"""``images.generate`` and ``images.edit``: the prompt is held as input, the largest output
+the request can produce as output; input images of an edit are charged as reported."""
 
 
 def provider_refused(exc: BaseException) -> bool:

@@ -3,7 +3,7 @@
 ``guard.wrap(client)`` returns a proxy: the guarded methods are ``create``, ``parse`` and
 the ``stream`` helper of ``chat.completions`` and ``responses`` (OpenAI), and
 ``messages.create`` and ``messages.stream`` (Anthropic), streaming or not, also through
-``with_raw_response``; ``with_streaming_response`` is refused (its usage cannot be seen).
+``with_raw_response``, and OpenAI's ``images.generate`` and ``images.edit``; ``with_streaming_response`` is refused (its usage cannot be seen).
 Everything else is the client's own attribute, untouched. The client itself is not modified.
 How one call is guarded is :mod:`smartspace_budget.guard.sdk_calls`.
 """
@@ -18,6 +18,7 @@ from smartspace_budget.guard.core import Guard
 from smartspace_budget.guard.sdk_calls import (
     ANTHROPIC_MESSAGES,
     OPENAI_CHAT,
+    OPENAI_IMAGES,
     OPENAI_RESPONSES,
     Method,
     Proxy,
@@ -91,6 +92,23 @@ class _Guarded(Proxy):
             "with_streaming_response is not guarded (the guard cannot see its usage); use "
             "create(stream=True) or with_raw_response"
         )
+
+
+class _GuardedImages(_Guarded):
+    """OpenAI's Images API: ``generate`` and ``edit`` under the guard."""
+
+    def generate(self, **kwargs: Any) -> Any:
+        """The SDK's ``images.generate``, under the guard (same arguments, same result)."""
+        return self._run(self._target.generate, kwargs)
+
+    def edit(self, **kwargs: Any) -> Any:
+        """The SDK's ``images.edit``, under the guard (same arguments, same result)."""
+        return self._run(self._target.edit, kwargs)
+
+    def _run(self, method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        if self._is_async:
+            return guarded_async(self._guard, self._spec, method, kwargs)
+        return guarded_sync(self._guard, self._spec, method, kwargs)
 
 
 class _GuardedMessages(_Guarded):
@@ -186,7 +204,8 @@ class _RawAnthropic(Proxy):
 
 
 class GuardedOpenAI(_GuardedClient):
-    """An ``OpenAI``/``AsyncOpenAI`` client whose chat completions and responses are guarded."""
+    """An ``OpenAI``/``AsyncOpenAI`` client whose chat completions, responses and images
+    (``generate``, ``edit``) are guarded."""
 
     def __init__(self, client: Any, guard: Guard, is_async: bool) -> None:
         super().__init__(client)
@@ -195,6 +214,7 @@ class GuardedOpenAI(_GuardedClient):
         self.responses = _GuardedOpenAIResource(
             client.responses, guard, OPENAI_RESPONSES, is_async, openai_responses_final_usage, False
         )
+        self.images = _GuardedImages(client.images, guard, OPENAI_IMAGES, is_async)
 
     @property
     def with_raw_response(self) -> Any:
