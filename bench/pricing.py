@@ -164,7 +164,7 @@ def throughput(
     import genai_prices
     import litellm
     import tiktoken
-    import tokencost  # type: ignore[import-untyped]
+    import tokencost
 
     from smartspace_budget.models import CostEstimate, CostLine
     from smartspace_budget.models._trusted import builder
