@@ -3,8 +3,9 @@
 ``guard.wrap(client)`` returns a proxy: the guarded methods are ``create``, ``parse`` and
 the ``stream`` helper of ``chat.completions`` and ``responses`` (OpenAI), and
 ``messages.create`` and ``messages.stream`` (Anthropic), streaming or not, also through
-``with_raw_response``, and OpenAI's ``images.generate`` and ``images.edit``; ``with_streaming_response`` is refused (its usage cannot be seen).
-Everything else is the client's own attribute, untouched. The client itself is not modified.
+``with_raw_response``, and OpenAI's ``images.generate`` and ``images.edit``;
+``with_streaming_response`` is refused (its usage cannot be seen). Everything else is the
+client's own attribute, untouched. The client itself is not modified.
 How one call is guarded is :mod:`smartspace_budget.guard.sdk_calls`.
 """
 
