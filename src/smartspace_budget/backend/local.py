@@ -249,7 +249,7 @@ class LocalBackend(CachedReads):
     async def get_ledger(self) -> Ledger:
         """The ledger, opened in this event loop if needed, within the deadline (the
         monitor's alert memory lives in its database)."""
-        return await self._within(lambda: self._ledger_now())
+        return await self._within(self._ledger_now)
 
     async def _ledger_now(self) -> Ledger:
         return (await self._parts()).ledger

@@ -505,6 +505,34 @@ def _add_messages(
     tally.tokens += plan.primer
 
 
+def _quick_estimate(text: str, model: Any, provider: Any, *, as_chat: bool) -> TokenEstimate | None:
+    """The hot path of :func:`estimate_tokens` and :func:`estimate_chat_text`, or ``None``.
+
+    It answers when the names were planned before (so validated), the vocabulary is loaded
+    and the text is one piece: the same count and fields as the general path (for a chat,
+    the text plus the role, the per-message formatting and the reply primer).
+    """
+    if type(model) is not str or (provider is not None and type(provider) is not str):
+        return None
+    plan = _plans.get((model, provider))
+    if plan is None or len(text) > CHUNK_CHARS:
+        return None
+    encoding = _encodings.get(plan.encoding)
+    if encoding is None:
+        return None
+    count = len(encoding.encode_ordinary(text))
+    if as_chat:
+        count += plan.per_message + plan.primer
+        if plan.count_roles:
+            count += _role_tokens(plan.encoding, encoding.encode_ordinary)
+    if plan.scaled:
+        count = _scale(count, _ratio_of(plan, text))
+    fields = plan.fields.copy()
+    fields["token_count"] = count
+    fields["character_count"] = len(text)
+    return _token_estimate(fields)
+
+
 def estimate_tokens(
     text: str | Sequence[Mapping[str, Any]], model: str, provider: str | None = None
 ) -> TokenEstimate:
@@ -513,21 +541,10 @@ def estimate_tokens(
     Never raises for a missing tokenizer (the estimate becomes ``heuristic``); raises
     :class:`InvalidInputError` for input that is neither text nor a list of messages.
     """
-    if type(text) is str and type(model) is str and (provider is None or type(provider) is str):
-        # Hot path: names already planned (so already validated), vocabulary loaded, text
-        # short enough for one piece. The same count and fields as the general path below.
-        plan = _plans.get((model, provider))
-        if plan is not None and len(text) <= CHUNK_CHARS:
-            encoding = _encodings.get(plan.encoding)
-            if encoding is not None:
-                # What _estimate makes of one piece counted with a loaded encoding.
-                count = len(encoding.encode_ordinary(text))
-                if plan.scaled:
-                    count = _scale(count, _ratio_of(plan, text))
-                fields = plan.fields.copy()
-                fields["token_count"] = count
-                fields["character_count"] = len(text)
-                return _token_estimate(fields)
+    if type(text) is str:
+        quick = _quick_estimate(text, model, provider, as_chat=False)
+        if quick is not None:
+            return quick
     if not isinstance(model, str) or not model.strip():
         raise InvalidInputError("model must be a non-empty string")
     if provider is not None and not isinstance(provider, str):
@@ -601,21 +618,10 @@ def estimate_chat_text(text: str, model: str, provider: str | None = None) -> To
     calibrated family), which is what the guard counts for a chat call; but
     ``character_count`` is the text's own, as per-character prices bill it.
     """
-    if type(text) is str and type(model) is str and (provider is None or type(provider) is str):
-        # Hot path, as estimate_tokens': the same count as the message list below.
-        plan = _plans.get((model, provider))
-        if plan is not None and len(text) <= CHUNK_CHARS:
-            encoding = _encodings.get(plan.encoding)
-            if encoding is not None:
-                count = len(encoding.encode_ordinary(text)) + plan.per_message + plan.primer
-                if plan.count_roles:
-                    count += _role_tokens(plan.encoding, encoding.encode_ordinary)
-                if plan.scaled:
-                    count = _scale(count, _ratio_of(plan, text))
-                fields = plan.fields.copy()
-                fields["token_count"] = count
-                fields["character_count"] = len(text)
-                return _token_estimate(fields)
+    if type(text) is str:
+        quick = _quick_estimate(text, model, provider, as_chat=True)
+        if quick is not None:
+            return quick
     if not isinstance(text, str):
         raise InvalidInputError(f"text must be a string, not {type(text).__name__}")
     estimate = estimate_tokens([{"role": _CHAT_ROLE, "content": text}], model, provider)
